@@ -1,0 +1,99 @@
+//go:build sioengine
+
+// Command siobench-server is the Go side of the side-by-side benchmarks: the
+// realtime engine configured like testdata/bench/node-server.cjs, so that
+// cmd/sioload measures both servers on the same contract.
+//
+// Contract: Socket.IO at /socket.io/, ping 25s/20s; a connection joins the
+// room named by its handshake query "room"; event "publish"(room, payload)
+// broadcasts "msg"(payload) to that room; event "echo" acks with its args.
+//
+// Usage: siobench-server [-addr 127.0.0.1:3001]; prints "listening <port>"
+// when ready and nothing per message.
+//
+// The sioengine build tag keeps the build green while the realtime package is
+// being written; testdata/bench/compare.sh builds with it.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
+)
+
+// Heartbeat of the bench contract, equal to the Node server's.
+const (
+	pingInterval = 25 * time.Second
+	pingTimeout  = 20 * time.Second
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:3001", "listen address")
+	flag.Parse()
+	if err := run(*addr); err != nil {
+		fmt.Fprintln(os.Stderr, "siobench-server:", err)
+		os.Exit(1)
+	}
+}
+
+func run(addr string) error {
+	srv := realtime.NewServer(realtime.Options{
+		Engine: engineio.Options{PingInterval: pingInterval, PingTimeout: pingTimeout},
+	})
+	defer srv.Close()
+	nsp := srv.Of("/")
+	nsp.OnConnection(func(s *realtime.Socket) {
+		if room := s.Handshake().Query.Get("room"); room != "" {
+			s.Join(room)
+		}
+		s.On("publish", func(s *realtime.Socket, args []any, ack realtime.AckFunc) {
+			if len(args) == 0 {
+				return
+			}
+			room, _ := args[0].(string)
+			nsp.To(room).Emit("msg", args[1:]...)
+		})
+		s.On("echo", func(s *realtime.Socket, args []any, ack realtime.AckFunc) {
+			if ack != nil {
+				ack(args...)
+			}
+		})
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle("/socket.io/", srv)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	fmt.Printf("listening %d\n", ln.Addr().(*net.TCPAddr).Port)
+
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serving: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	// Shutdown does not close hijacked websockets; srv.Close (deferred) does.
+	hs.Shutdown(shutdownCtx)
+	return nil
+}
