@@ -1,0 +1,210 @@
+package engineio
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Defaults taken from the Node reference server (engine.io 6.x), so that a
+// client tuned for Node behaves the same against this server.
+const (
+	DefaultPingInterval      = 25 * time.Second
+	DefaultPingTimeout       = 20 * time.Second
+	DefaultMaxPayload        = 1_000_000 // Node maxHttpBufferSize
+	DefaultUpgradeTimeout    = 10 * time.Second
+	DefaultMaxQueuedMessages = 1024
+	DefaultWriteTimeout      = 10 * time.Second
+)
+
+// Transport names as they appear in the "transport" query parameter.
+const (
+	TransportPolling   = "polling"
+	TransportWebSocket = "websocket"
+)
+
+// Options configure a Server. Zero values mean Node engine.io defaults.
+type Options struct {
+	// PingInterval is how often the server sends a ping. Default: 25s.
+	PingInterval time.Duration
+	// PingTimeout is how long the server waits for the pong. Default: 20s.
+	PingTimeout time.Duration
+	// MaxPayload bounds one polling POST body and one websocket frame, in
+	// bytes; it is announced in the handshake. Default: 1000000.
+	MaxPayload int64
+	// Transports lists the enabled transports, "polling" and/or
+	// "websocket"; order is irrelevant. Default: both.
+	Transports []string
+	// DisableUpgrades keeps polling sessions on polling. Default: false.
+	DisableUpgrades bool
+	// UpgradeTimeout bounds a polling to websocket upgrade; a websocket
+	// that has not completed it in time is dropped and the session stays
+	// on polling. Default: 10s.
+	UpgradeTimeout time.Duration
+	// AllowedOrigins: nil/empty = same origin only (an Origin header whose
+	// host differs from r.Host is refused); "*" allows any origin;
+	// otherwise exact origins like "https://example.com"
+	// (scheme://host[:port]). Requests without an Origin header are always
+	// allowed (non-browser clients).
+	AllowedOrigins []string
+	// AllowRequest, when set, may refuse a handshake (no sid): HTTP 403
+	// {"code":4,"message":<err.Error() or "Forbidden">}.
+	AllowRequest func(r *http.Request) error
+	// MaxQueuedMessages bounds the outgoing queue of one session, in
+	// messages; a session over it is closed with reason "write queue full"
+	// (a slow client must not grow server memory). Default: 1024.
+	MaxQueuedMessages int
+	// WriteTimeout is the deadline of one websocket write. Default: 10s.
+	WriteTimeout time.Duration
+	// Logger receives the server's logs. Default: zap.NewNop().
+	Logger *zap.Logger
+	// OnSession is called once per new session, before any message is
+	// delivered; it must call s.SetHandler. Sessions without a handler
+	// drop their messages.
+	OnSession func(s *Session)
+}
+
+// config is Options with defaults applied and lookups precomputed; one
+// config is shared, read-only, by every session created while it was
+// current.
+type config struct {
+	Options
+	polling, websocket bool
+	anyOrigin          bool
+	origins            map[string]struct{} // lowercased, without trailing slash
+	openPolling        []byte              // "0{...}" without sid is built per session; these hold the tail
+	openWebSocket      []byte
+}
+
+func newConfig(o Options) *config {
+	c := &config{Options: o}
+	if c.PingInterval <= 0 {
+		c.PingInterval = DefaultPingInterval
+	}
+	if c.PingTimeout <= 0 {
+		c.PingTimeout = DefaultPingTimeout
+	}
+	if c.MaxPayload <= 0 {
+		c.MaxPayload = DefaultMaxPayload
+	}
+	if c.UpgradeTimeout <= 0 {
+		c.UpgradeTimeout = DefaultUpgradeTimeout
+	}
+	if c.MaxQueuedMessages <= 0 {
+		c.MaxQueuedMessages = DefaultMaxQueuedMessages
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if len(c.Transports) == 0 {
+		c.polling, c.websocket = true, true
+	}
+	for _, t := range c.Transports {
+		switch t {
+		case TransportPolling:
+			c.polling = true
+		case TransportWebSocket:
+			c.websocket = true
+		}
+	}
+	for _, o := range c.AllowedOrigins {
+		if o == "*" {
+			c.anyOrigin = true
+			continue
+		}
+		if c.origins == nil {
+			c.origins = make(map[string]struct{})
+		}
+		c.origins[normalizeOrigin(o)] = struct{}{}
+	}
+	upgrades := "[]"
+	if c.websocket && !c.DisableUpgrades {
+		upgrades = `["websocket"]`
+	}
+	c.openPolling = openTail(upgrades, c)
+	c.openWebSocket = openTail("[]", c)
+	return c
+}
+
+// openTail renders the part of the open packet after the sid. The five
+// keys are exactly those the protocol test suites assert.
+func openTail(upgrades string, c *config) []byte {
+	b := []byte(`","upgrades":`)
+	b = append(b, upgrades...)
+	b = append(b, `,"pingInterval":`...)
+	b = strconv.AppendInt(b, c.PingInterval.Milliseconds(), 10)
+	b = append(b, `,"pingTimeout":`...)
+	b = strconv.AppendInt(b, c.PingTimeout.Milliseconds(), 10)
+	b = append(b, `,"maxPayload":`...)
+	b = strconv.AppendInt(b, c.MaxPayload, 10)
+	return append(b, '}')
+}
+
+// openPacket builds the open packet "0{...}" for a session id (the id is
+// base64url, so it needs no JSON escaping).
+func (c *config) openPacket(sid string, websocket bool) []byte {
+	tail := c.openPolling
+	if websocket {
+		tail = c.openWebSocket
+	}
+	b := make([]byte, 0, len(`0{"sid":"`)+len(sid)+len(tail))
+	b = append(b, `0{"sid":"`...)
+	b = append(b, sid...)
+	return append(b, tail...)
+}
+
+func (c *config) transportEnabled(t string) bool {
+	switch t {
+	case TransportPolling:
+		return c.polling
+	case TransportWebSocket:
+		return c.websocket
+	}
+	return false
+}
+
+func normalizeOrigin(o string) string {
+	return strings.ToLower(strings.TrimSuffix(o, "/"))
+}
+
+// validOriginChars reports whether the Origin header holds only the bytes
+// Node accepts in a header value (tab, printable ASCII, 0x80-0xff).
+func validOriginChars(o string) bool {
+	for i := 0; i < len(o); i++ {
+		b := o[i]
+		if b != '\t' && (b < 0x20 || b == 0x7f) {
+			return false
+		}
+	}
+	return true
+}
+
+// originAllowed applies AllowedOrigins to a request. A request without an
+// Origin header does not come from a browser page and is always allowed.
+func (c *config) originAllowed(r *http.Request, origin string) bool {
+	if origin == "" {
+		return true
+	}
+	if !validOriginChars(origin) {
+		return false
+	}
+	if c.anyOrigin {
+		return true
+	}
+	if len(c.origins) == 0 {
+		u, err := url.Parse(origin)
+		if err != nil || u.Host == "" {
+			return false
+		}
+		return strings.EqualFold(u.Host, r.Host)
+	}
+	_, ok := c.origins[normalizeOrigin(origin)]
+	return ok
+}

@@ -1,0 +1,165 @@
+package engineio
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+
+	"go.uber.org/zap"
+)
+
+// errStopPayload stops decoding a POST once the session is closed by one
+// of its packets (a close packet, a client ping).
+var errStopPayload = errors.New("session closed by payload")
+
+var (
+	noopPayload  = []byte{typeNoop}
+	closePayload = []byte{typeClose}
+	okBody       = []byte("ok")
+)
+
+// servePoll answers a polling GET: it blocks until something is queued,
+// then returns every queued packet in one payload. Only one GET may be in
+// flight: a second one is refused and closes the session, the first then
+// gets the close packet.
+func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Session) {
+	s.mu.Lock()
+	if s.getActive {
+		s.mu.Unlock()
+		s.closeWith(ReasonTransportError, kindError, false)
+		srv.refuse(w, r, s.cfg, errBadRequest, false)
+		return
+	}
+	s.getActive = true
+	var body []byte
+	for {
+		if s.closed {
+			switch s.kind {
+			case kindGraceful, kindShutdown:
+				pkts := s.takeQueueLocked(nil)
+				pkts = append(pkts, outPacket{typ: typeClose})
+				body = appendPayload(make([]byte, 0, payloadSize(pkts)), pkts)
+			case kindClient:
+				body = noopPayload
+			default:
+				body = closePayload
+			}
+			s.lingering = false
+			break
+		}
+		if s.transport != TransportPolling {
+			// Upgraded while this GET waited: end it cleanly; the queue
+			// now belongs to the websocket.
+			body = noopPayload
+			break
+		}
+		if len(s.queue) > 0 {
+			pkts := s.takeQueueLocked(make([]outPacket, 0, len(s.queue)))
+			body = appendPayload(make([]byte, 0, payloadSize(pkts)), pkts)
+			break
+		}
+		if s.probed {
+			// Upgrading: release the GET so the client can pause polling.
+			body = noopPayload
+			break
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.pollNotify:
+		case <-r.Context().Done():
+			// The client went away; the heartbeat decides whether the
+			// session is dead, as in Node.
+			s.mu.Lock()
+			s.getActive = false
+			fin := s.finalizableLocked()
+			s.mu.Unlock()
+			if fin {
+				s.finalize()
+			}
+			return
+		}
+		s.mu.Lock()
+	}
+	s.getActive = false
+	fin := s.finalizableLocked()
+	s.mu.Unlock()
+	if fin {
+		s.finalize()
+	}
+	if ce := s.log.Check(zap.DebugLevel, "poll response"); ce != nil {
+		ce.Write(zap.Int("bytes", len(body)))
+	}
+	writePollResponse(w, body)
+}
+
+// serveData handles a polling POST: the client's packets. Only one POST
+// may be in flight; a body over MaxPayload is refused with 413 and the
+// session stays open; a malformed packet closes the session.
+func (srv *Server) serveData(w http.ResponseWriter, r *http.Request, s *Session) {
+	s.mu.Lock()
+	if s.postActive {
+		s.mu.Unlock()
+		s.closeWith(ReasonTransportError, kindError, false)
+		srv.refuse(w, r, s.cfg, errBadRequest, false)
+		return
+	}
+	s.postActive = true
+	closed := s.closed
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.postActive = false
+		s.mu.Unlock()
+	}()
+
+	// Engine.IO v4 payloads are text; binary bodies belong to v3.
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/octet-stream" {
+		s.closeWith(ReasonTransportError, kindError, false)
+		srv.refuse(w, r, s.cfg, errBadRequest, false)
+		return
+	}
+	limit := s.cfg.MaxPayload
+	if r.ContentLength > limit {
+		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		// The client went away mid-body; as for a GET, the heartbeat
+		// decides.
+		return
+	}
+	if int64(len(body)) > limit {
+		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	if closed {
+		// A lingering session: the client's packets no longer matter.
+		writeOK(w)
+		return
+	}
+	err = decodePayload(body, func(p packet) error {
+		if !s.handlePacket(p) {
+			return errStopPayload
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStopPayload) {
+		if ce := s.log.Check(zap.DebugLevel, "bad polling payload"); ce != nil {
+			ce.Write(zap.Error(err))
+		}
+		s.closeWith(ReasonParseError, kindError, false)
+		srv.refuse(w, r, s.cfg, errBadRequest, false)
+		return
+	}
+	writeOK(w)
+}
+
+func writeOK(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html")
+	h.Set("Content-Length", "2")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(okBody)
+}

@@ -1,0 +1,335 @@
+// Package engineio is an Engine.IO v4 server (the transport layer under
+// Socket.IO v5): long-polling and websocket transports, upgrades between
+// them, heartbeats and bounded per-session queues. It is a plain
+// net/http handler and does not depend on Caddy.
+package engineio
+
+import (
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
+)
+
+// Shutdown bounds: Close waits this long for sessions to flush and their
+// goroutines to end, then closes their network connections and waits
+// forceCloseGrace more.
+const (
+	shutdownGrace   = 5 * time.Second
+	forceCloseGrace = 2 * time.Second
+)
+
+// Server serves Engine.IO requests. Mount it on a path prefix; it ignores
+// the path itself.
+type Server struct {
+	cfg atomic.Pointer[config]
+
+	mu       sync.Mutex
+	sessions map[string]*Session
+	closing  bool
+	active   int           // running ServeHTTP calls and writer goroutines
+	idle     chan struct{} // closed when active drops to zero while closing
+}
+
+// NewServer returns a Server configured by opts.
+func NewServer(opts Options) *Server {
+	srv := &Server{sessions: make(map[string]*Session)}
+	srv.cfg.Store(newConfig(opts))
+	return srv
+}
+
+// SetOptions replaces the options for new sessions (a config reload);
+// existing sessions keep theirs.
+func (srv *Server) SetOptions(opts Options) {
+	srv.cfg.Store(newConfig(opts))
+}
+
+// SessionCount returns the number of sessions not yet fully closed.
+func (srv *Server) SessionCount() int {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return len(srv.sessions)
+}
+
+// enter registers a running request; it fails once Close has started.
+func (srv *Server) enter() bool {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.closing {
+		return false
+	}
+	srv.active++
+	return true
+}
+
+// track registers a goroutine started on behalf of a running request (so
+// active is not zero and Close cannot have returned yet).
+func (srv *Server) track() {
+	srv.mu.Lock()
+	srv.active++
+	srv.mu.Unlock()
+}
+
+func (srv *Server) leave() {
+	srv.mu.Lock()
+	srv.active--
+	if srv.active == 0 && srv.idle != nil {
+		close(srv.idle)
+		srv.idle = nil
+	}
+	srv.mu.Unlock()
+}
+
+// register adds a new session and starts its heartbeat.
+func (srv *Server) register(s *Session) bool {
+	srv.mu.Lock()
+	if srv.closing {
+		srv.mu.Unlock()
+		return false
+	}
+	srv.sessions[s.id] = s
+	srv.mu.Unlock()
+	s.startHeartbeat()
+	return true
+}
+
+func (srv *Server) remove(s *Session) {
+	srv.mu.Lock()
+	if srv.sessions[s.id] == s {
+		delete(srv.sessions, s.id)
+	}
+	srv.mu.Unlock()
+}
+
+func (srv *Server) lookup(sid string) *Session {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	return srv.sessions[sid]
+}
+
+// Close closes every session with the close packet "1" (reason "server
+// shutting down"), refuses new requests with 503 and waits until every
+// request it is serving and goroutine it started has ended. After
+// shutdownGrace it closes the sessions' network connections and waits a
+// little more, so Close is bounded even with stuck clients.
+func (srv *Server) Close() {
+	srv.mu.Lock()
+	srv.closing = true
+	list := make([]*Session, 0, len(srv.sessions))
+	for _, s := range srv.sessions {
+		list = append(list, s)
+	}
+	var idle chan struct{}
+	if srv.active > 0 {
+		if srv.idle == nil {
+			srv.idle = make(chan struct{})
+		}
+		idle = srv.idle
+	}
+	log := srv.cfg.Load().Logger
+	srv.mu.Unlock()
+
+	for _, s := range list {
+		s.closeWith(ReasonServerShutdown, kindShutdown, false)
+	}
+	if idle == nil {
+		return
+	}
+	t := time.NewTimer(shutdownGrace)
+	defer t.Stop()
+	select {
+	case <-idle:
+		return
+	case <-t.C:
+	}
+	log.Warn("engine.io shutdown: closing connections that did not finish in time")
+	srv.mu.Lock()
+	list = list[:0]
+	for _, s := range srv.sessions {
+		list = append(list, s)
+	}
+	srv.mu.Unlock()
+	for _, s := range list {
+		s.forceClose()
+	}
+	t.Reset(forceCloseGrace)
+	select {
+	case <-idle:
+	case <-t.C:
+		log.Error("engine.io shutdown: requests still running after force close")
+	}
+}
+
+// ServeHTTP serves one Engine.IO request. Checks run in Node's order so
+// that a bad request gets the same error code as from Node.
+func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !srv.enter() {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer srv.leave()
+	cfg := srv.cfg.Load()
+	q := r.URL.Query()
+	upgrade := websocket.IsWebSocketUpgrade(r)
+	origin := r.Header.Get("Origin")
+	allowed := cfg.originAllowed(r, origin)
+	if allowed {
+		setCORS(w.Header(), cfg, origin)
+	}
+
+	if r.Method == http.MethodOptions && !upgrade {
+		if !allowed {
+			errForbidden.write(w, false)
+			return
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE")
+		if rh := r.Header.Get("Access-Control-Request-Headers"); rh != "" {
+			h.Set("Access-Control-Allow-Headers", rh)
+			h.Add("Vary", "Access-Control-Request-Headers")
+		}
+		h.Set("Content-Length", "0")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+
+	transport := q.Get("transport")
+	if !cfg.transportEnabled(transport) {
+		srv.refuse(w, r, cfg, errTransportUnknown, upgrade)
+		return
+	}
+	if !validOriginChars(origin) {
+		srv.refuse(w, r, cfg, errBadRequest, upgrade)
+		return
+	}
+	if !allowed {
+		srv.refuse(w, r, cfg, errForbidden, upgrade)
+		return
+	}
+	// Websocket needs an HTTP/1.1 upgrade (hijacking); HTTP/2 clients use
+	// polling.
+	wsMismatch := transport == TransportWebSocket && (!upgrade || r.ProtoMajor != 1) ||
+		upgrade && transport != TransportWebSocket
+
+	if sid := q.Get("sid"); sid != "" {
+		s := srv.lookup(sid)
+		if s == nil || s.gone() {
+			srv.refuse(w, r, cfg, errSessionUnknown, upgrade)
+			return
+		}
+		if q.Get("EIO") != "4" || wsMismatch {
+			srv.refuse(w, r, cfg, errBadRequest, upgrade)
+			return
+		}
+		if upgrade {
+			srv.serveUpgrade(w, r, s)
+			return
+		}
+		if s.Transport() != TransportPolling {
+			srv.refuse(w, r, cfg, errBadRequest, upgrade)
+			return
+		}
+		switch r.Method {
+		case http.MethodGet:
+			srv.servePoll(w, r, s)
+		case http.MethodPost:
+			srv.serveData(w, r, s)
+		default:
+			srv.refuse(w, r, cfg, errBadRequest, upgrade)
+		}
+		return
+	}
+
+	if r.Method != http.MethodGet {
+		srv.refuse(w, r, cfg, errBadHandshakeMethod, upgrade)
+		return
+	}
+	if wsMismatch {
+		srv.refuse(w, r, cfg, errBadRequest, upgrade)
+		return
+	}
+	if cfg.AllowRequest != nil {
+		if err := cfg.AllowRequest(r); err != nil {
+			e := errForbidden
+			if msg := err.Error(); msg != "" {
+				e.message = msg
+			}
+			srv.refuse(w, r, cfg, e, upgrade)
+			return
+		}
+	}
+	if q.Get("EIO") != "4" {
+		srv.refuse(w, r, cfg, errUnsupportedProtocol, upgrade)
+		return
+	}
+	if upgrade {
+		srv.handshakeWebSocket(w, r, cfg)
+		return
+	}
+	srv.handshakePolling(w, r, cfg)
+}
+
+func (srv *Server) refuse(w http.ResponseWriter, r *http.Request, cfg *config, e requestError, upgrade bool) {
+	if ce := cfg.Logger.Check(zap.DebugLevel, "request refused"); ce != nil {
+		ce.Write(zap.Int("code", e.code), zap.String("message", e.message),
+			zap.String("method", r.Method), zap.String("remote", r.RemoteAddr))
+	}
+	e.write(w, upgrade)
+}
+
+// setCORS adds the CORS headers for an allowed origin, on every response
+// including errors, so browsers can read the error.
+func setCORS(h http.Header, cfg *config, origin string) {
+	if cfg.anyOrigin {
+		h.Set("Access-Control-Allow-Origin", "*")
+		return
+	}
+	if origin == "" {
+		return
+	}
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Add("Vary", "Origin")
+}
+
+// newRegisteredSession creates a session, registers it and lets the
+// application attach its handler. It returns nil once the server closes.
+func (srv *Server) newRegisteredSession(r *http.Request, cfg *config, transport string) *Session {
+	s := newSession(srv, cfg, r, transport)
+	if transport == TransportWebSocket {
+		s.wsLive = 2 // reader and writer
+	}
+	if !srv.register(s) {
+		return nil
+	}
+	if ce := s.log.Check(zap.DebugLevel, "session opened"); ce != nil {
+		ce.Write(zap.String("transport", transport), zap.String("remote", r.RemoteAddr))
+	}
+	if cfg.OnSession != nil {
+		cfg.OnSession(s)
+	}
+	return s
+}
+
+func (srv *Server) handshakePolling(w http.ResponseWriter, r *http.Request, cfg *config) {
+	s := srv.newRegisteredSession(r, cfg, TransportPolling)
+	if s == nil {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	writePollResponse(w, cfg.openPacket(s.id, false))
+}
+
+// writePollResponse writes a polling GET response.
+func writePollResponse(w http.ResponseWriter, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,519 @@
+package engineio
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
+)
+
+// Handler receives what a client sends on one session.
+type Handler interface {
+	// OnMessage is called for each Engine.IO message packet (type 4, or
+	// binary), from one goroutine at a time per session, in order. data
+	// is owned by the callee.
+	OnMessage(data []byte, binary bool)
+	// OnClose is called exactly once, after the last OnMessage. It may run
+	// inside Session.Close on the caller's goroutine. Reasons are Node's:
+	// "transport close", "transport error", "ping timeout", "forced close",
+	// "server shutting down", "parse error", "write queue full".
+	OnClose(reason string)
+}
+
+type nopHandler struct{}
+
+func (nopHandler) OnMessage([]byte, bool) {}
+func (nopHandler) OnClose(string)         {}
+
+// closeKind says what a closing session still owes its client.
+type closeKind uint8
+
+const (
+	// kindGraceful flushes queued packets, then sends "1"; a polling
+	// session without a pending GET lingers until the next one.
+	kindGraceful closeKind = iota + 1
+	// kindShutdown is kindGraceful without lingering (the server refuses
+	// new requests anyway).
+	kindShutdown
+	// kindError drops the queue and sends "1" to a pending GET; a
+	// websocket gets a close frame.
+	kindError
+	// kindClient answers a pending GET with "6": the client asked to
+	// close and expects no close packet back.
+	kindClient
+	// kindOverflow is kindError for a client that does not read: its
+	// websocket is closed at once, without writing anything.
+	kindOverflow
+)
+
+// pollingCloseLinger bounds how long a gracefully closed polling session
+// waits for the GET that collects its last packets and "1" (Node waits up
+// to closeTimeout, 30s, for the same reason).
+const pollingCloseLinger = 30 * time.Second
+
+// maxIdleQueueCap: a queue that grew beyond this during a burst is
+// released once drained, so an idle session holds no large slice.
+const maxIdleQueueCap = 64
+
+// onClose progress: OnClose has not run, is running, or has returned.
+const (
+	onCloseNone = iota
+	onCloseRunning
+	onCloseDone
+)
+
+// Session is one Engine.IO connection, over polling or websocket,
+// surviving an upgrade from the first to the second.
+type Session struct {
+	id   string
+	srv  *Server
+	cfg  *config
+	req  *http.Request
+	log  *zap.Logger
+	done chan struct{}
+
+	// recvMu serializes deliveries so OnMessage calls never overlap, even
+	// while an upgrade briefly lets two connections carry client packets.
+	recvMu sync.Mutex
+
+	mu         sync.Mutex
+	handler    Handler
+	transport  string
+	queue      []outPacket
+	wsNotify   chan struct{} // wakes the websocket writer (1-buffered)
+	pollNotify chan struct{} // wakes a pending polling GET (1-buffered)
+
+	ws     *websocket.Conn // active websocket, once the transport is websocket
+	wsLive int             // reader and writer goroutines still using ws
+	probe  *websocket.Conn // websocket being upgraded to
+	probed bool            // "2probe" answered: GETs return at once
+
+	getActive, postActive bool
+
+	hbTimer      *time.Timer
+	hbDeadline   time.Time
+	awaitingPong bool
+	extended     bool // a non-pong packet already extended this pong deadline
+
+	closed      bool
+	kind        closeKind
+	reason      string
+	delivering  bool
+	onClose     int
+	lingering   bool
+	lingerTimer *time.Timer
+	finalized   bool
+}
+
+// newSessionID returns 15 random bytes as 20 base64url characters, the
+// length and alphabet of Node's ids (sticky-session routers and Node's
+// Redis adapter rely on both).
+func newSessionID() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails since Go 1.24
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func newSession(srv *Server, cfg *config, r *http.Request, transport string) *Session {
+	id := newSessionID()
+	req := r.Clone(context.Background())
+	req.Body = http.NoBody
+	req.GetBody = nil
+	return &Session{
+		id:         id,
+		srv:        srv,
+		cfg:        cfg,
+		req:        req,
+		log:        cfg.Logger.With(zap.String("sid", id)),
+		done:       make(chan struct{}),
+		handler:    nopHandler{},
+		transport:  transport,
+		wsNotify:   make(chan struct{}, 1),
+		pollNotify: make(chan struct{}, 1),
+	}
+}
+
+// ID returns the session id: 20 characters of base64url, like Node.
+func (s *Session) ID() string { return s.id }
+
+// Request returns a body-less clone of the handshake request (headers,
+// URL and query, RemoteAddr, TLS, Host). It is safe to keep.
+func (s *Session) Request() *http.Request { return s.req }
+
+// Transport returns the current transport, "polling" or "websocket".
+func (s *Session) Transport() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.transport
+}
+
+// SetHandler sets who receives the session's messages; nil drops them.
+func (s *Session) SetHandler(h Handler) {
+	if h == nil {
+		h = nopHandler{}
+	}
+	s.mu.Lock()
+	s.handler = h
+	s.mu.Unlock()
+}
+
+// Writable reports whether a packet sent now would go out without waiting
+// behind others, Node's transport.writable: a polling GET is waiting, or
+// the websocket has nothing queued. Volatile emits are dropped when it is
+// false.
+func (s *Session) Writable() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	if s.transport == TransportWebSocket {
+		return len(s.queue) == 0
+	}
+	return s.getActive && s.probe == nil
+}
+
+// Done is closed once the session is fully closed: OnClose has returned
+// and its connections are released.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Send queues messages, atomically and in order, and never blocks. It
+// returns ErrSessionClosed if the session is closed or closing, and
+// ErrQueueFull if the queue would exceed Options.MaxQueuedMessages; then
+// nothing is queued and the session is closing ("write queue full").
+// Safe from any goroutine.
+func (s *Session) Send(msgs ...*Message) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrSessionClosed
+	}
+	if len(s.queue)+len(msgs) > s.cfg.MaxQueuedMessages {
+		queued := len(s.queue)
+		s.mu.Unlock()
+		s.log.Warn("closing slow client",
+			zap.String("reason", ReasonQueueFull), zap.Int("queued", queued))
+		// OnClose runs on another goroutine: Send may be called with
+		// locks held (a broadcast over a room) that OnClose needs.
+		s.closeWith(ReasonQueueFull, kindOverflow, true)
+		return ErrQueueFull
+	}
+	for _, m := range msgs {
+		if m != nil {
+			s.queue = append(s.queue, outPacket{typ: typeMessage, msg: m})
+		}
+	}
+	s.notifyLocked()
+	s.mu.Unlock()
+	return nil
+}
+
+// Close closes the session from the server side: queued packets are
+// flushed, then the close packet "1" is sent. It is idempotent and
+// OnClose(reason) fires (possibly before Close returns).
+func (s *Session) Close(reason string) {
+	s.closeWith(reason, kindGraceful, false)
+}
+
+// enqueueLocked queues a control packet; those bypass the queue bound
+// (there is at most one ping outstanding).
+func (s *Session) enqueueLocked(typ byte) {
+	s.queue = append(s.queue, outPacket{typ: typ})
+	s.notifyLocked()
+}
+
+// notifyLocked wakes whoever drains the queue of the current transport.
+func (s *Session) notifyLocked() {
+	if s.transport == TransportWebSocket {
+		signal(s.wsNotify)
+	} else {
+		signal(s.pollNotify)
+	}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// takeQueueLocked returns the queued packets appended to dst and empties
+// the queue, releasing it if a burst made it large.
+func (s *Session) takeQueueLocked(dst []outPacket) []outPacket {
+	dst = append(dst, s.queue...)
+	clear(s.queue)
+	if cap(s.queue) > maxIdleQueueCap {
+		s.queue = nil
+	} else {
+		s.queue = s.queue[:0]
+	}
+	return dst
+}
+
+// startHeartbeat arms the ping timer (Engine.IO v4: the server pings).
+// One timer per session serves both the interval and the pong deadline.
+func (s *Session) startHeartbeat() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.hbDeadline = time.Now().Add(s.cfg.PingInterval)
+	s.hbTimer = time.AfterFunc(s.cfg.PingInterval, s.onHeartbeatTimer)
+}
+
+// armLocked moves the heartbeat deadline. A timer that fires early (it
+// was already running when reset) sees the later deadline and re-arms.
+func (s *Session) armLocked(d time.Duration) {
+	s.hbDeadline = time.Now().Add(d)
+	if s.hbTimer != nil {
+		s.hbTimer.Reset(d)
+	}
+}
+
+func (s *Session) onHeartbeatTimer() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if d := time.Until(s.hbDeadline); d > 0 {
+		s.hbTimer.Reset(d)
+		s.mu.Unlock()
+		return
+	}
+	if s.awaitingPong {
+		s.mu.Unlock()
+		s.closeWith(ReasonPingTimeout, kindError, false)
+		return
+	}
+	s.awaitingPong = true
+	s.extended = false
+	s.enqueueLocked(typePing)
+	s.armLocked(s.cfg.PingTimeout)
+	s.mu.Unlock()
+}
+
+// onPong restarts the ping interval when the awaited pong arrives.
+func (s *Session) onPong() {
+	s.mu.Lock()
+	if s.awaitingPong && !s.closed {
+		s.awaitingPong = false
+		s.armLocked(s.cfg.PingInterval)
+	}
+	s.mu.Unlock()
+}
+
+// onActivity: like Node, any other packet received while a pong is due
+// extends the deadline, once per ping.
+func (s *Session) onActivity() {
+	s.mu.Lock()
+	if s.awaitingPong && !s.extended && !s.closed {
+		s.extended = true
+		s.armLocked(s.cfg.PingTimeout)
+	}
+	s.mu.Unlock()
+}
+
+// handlePacket acts on one client packet, from either transport. It
+// returns false once the session is closed, to stop the caller reading.
+func (s *Session) handlePacket(p packet) bool {
+	switch p.typ {
+	case typePong:
+		s.onPong()
+	case typeMessage:
+		s.onActivity()
+		return s.deliver(p.data, p.binary)
+	case typeClose:
+		s.closeWith(ReasonTransportClose, kindClient, false)
+		return false
+	case typePing:
+		// Engine.IO v4 reversed the heartbeat: a client ping is an error.
+		s.closeWith(ReasonParseError, kindError, false)
+		return false
+	default: // open, upgrade, noop: nothing to do outside an upgrade
+		s.onActivity()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.closed
+}
+
+// deliver hands one message to the handler. If the session is closed
+// meanwhile (even by the handler itself), OnClose runs here, after
+// OnMessage returned, so it is always the last call.
+func (s *Session) deliver(data []byte, binary bool) bool {
+	s.recvMu.Lock()
+	defer s.recvMu.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	s.delivering = true
+	h := s.handler
+	s.mu.Unlock()
+
+	if ce := s.log.Check(zap.DebugLevel, "message received"); ce != nil {
+		ce.Write(zap.Int("bytes", len(data)), zap.Bool("binary", binary))
+	}
+	h.OnMessage(data, binary)
+
+	s.mu.Lock()
+	s.delivering = false
+	open := !s.closed
+	fire := s.takeOnCloseLocked()
+	reason := s.reason
+	s.mu.Unlock()
+	if fire {
+		s.runOnClose(h, reason)
+	}
+	return open
+}
+
+// takeOnCloseLocked reports whether the caller must run OnClose now: the
+// session is closed, OnClose has not started and no OnMessage is running.
+func (s *Session) takeOnCloseLocked() bool {
+	if !s.closed || s.onClose != onCloseNone || s.delivering {
+		return false
+	}
+	s.onClose = onCloseRunning
+	return true
+}
+
+func (s *Session) runOnClose(h Handler, reason string) {
+	h.OnClose(reason)
+	s.mu.Lock()
+	s.onClose = onCloseDone
+	fin := s.finalizableLocked()
+	s.mu.Unlock()
+	if fin {
+		s.finalize()
+	}
+}
+
+// closeWith starts closing the session: new Sends fail, no more messages
+// are delivered, OnClose fires (on a new goroutine when async), and the
+// transport is told what it still owes the client (see closeKind).
+func (s *Session) closeWith(reason string, kind closeKind, async bool) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	s.kind = kind
+	s.reason = reason
+	if s.hbTimer != nil {
+		s.hbTimer.Stop()
+	}
+	if kind != kindGraceful && kind != kindShutdown {
+		clear(s.queue)
+		s.queue = nil
+	}
+	if kind == kindGraceful && s.transport == TransportPolling && !s.getActive {
+		s.lingering = true
+		s.lingerTimer = time.AfterFunc(pollingCloseLinger, s.endLinger)
+	}
+	probe := s.probe
+	var ws *websocket.Conn
+	if kind == kindOverflow {
+		ws = s.ws
+	}
+	signal(s.wsNotify)
+	signal(s.pollNotify)
+	h := s.handler
+	fire := s.takeOnCloseLocked()
+	s.mu.Unlock()
+
+	if ce := s.log.Check(zap.DebugLevel, "session closing"); ce != nil {
+		ce.Write(zap.String("reason", reason))
+	}
+	if probe != nil {
+		_ = probe.NetConn().Close()
+	}
+	if ws != nil {
+		// The client does not read: writing a close frame could block
+		// until the write deadline. Closing the socket also unblocks a
+		// writer stuck in a write.
+		_ = ws.NetConn().Close()
+	}
+	if !fire {
+		return
+	}
+	if async {
+		time.AfterFunc(0, func() { s.runOnClose(h, reason) })
+		return
+	}
+	s.runOnClose(h, reason)
+}
+
+func (s *Session) endLinger() {
+	s.mu.Lock()
+	if !s.lingering {
+		s.mu.Unlock()
+		return
+	}
+	s.lingering = false
+	fin := s.finalizableLocked()
+	s.mu.Unlock()
+	if fin {
+		s.finalize()
+	}
+}
+
+// gone reports whether requests for this session must be refused as for
+// an unknown sid: closed and not waiting for a last GET.
+func (s *Session) gone() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed && !s.lingering
+}
+
+// finalizableLocked reports, once, that the session has nothing left to
+// do: OnClose returned and no request or goroutine uses it.
+func (s *Session) finalizableLocked() bool {
+	if !s.closed || s.finalized || s.onClose != onCloseDone ||
+		s.getActive || s.wsLive > 0 || s.lingering {
+		return false
+	}
+	s.finalized = true
+	return true
+}
+
+// finalize forgets the session; it runs exactly once.
+func (s *Session) finalize() {
+	s.mu.Lock()
+	if s.hbTimer != nil {
+		s.hbTimer.Stop()
+	}
+	if s.lingerTimer != nil {
+		s.lingerTimer.Stop()
+	}
+	s.mu.Unlock()
+	s.srv.remove(s)
+	close(s.done)
+	if ce := s.log.Check(zap.DebugLevel, "session closed"); ce != nil {
+		ce.Write(zap.String("reason", s.reason))
+	}
+}
+
+// forceClose closes the network connections of the session, to unblock
+// goroutines stuck in a write when the server stops.
+func (s *Session) forceClose() {
+	s.mu.Lock()
+	ws, probe := s.ws, s.probe
+	s.mu.Unlock()
+	if ws != nil {
+		_ = ws.NetConn().Close()
+	}
+	if probe != nil {
+		_ = probe.NetConn().Close()
+	}
+}

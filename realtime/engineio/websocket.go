@@ -1,0 +1,310 @@
+package engineio
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap"
+)
+
+// closeFrameTimeout bounds writing the websocket close frame: the peer
+// may be gone already.
+const closeFrameTimeout = time.Second
+
+// upgrader keeps idle connections small: a 1 KiB read buffer, and write
+// buffers borrowed from a pool only while a frame is being written.
+// Origins are checked by ServeHTTP before upgrading.
+var upgrader = websocket.Upgrader{
+	HandshakeTimeout: 10 * time.Second,
+	ReadBufferSize:   1024,
+	WriteBufferSize:  4096,
+	WriteBufferPool:  &sync.Pool{},
+	CheckOrigin:      func(*http.Request) bool { return true },
+}
+
+var (
+	probeReply  = []byte("3probe")
+	normalClose = websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+)
+
+// hijackWriter lets gorilla/websocket, which finds the hijacker by type
+// assertion, hijack through http.ResponseController: it follows Unwrap,
+// so this works under middleware that wraps the ResponseWriter (Caddy).
+type hijackWriter struct {
+	http.ResponseWriter
+	rc *http.ResponseController
+}
+
+func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) { return h.rc.Hijack() }
+
+func upgradeConn(w http.ResponseWriter, r *http.Request, cfg *config) (*websocket.Conn, error) {
+	c, err := upgrader.Upgrade(hijackWriter{w, http.NewResponseController(w)}, r, nil)
+	if err != nil {
+		return nil, err
+	}
+	c.SetReadLimit(cfg.MaxPayload)
+	return c, nil
+}
+
+// closeConn ends a websocket we do not keep: close frame, then socket.
+func closeConn(c *websocket.Conn) {
+	_ = c.WriteControl(websocket.CloseMessage, normalClose, time.Now().Add(closeFrameTimeout))
+	_ = c.NetConn().Close()
+}
+
+// handshakeWebSocket opens a session directly over websocket. The
+// request's goroutine becomes the session's reader.
+func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, cfg *config) {
+	c, err := upgradeConn(w, r, cfg)
+	if err != nil {
+		if ce := cfg.Logger.Check(zap.DebugLevel, "websocket upgrade failed"); ce != nil {
+			ce.Write(zap.Error(err))
+		}
+		return
+	}
+	s := newSession(srv, cfg, r, TransportWebSocket)
+	s.ws = c
+	s.wsLive = 2
+	if !srv.register(s) {
+		closeConn(c)
+		return
+	}
+	if ce := s.log.Check(zap.DebugLevel, "session opened"); ce != nil {
+		ce.Write(zap.String("transport", TransportWebSocket), zap.String("remote", r.RemoteAddr))
+	}
+	if cfg.OnSession != nil {
+		cfg.OnSession(s)
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
+	if err := c.WriteMessage(websocket.TextMessage, cfg.openPacket(s.id, true)); err != nil {
+		s.closeWith(ReasonTransportError, kindError, false)
+	}
+	srv.runWebSocket(s, c)
+}
+
+// serveUpgrade takes a websocket for an existing polling session through
+// the upgrade: "2probe" -> "3probe", then "5" switches the session to it.
+// A websocket for a session that is already upgraded or upgrading is
+// accepted and closed at once, as Node does.
+func (srv *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Session) {
+	c, err := upgradeConn(w, r, s.cfg)
+	if err != nil {
+		if ce := s.log.Check(zap.DebugLevel, "websocket upgrade failed"); ce != nil {
+			ce.Write(zap.Error(err))
+		}
+		return
+	}
+	s.mu.Lock()
+	ok := !s.closed && s.transport == TransportPolling && s.probe == nil &&
+		s.cfg.websocket && !s.cfg.DisableUpgrades
+	if ok {
+		s.probe = c
+		s.probed = false
+	}
+	s.mu.Unlock()
+	if !ok {
+		closeConn(c)
+		return
+	}
+
+	timer := time.AfterFunc(s.cfg.UpgradeTimeout, func() {
+		s.mu.Lock()
+		stale := s.probe == c
+		s.mu.Unlock()
+		if stale {
+			if ce := s.log.Check(zap.DebugLevel, "upgrade timed out"); ce != nil {
+				ce.Write()
+			}
+			_ = c.NetConn().Close()
+		}
+	})
+	switched := s.probeLoop(c)
+	timer.Stop()
+	if !switched {
+		s.mu.Lock()
+		if s.probe == c {
+			s.probe = nil
+			s.probed = false
+		}
+		s.mu.Unlock()
+		closeConn(c)
+		return
+	}
+	if ce := s.log.Check(zap.DebugLevel, "upgraded to websocket"); ce != nil {
+		ce.Write()
+	}
+	srv.runWebSocket(s, c)
+}
+
+// probeLoop reads the upgrade handshake from c. It returns true once the
+// session has switched to c. Any other packet aborts the upgrade.
+func (s *Session) probeLoop(c *websocket.Conn) bool {
+	for {
+		mt, p, err := c.ReadMessage()
+		if err != nil || mt != websocket.TextMessage {
+			return false
+		}
+		switch string(p) {
+		case "2probe":
+			_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+			if err := c.WriteMessage(websocket.TextMessage, probeReply); err != nil {
+				return false
+			}
+			s.mu.Lock()
+			if s.probe == c {
+				s.probed = true
+				signal(s.pollNotify)
+			}
+			s.mu.Unlock()
+		case "5":
+			s.mu.Lock()
+			if s.closed || s.probe != c {
+				s.mu.Unlock()
+				return false
+			}
+			s.probe = nil
+			s.probed = false
+			s.transport = TransportWebSocket
+			s.ws = c
+			s.wsLive = 2
+			signal(s.pollNotify) // a pending GET ends with a noop
+			s.mu.Unlock()
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// runWebSocket serves an active websocket: a writer goroutine drains the
+// queue while this goroutine reads.
+func (srv *Server) runWebSocket(s *Session, c *websocket.Conn) {
+	srv.track()
+	go func() {
+		defer srv.leave()
+		s.writeLoop(c)
+	}()
+	s.readLoop(c)
+}
+
+// readLoop reads until the connection fails or the session closes.
+func (s *Session) readLoop(c *websocket.Conn) {
+	defer s.releaseWS()
+	for {
+		mt, p, err := c.ReadMessage()
+		if err != nil {
+			s.closeWith(readErrorReason(err), kindError, false)
+			return
+		}
+		pkt, err := decodeFrame(mt, p)
+		if err != nil {
+			s.closeWith(ReasonParseError, kindError, false)
+			return
+		}
+		if !s.handlePacket(pkt) {
+			return
+		}
+	}
+}
+
+// readErrorReason maps a read error to Node's close reason: the peer
+// closing or vanishing is a "transport close", anything else (frame too
+// large, protocol error) a "transport error".
+func readErrorReason(err error) string {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) {
+		return ReasonTransportClose
+	}
+	return ReasonTransportError
+}
+
+// writeLoop is the only writer of c once the session uses it. It writes
+// everything queued at each wake-up, and on close what the close kind
+// requires, then closes the socket (which ends readLoop).
+func (s *Session) writeLoop(c *websocket.Conn) {
+	defer s.releaseWS()
+	defer c.NetConn().Close()
+	var batch []outPacket
+	for {
+		s.mu.Lock()
+		for len(s.queue) == 0 && !s.closed {
+			s.mu.Unlock()
+			<-s.wsNotify
+			s.mu.Lock()
+		}
+		closed, kind := s.closed, s.kind
+		batch = s.takeQueueLocked(batch[:0])
+		s.mu.Unlock()
+
+		if closed && kind == kindOverflow {
+			return
+		}
+		if closed && kind != kindGraceful && kind != kindShutdown {
+			_ = c.WriteControl(websocket.CloseMessage, normalClose, time.Now().Add(closeFrameTimeout))
+			return
+		}
+		if err := s.writeBatch(c, batch); err != nil {
+			if ce := s.log.Check(zap.DebugLevel, "websocket write failed"); ce != nil {
+				ce.Write(zap.Error(err))
+			}
+			s.closeWith(ReasonTransportError, kindError, false)
+			return
+		}
+		clear(batch)
+		if cap(batch) > maxIdleQueueCap {
+			batch = nil
+		}
+		if closed {
+			_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+			if c.WriteMessage(websocket.TextMessage, closePayload) == nil {
+				_ = c.WriteControl(websocket.CloseMessage, normalClose, time.Now().Add(closeFrameTimeout))
+			}
+			return
+		}
+	}
+}
+
+// controlFrames holds the one-byte text frames of data-less packets.
+var controlFrames = [...][]byte{
+	typePing: {typePing},
+	typeNoop: {typeNoop},
+	typeClose: {typeClose},
+}
+
+func (s *Session) writeBatch(c *websocket.Conn, batch []outPacket) error {
+	for _, p := range batch {
+		_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		var err error
+		if p.msg != nil {
+			err = p.msg.writeTo(c)
+		} else {
+			err = c.WriteMessage(websocket.TextMessage, controlFrames[p.typ])
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if ce := s.log.Check(zap.DebugLevel, "websocket frames written"); ce != nil {
+		ce.Write(zap.Int("count", len(batch)))
+	}
+	return nil
+}
+
+// releaseWS records that the reader or the writer has ended; the session
+// is finalized after the last one.
+func (s *Session) releaseWS() {
+	s.mu.Lock()
+	s.wsLive--
+	fin := s.finalizableLocked()
+	s.mu.Unlock()
+	if fin {
+		s.finalize()
+	}
+}
