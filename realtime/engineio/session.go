@@ -56,6 +56,11 @@ const (
 // to closeTimeout, 30s, for the same reason).
 const pollingCloseLinger = 30 * time.Second
 
+// clientCloseLinger: after a client's close packet over polling, a GET
+// that was sent alongside it but arrived second still gets the noop it
+// would have got had it arrived first; later requests get "unknown sid".
+const clientCloseLinger = time.Second
+
 // maxIdleQueueCap: a queue that grew beyond this during a burst is
 // released once drained, so an idle session holds no large slice.
 const maxIdleQueueCap = 64
@@ -417,9 +422,15 @@ func (s *Session) closeWith(reason string, kind closeKind, async bool) {
 		clear(s.queue)
 		s.queue = nil
 	}
-	if kind == kindGraceful && s.transport == TransportPolling && !s.getActive {
-		s.lingering = true
-		s.lingerTimer = time.AfterFunc(pollingCloseLinger, s.endLinger)
+	if s.transport == TransportPolling && !s.getActive {
+		switch kind {
+		case kindGraceful:
+			s.lingering = true
+			s.lingerTimer = time.AfterFunc(pollingCloseLinger, s.endLinger)
+		case kindClient:
+			s.lingering = true
+			s.lingerTimer = time.AfterFunc(clientCloseLinger, s.endLinger)
+		}
 	}
 	probe := s.probe
 	var ws *websocket.Conn

@@ -273,8 +273,8 @@ func (s *Session) writeLoop(c *websocket.Conn) {
 
 // controlFrames holds the one-byte text frames of data-less packets.
 var controlFrames = [...][]byte{
-	typePing: {typePing},
-	typeNoop: {typeNoop},
+	typePing:  {typePing},
+	typeNoop:  {typeNoop},
 	typeClose: {typeClose},
 }
 
