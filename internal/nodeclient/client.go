@@ -149,7 +149,8 @@ func (c *Client) Emit(event string, args ...any) {
 
 // EmitWithAck sends an event with an ack callback and waits for the reply.
 // The client applies timeout itself (socket.timeout(ms) on v4, a timer on
-// v3) and its failure comes back as an *AckError; the Go side gives up after
+// v3) and its failure comes back as an *AckError; a command the driver
+// rejects (unknown client) as a *DriverError; the Go side gives up after
 // timeout+AckSlack with ErrTimeout.
 func (c *Client) EmitWithAck(timeout time.Duration, event string, args ...any) ([]any, error) {
 	if timeout <= 0 {
@@ -167,6 +168,9 @@ func (c *Client) EmitWithAck(timeout time.Duration, event string, args ...any) (
 	defer timer.Stop()
 	select {
 	case w := <-ch:
+		if w.Type == "ack_error" && w.Driver {
+			return nil, fmt.Errorf("client %s emitting %q: %w", c.id, event, &DriverError{Message: w.Error})
+		}
 		if w.Type == "ack_error" {
 			return nil, fmt.Errorf("client %s emitting %q: %w", c.id, event, &AckError{Message: w.Error})
 		}

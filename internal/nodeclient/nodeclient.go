@@ -97,6 +97,7 @@ type wireEvent struct {
 	Attempt   int               `json:"attempt"`
 	Seq       int64             `json:"seq"`
 	Error     string            `json:"error"`
+	Driver    bool              `json:"driver"`
 	Versions  map[string]string `json:"versions"`
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -350,6 +352,19 @@ func TestNodeClient(t *testing.T) {
 		}
 	})
 
+	t.Run("emit from unknown client", func(t *testing.T) {
+		ghost := &Client{d: d, id: "ghost", notify: make(chan struct{})}
+		start := time.Now()
+		_, err := ghost.EmitWithAck(wait, "echo")
+		var de *DriverError
+		if !errors.As(err, &de) || !strings.Contains(de.Message, "unknown client") {
+			t.Fatalf("EmitWithAck error = %v, want DriverError about the unknown client", err)
+		}
+		if el := time.Since(start); el > wait/2 {
+			t.Fatalf("driver error took %v, want it at once", el)
+		}
+	})
+
 	t.Run("wait times out", func(t *testing.T) {
 		c := d.Connect("quiet", "4", base, nil)
 		if _, err := c.WaitConnect(wait); err != nil {
@@ -360,7 +375,7 @@ func TestNodeClient(t *testing.T) {
 		if !errors.Is(err, ErrTimeout) {
 			t.Fatalf("WaitEvent error = %v, want ErrTimeout", err)
 		}
-		if el := time.Since(start); el < 200*time.Millisecond || el > 2*time.Second {
+		if el := time.Since(start); el < 200*time.Millisecond || el > 5*time.Second {
 			t.Fatalf("WaitEvent returned after %v, want about 200ms", el)
 		}
 		// The auth event is still there, unconsumed by the failed wait.
@@ -400,4 +415,33 @@ func jsonUnmarshalAny(b []byte) (any, error) {
 	var v any
 	err := json.Unmarshal(b, &v)
 	return v, err
+}
+
+// TestCleanupStopsEverything checks that after a test's cleanups ran, no
+// reader goroutine of this package is left (the Node processes are reaped by
+// then, since the readers end only after cmd.Wait).
+func TestCleanupStopsEverything(t *testing.T) {
+	t.Run("inner", func(t *testing.T) {
+		base := StartEchoServer(t)
+		d := Start(t)
+		c := d.Connect("leak", "4", base, map[string]any{"reconnectionDelay": 100})
+		if _, err := c.WaitConnect(wait); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if t.Skipped() {
+		return
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		buf := make([]byte, 1<<20)
+		stacks := string(buf[:runtime.Stack(buf, true)])
+		if !strings.Contains(stacks, "nodeclient.startNode") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reader goroutines still running after cleanup:\n%s", stacks)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

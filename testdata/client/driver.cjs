@@ -27,6 +27,7 @@
 //   {"type":"reconnect_attempt"|"reconnect"|"reconnect_error"|"reconnect_failed","id":"a",...}
 //   {"type":"ack","id":"a","seq":7,"args":[...]}
 //   {"type":"ack_error","id":"a","seq":7,"error":"operation has timed out"}
+//   {"type":"ack_error","id":"a","seq":7,"error":"...","driver":true}  the emit itself failed
 //   {"type":"error","id":"a","message":"..."}   a command could not be carried out
 "use strict";
 
@@ -275,6 +276,10 @@ function handle(line) {
     }
   } catch (e) {
     fail(c.id, `${c.cmd}: ${e && e.message}`);
+    // An emit waiting for its ack must not wait out its timeout in vain.
+    if (c.cmd === "emit" && c.ack) {
+      send({ type: "ack_error", id: c.id, seq: c.seq, error: `${c.cmd}: ${e && e.message}`, driver: true });
+    }
   }
 }
 
