@@ -1,0 +1,253 @@
+package realtime
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
+)
+
+// MemoryAdapter keeps the rooms of a namespace in this process. It is the
+// default Adapter.
+type MemoryAdapter struct {
+	nsp *Namespace
+
+	mu    sync.RWMutex
+	rooms map[string]map[string]struct{} // room -> socket ids
+	sids  map[string]map[string]struct{} // socket id -> rooms
+}
+
+// NewMemoryAdapter returns an in-memory Adapter for n.
+func NewMemoryAdapter(n *Namespace) *MemoryAdapter {
+	return &MemoryAdapter{
+		nsp:   n,
+		rooms: make(map[string]map[string]struct{}),
+		sids:  make(map[string]map[string]struct{}),
+	}
+}
+
+// AddAll implements Adapter.
+func (a *MemoryAdapter) AddAll(id string, rooms []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	mine := a.sids[id]
+	if mine == nil {
+		mine = make(map[string]struct{}, len(rooms))
+		a.sids[id] = mine
+	}
+	for _, r := range rooms {
+		mine[r] = struct{}{}
+		members := a.rooms[r]
+		if members == nil {
+			members = make(map[string]struct{}, 1)
+			a.rooms[r] = members
+		}
+		members[id] = struct{}{}
+	}
+}
+
+// Del implements Adapter.
+func (a *MemoryAdapter) Del(id, room string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if mine := a.sids[id]; mine != nil {
+		delete(mine, room)
+	}
+	a.delFromRoom(id, room)
+}
+
+func (a *MemoryAdapter) delFromRoom(id, room string) {
+	if members := a.rooms[room]; members != nil {
+		delete(members, id)
+		if len(members) == 0 {
+			delete(a.rooms, room)
+		}
+	}
+}
+
+// DelAll implements Adapter.
+func (a *MemoryAdapter) DelAll(id string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for r := range a.sids[id] {
+		a.delFromRoom(id, r)
+	}
+	delete(a.sids, id)
+}
+
+// Sockets implements Adapter.
+func (a *MemoryAdapter) Sockets(rooms []string) []string {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	var ids []string
+	a.each(BroadcastOptions{Rooms: rooms}, func(id string) { ids = append(ids, id) })
+	return ids
+}
+
+// SocketRooms implements Adapter.
+func (a *MemoryAdapter) SocketRooms(id string) []string {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	rooms := make([]string, 0, len(a.sids[id]))
+	for r := range a.sids[id] {
+		rooms = append(rooms, r)
+	}
+	return rooms
+}
+
+// Rooms implements Adapter.
+func (a *MemoryAdapter) Rooms() map[string]int {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	out := make(map[string]int, len(a.rooms))
+	for r, m := range a.rooms {
+		out[r] = len(m)
+	}
+	return out
+}
+
+// each calls fn for every selected socket id, each once. a.mu must be held.
+func (a *MemoryAdapter) each(opts BroadcastOptions, fn func(id string)) {
+	var except map[string]struct{}
+	if len(opts.Except) > 0 {
+		except = make(map[string]struct{})
+		for _, r := range opts.Except {
+			for id := range a.rooms[r] {
+				except[id] = struct{}{}
+			}
+		}
+	}
+	if len(opts.Rooms) == 0 {
+		for id := range a.sids {
+			if _, skip := except[id]; !skip {
+				fn(id)
+			}
+		}
+		return
+	}
+	if len(opts.Rooms) == 1 {
+		for id := range a.rooms[opts.Rooms[0]] {
+			if _, skip := except[id]; !skip {
+				fn(id)
+			}
+		}
+		return
+	}
+	seen := make(map[string]struct{})
+	for _, r := range opts.Rooms {
+		for id := range a.rooms[r] {
+			if _, dup := seen[id]; dup {
+				continue
+			}
+			seen[id] = struct{}{}
+			if _, skip := except[id]; !skip {
+				fn(id)
+			}
+		}
+	}
+}
+
+// selected returns the local sockets that opts selects. It collects them
+// under the lock and returns, so callers act on them without holding it.
+func (a *MemoryAdapter) selected(opts BroadcastOptions) []*Socket {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	var out []*Socket
+	a.nsp.mu.RLock()
+	a.each(opts, func(id string) {
+		if s := a.nsp.sockets[id]; s != nil {
+			out = append(out, s)
+		}
+	})
+	a.nsp.mu.RUnlock()
+	return out
+}
+
+// Broadcast implements Adapter: the packet is encoded once and the same
+// messages are queued on every selected socket.
+func (a *MemoryAdapter) Broadcast(p *parser.Packet, opts BroadcastOptions) error {
+	msgs, err := encodePacket(p, true)
+	if err != nil {
+		return err
+	}
+	for _, s := range a.selected(opts) {
+		s.writeMessages(msgs, opts.Flags.Volatile)
+	}
+	return nil
+}
+
+// BroadcastWithAck implements Adapter.
+func (a *MemoryAdapter) BroadcastWithAck(p *parser.Packet, opts BroadcastOptions, onClientCount func(int), onAck func([]any)) error {
+	p.ID = a.nsp.nextAckID()
+	msgs, err := encodePacket(p, true)
+	if err != nil {
+		return err
+	}
+	targets := a.selected(opts)
+	sent := 0
+	for _, s := range targets {
+		if !s.addAck(p.ID, func(args []any, err error) {
+			if err == nil {
+				onAck(args)
+			}
+		}) {
+			continue
+		}
+		if s.writeMessages(msgs, opts.Flags.Volatile) {
+			sent++
+		} else {
+			s.removeAck(p.ID)
+		}
+	}
+	onClientCount(sent)
+	if t := opts.Flags.Timeout; t > 0 && sent > 0 {
+		// Forget the callbacks of clients that never answer, so a socket
+		// that ignores acks does not collect them until it disconnects.
+		id := p.ID
+		time.AfterFunc(t, func() {
+			for _, s := range targets {
+				s.removeAck(id)
+			}
+		})
+	}
+	return nil
+}
+
+// FetchSockets implements Adapter.
+func (a *MemoryAdapter) FetchSockets(_ context.Context, opts BroadcastOptions) ([]SocketInfo, error) {
+	targets := a.selected(opts)
+	out := make([]SocketInfo, 0, len(targets))
+	for _, s := range targets {
+		out = append(out, s.Info())
+	}
+	return out, nil
+}
+
+// AddSockets implements Adapter.
+func (a *MemoryAdapter) AddSockets(opts BroadcastOptions, rooms []string) {
+	for _, s := range a.selected(opts) {
+		s.Join(rooms...)
+	}
+}
+
+// DelSockets implements Adapter.
+func (a *MemoryAdapter) DelSockets(opts BroadcastOptions, rooms []string) {
+	for _, s := range a.selected(opts) {
+		for _, r := range rooms {
+			s.Leave(r)
+		}
+	}
+}
+
+// DisconnectSockets implements Adapter.
+func (a *MemoryAdapter) DisconnectSockets(opts BroadcastOptions, close bool) {
+	for _, s := range a.selected(opts) {
+		s.Disconnect(close)
+	}
+}
+
+// Close implements Adapter.
+func (a *MemoryAdapter) Close() error { return nil }
+
+var _ Adapter = (*MemoryAdapter)(nil)

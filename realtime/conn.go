@@ -1,0 +1,172 @@
+package realtime
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
+	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
+)
+
+// conn is one Engine.IO session seen from Socket.IO: it decodes packets,
+// routes them to the socket of their namespace, and holds those sockets.
+// (Node calls it Client.)
+type conn struct {
+	srv  *Server
+	sess *engineio.Session
+	dec  parser.Decoder // used by the reader goroutine only
+
+	mu           sync.Mutex
+	sockets      map[string]*Socket // by namespace name
+	connecting   map[string]bool    // namespaces whose CONNECT is in a middleware
+	connectTimer *time.Timer
+	closed       bool
+}
+
+func newConn(srv *Server, sess *engineio.Session, connectTimeout time.Duration) *conn {
+	c := &conn{srv: srv, sess: sess, sockets: make(map[string]*Socket, 1)}
+	c.connectTimer = time.AfterFunc(connectTimeout, c.onConnectTimeout)
+	return c
+}
+
+// onConnectTimeout closes a connection that joined no namespace in time
+// (Socket.IO v5: the server closes it when connectTimeout passes).
+func (c *conn) onConnectTimeout() {
+	c.mu.Lock()
+	idle := len(c.sockets) == 0 && len(c.connecting) == 0 && !c.closed
+	c.mu.Unlock()
+	if idle {
+		c.srv.logger.Debug("no namespace joined in time, closing", zap.String("session", c.sess.ID()))
+		c.sess.Close("forced close")
+	}
+}
+
+// OnMessage implements engineio.Handler.
+func (c *conn) OnMessage(data []byte, binary bool) {
+	p, err := c.dec.Add(data, binary)
+	if err != nil {
+		if ce := c.srv.logger.Check(zap.DebugLevel, "closing connection on a bad packet"); ce != nil {
+			ce.Write(zap.String("session", c.sess.ID()), zap.Error(err))
+		}
+		c.sess.Close("parse error")
+		return
+	}
+	if p == nil {
+		return // waiting for attachments
+	}
+	c.mu.Lock()
+	s := c.sockets[p.Namespace]
+	busy := c.connecting[p.Namespace]
+	c.mu.Unlock()
+	if p.Type == parser.Connect {
+		if s != nil || busy {
+			// Socket.IO v5: a second CONNECT for a joined namespace is a
+			// protocol error; Node closes the whole connection.
+			c.sess.Close("parse error")
+			return
+		}
+		c.connect(p)
+		return
+	}
+	if s == nil {
+		// Only CONNECT is allowed for a namespace the client has not joined.
+		c.sess.Close("parse error")
+		return
+	}
+	s.onPacket(p)
+}
+
+// OnClose implements engineio.Handler.
+func (c *conn) OnClose(reason string) {
+	c.mu.Lock()
+	c.closed = true
+	c.connectTimer.Stop()
+	sockets := make([]*Socket, 0, len(c.sockets))
+	for _, s := range c.sockets {
+		sockets = append(sockets, s)
+	}
+	c.mu.Unlock()
+	for _, s := range sockets {
+		s.onClose(reason)
+	}
+	c.srv.removeConn(c)
+}
+
+func (c *conn) connect(p *parser.Packet) {
+	name := p.Namespace
+	n := c.srv.lookupNamespace(name)
+	if n == nil {
+		_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: name, ID: parser.NoID,
+			Data: connectErrorPayload{Message: "Invalid namespace"}}))
+		return
+	}
+	auth, _ := p.Data.(map[string]any)
+	s := newSocket(n, c, auth)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if c.connecting == nil {
+		c.connecting = make(map[string]bool, 1)
+	}
+	c.connecting[name] = true
+	c.mu.Unlock()
+
+	err := n.runMiddlewares(s)
+
+	c.mu.Lock()
+	delete(c.connecting, name)
+	closed := c.closed
+	if err == nil && !closed {
+		c.sockets[name] = s
+	}
+	c.mu.Unlock()
+	if closed || err != nil {
+		s.refuse()
+	}
+	if closed {
+		return
+	}
+	if err != nil {
+		if ce := c.srv.logger.Check(zap.DebugLevel, "connect refused"); ce != nil {
+			ce.Write(zap.String("namespace", name), zap.String("session", c.sess.ID()), zap.Error(err))
+		}
+		_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: name, ID: parser.NoID,
+			Data: newConnectErrorPayload(err)}))
+		return
+	}
+	n.add(s)
+	s.connect()
+	n.fireConnection(s)
+}
+
+func (c *conn) remove(s *Socket) {
+	c.mu.Lock()
+	if c.sockets[s.nsp.name] == s {
+		delete(c.sockets, s.nsp.name)
+	}
+	c.mu.Unlock()
+}
+
+// write queues messages on the session. A full queue closes the session
+// (the engine does it and logs the slow client); the error is returned.
+func (c *conn) write(msgs []*engineio.Message) error {
+	if msgs == nil {
+		return errors.New("writing packet: nothing encoded")
+	}
+	return c.sess.Send(msgs...)
+}
+
+// mustEncode encodes packets built by the server itself, which always
+// encode; a failure is a bug, reported as a nil slice that write refuses.
+func mustEncode(p *parser.Packet) []*engineio.Message {
+	msgs, err := encodePacket(p, false)
+	if err != nil {
+		return nil
+	}
+	return msgs
+}

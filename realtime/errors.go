@@ -1,0 +1,52 @@
+package realtime
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrAckTimeout is returned by emits with an acknowledgement when the
+	// client did not answer in time, as socket.io's "operation has timed out".
+	ErrAckTimeout = errors.New("operation has timed out")
+	// ErrSocketClosed is returned when emitting to, or awaiting an answer
+	// from, a socket that has disconnected.
+	ErrSocketClosed = errors.New("socket is disconnected")
+	// ErrReservedEvent is returned when emitting an event name that the
+	// Socket.IO client reserves for itself (connect, disconnect, ...).
+	ErrReservedEvent = errors.New("reserved event name")
+	// ErrAckUsed is returned by an AckFunc called a second time.
+	ErrAckUsed = errors.New("ack already sent")
+	// ErrServerClosed is returned by operations on a closed Server.
+	ErrServerClosed = errors.New("server closed")
+)
+
+// ConnectError refuses a socket in a Middleware. The client receives a
+// CONNECT_ERROR packet and sees it as a connect_error whose message is Message
+// and whose data is Data.
+type ConnectError struct {
+	Message string
+	Data    any
+}
+
+func (e *ConnectError) Error() string { return e.Message }
+
+// NewConnectError builds a ConnectError with a formatted message.
+func NewConnectError(data any, format string, args ...any) *ConnectError {
+	return &ConnectError{Message: fmt.Sprintf(format, args...), Data: data}
+}
+
+// connectErrorPayload is what goes on the wire for a refused CONNECT:
+// {"message": "...", "data": ...}, in Node's key order, data omitted when nil.
+type connectErrorPayload struct {
+	Message string `json:"message"`
+	Data    any    `json:"data,omitempty"`
+}
+
+func newConnectErrorPayload(err error) connectErrorPayload {
+	var ce *ConnectError
+	if errors.As(err, &ce) {
+		return connectErrorPayload{Message: ce.Message, Data: ce.Data}
+	}
+	return connectErrorPayload{Message: err.Error()}
+}

@@ -1,0 +1,484 @@
+package realtime
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
+	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
+)
+
+// EventHandler handles one client event. args are the event's arguments as
+// decoded JSON (numbers are json.Number, objects map[string]any, arrays
+// []any, binary attachments []byte). ack is nil unless the client asked for
+// an acknowledgement.
+type EventHandler func(s *Socket, args []any, ack AckFunc)
+
+// AnyHandler is a catch-all EventHandler that also gets the event name.
+type AnyHandler func(s *Socket, event string, args []any, ack AckFunc)
+
+// AckFunc answers a client's acknowledgement request. It sends once; a later
+// call returns ErrAckUsed.
+type AckFunc func(args ...any) error
+
+// Socket is one client in one namespace. A connection (Engine.IO session)
+// holds one Socket per namespace it joined.
+type Socket struct {
+	id        string
+	nsp       *Namespace
+	conn      *conn
+	handshake *Handshake
+
+	connected atomic.Bool // CONNECT answered and not yet disconnected
+	gone      atomic.Bool // disconnected or refused: may not join rooms again
+
+	mu           sync.Mutex
+	handlers     map[string]EventHandler
+	anyHandlers  []AnyHandler
+	onDisconnect []func(*Socket, string)
+	acks         map[int64]func([]any, error)
+	data         map[string]any
+}
+
+func newSocket(n *Namespace, c *conn, auth map[string]any) *Socket {
+	return &Socket{
+		id:        newID(),
+		nsp:       n,
+		conn:      c,
+		handshake: newHandshake(c.sess.Request(), auth),
+	}
+}
+
+// ID is the socket's id, 20 characters of base64url like Node's. It is also
+// the name of a room that holds only this socket.
+func (s *Socket) ID() string { return s.id }
+
+// Namespace is the namespace the socket belongs to.
+func (s *Socket) Namespace() *Namespace { return s.nsp }
+
+// Handshake describes how the socket connected.
+func (s *Socket) Handshake() *Handshake { return s.handshake }
+
+// Transport is the connection's current transport: "polling" or "websocket".
+func (s *Socket) Transport() string { return s.conn.sess.Transport() }
+
+// Connected reports whether the socket is still connected.
+func (s *Socket) Connected() bool { return s.connected.Load() }
+
+// SessionID is the id of the Engine.IO connection carrying the socket.
+func (s *Socket) SessionID() string { return s.conn.sess.ID() }
+
+// On sets the handler of a client event, replacing any earlier one.
+func (s *Socket) On(event string, h EventHandler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.handlers == nil {
+		s.handlers = make(map[string]EventHandler)
+	}
+	s.handlers[event] = h
+}
+
+// OnAny adds a catch-all handler, called for every client event before the
+// event's own handler. Only the event's own handler, or else the first
+// catch-all, receives the ack.
+func (s *Socket) OnAny(h AnyHandler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.anyHandlers = append(s.anyHandlers, h)
+}
+
+// OnDisconnect adds a function called once when the socket disconnects, with
+// the reason as Node names it ("client namespace disconnect", "server
+// namespace disconnect", "transport close", "ping timeout", "server shutting
+// down", ...). It runs before the socket leaves its rooms.
+func (s *Socket) OnDisconnect(fn func(s *Socket, reason string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onDisconnect = append(s.onDisconnect, fn)
+}
+
+// Set stores a value in the socket's data (socket.data in Node).
+func (s *Socket) Set(key string, v any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.data == nil {
+		s.data = make(map[string]any)
+	}
+	s.data[key] = v
+}
+
+// Get reads a value of the socket's data.
+func (s *Socket) Get(key string) (any, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.data[key]
+	return v, ok
+}
+
+// Data returns a copy of the socket's data.
+func (s *Socket) Data() map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.data)
+}
+
+// Info describes the socket.
+func (s *Socket) Info() SocketInfo {
+	return SocketInfo{
+		ID:        s.id,
+		Namespace: s.nsp.name,
+		Rooms:     s.Rooms(),
+		Handshake: s.handshake,
+		Data:      s.Data(),
+		Transport: s.Transport(),
+	}
+}
+
+// Join puts the socket in rooms. A middleware may call it before the socket
+// is connected; a refused socket leaves them again.
+func (s *Socket) Join(rooms ...string) {
+	if len(rooms) == 0 || s.gone.Load() {
+		return
+	}
+	s.nsp.adapter.AddAll(s.id, rooms)
+	if s.gone.Load() {
+		s.nsp.adapter.DelAll(s.id) // lost a race with onClose
+	}
+}
+
+// Leave takes the socket out of room.
+func (s *Socket) Leave(room string) { s.nsp.adapter.Del(s.id, room) }
+
+// Rooms lists the socket's rooms, its own id-room included.
+func (s *Socket) Rooms() []string { return s.nsp.adapter.SocketRooms(s.id) }
+
+// To broadcasts to rooms, without this socket.
+func (s *Socket) To(rooms ...string) BroadcastOperator {
+	return s.Broadcast().To(rooms...)
+}
+
+// In is the same as To.
+func (s *Socket) In(rooms ...string) BroadcastOperator { return s.To(rooms...) }
+
+// Except broadcasts to everyone in the namespace but this socket and the
+// sockets in rooms.
+func (s *Socket) Except(rooms ...string) BroadcastOperator {
+	return s.Broadcast().Except(rooms...)
+}
+
+// Broadcast is everyone in the namespace but this socket.
+func (s *Socket) Broadcast() BroadcastOperator {
+	return BroadcastOperator{nsp: s.nsp, except: []string{s.id}}
+}
+
+// Emit sends an event to the client. []byte arguments go as binary
+// attachments. It never blocks; a client whose queue is full is disconnected.
+func (s *Socket) Emit(event string, args ...any) error {
+	if parser.IsReservedEvent(event) {
+		return fmt.Errorf("emitting %q: %w", event, ErrReservedEvent)
+	}
+	return s.send(eventPacket(s.nsp.name, parser.NoID, event, args))
+}
+
+// EmitWithAck sends an event and waits for the client's acknowledgement, until
+// ctx ends (ErrAckTimeout when its deadline passed) or the socket
+// disconnects (ErrSocketClosed).
+func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]any, error) {
+	type reply struct {
+		args []any
+		err  error
+	}
+	ch := make(chan reply, 1)
+	id, err := s.emitWithAckFunc(event, args, func(a []any, err error) { ch <- reply{a, err} })
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-ch:
+		return r.args, r.err
+	case <-ctx.Done():
+		s.removeAck(id)
+		if ctx.Err() == context.DeadlineExceeded {
+			return nil, ErrAckTimeout
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// EmitWithAckFunc sends an event and calls fn once with the client's answer,
+// or with ErrAckTimeout after timeout (no timeout when it is zero), or with
+// ErrSocketClosed when the socket disconnects first. fn runs on the
+// connection's reader goroutine or on a timer's goroutine.
+func (s *Socket) EmitWithAckFunc(timeout time.Duration, event string, args []any, fn func(args []any, err error)) error {
+	var (
+		mu    sync.Mutex
+		timer *time.Timer
+		done  bool
+	)
+	call := func(a []any, err error) {
+		mu.Lock()
+		if done {
+			mu.Unlock()
+			return
+		}
+		done = true
+		if timer != nil {
+			timer.Stop()
+		}
+		mu.Unlock()
+		fn(a, err)
+	}
+	id, err := s.emitWithAckFunc(event, args, call)
+	if err != nil {
+		return err
+	}
+	if timeout > 0 {
+		mu.Lock()
+		if !done {
+			timer = time.AfterFunc(timeout, func() {
+				if s.removeAck(id) {
+					call(nil, ErrAckTimeout)
+				}
+			})
+		}
+		mu.Unlock()
+	}
+	return nil
+}
+
+func (s *Socket) emitWithAckFunc(event string, args []any, fn func([]any, error)) (int64, error) {
+	if parser.IsReservedEvent(event) {
+		return 0, fmt.Errorf("emitting %q: %w", event, ErrReservedEvent)
+	}
+	id := s.nsp.nextAckID()
+	if !s.addAck(id, fn) {
+		return 0, ErrSocketClosed
+	}
+	if err := s.send(eventPacket(s.nsp.name, id, event, args)); err != nil {
+		s.removeAck(id)
+		return 0, err
+	}
+	return id, nil
+}
+
+// addAck registers an answer callback; false when the socket is gone.
+func (s *Socket) addAck(id int64, fn func([]any, error)) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.connected.Load() {
+		return false
+	}
+	if s.acks == nil {
+		s.acks = make(map[int64]func([]any, error))
+	}
+	s.acks[id] = fn
+	return true
+}
+
+// removeAck forgets an answer callback; true when it was still waiting.
+func (s *Socket) removeAck(id int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.acks[id]
+	delete(s.acks, id)
+	return ok
+}
+
+// Disconnect sends the client a DISCONNECT for this namespace and drops the
+// socket. With close, the whole connection is closed too.
+func (s *Socket) Disconnect(close bool) {
+	if !s.connected.Load() {
+		if close {
+			s.conn.sess.Close("forced server close")
+		}
+		return
+	}
+	_ = s.send(&parser.Packet{Type: parser.Disconnect, Namespace: s.nsp.name, ID: parser.NoID})
+	s.onClose("server namespace disconnect")
+	if close {
+		s.conn.sess.Close("forced server close")
+	}
+}
+
+// send encodes p and queues it for this socket alone.
+func (s *Socket) send(p *parser.Packet) error {
+	msgs, err := encodePacket(p, false)
+	if err != nil {
+		return err
+	}
+	if !s.connected.Load() {
+		return ErrSocketClosed
+	}
+	return s.conn.write(msgs)
+}
+
+// writeMessages queues already encoded messages (of a broadcast); false when
+// nothing was queued.
+func (s *Socket) writeMessages(msgs []*engineio.Message, volatile bool) bool {
+	if !s.connected.Load() {
+		return false
+	}
+	if volatile && !s.conn.sess.Writable() {
+		return false
+	}
+	return s.conn.write(msgs) == nil
+}
+
+// onPacket handles a packet for this socket. It runs on the reader goroutine.
+func (s *Socket) onPacket(p *parser.Packet) {
+	switch p.Type {
+	case parser.Event, parser.BinaryEvent:
+		s.onEvent(p)
+	case parser.Ack, parser.BinaryAck:
+		s.mu.Lock()
+		fn := s.acks[p.ID]
+		delete(s.acks, p.ID)
+		s.mu.Unlock()
+		if fn != nil {
+			args, _ := p.Data.([]any)
+			fn(args, nil)
+		}
+	case parser.Disconnect:
+		s.onClose("client namespace disconnect")
+	}
+}
+
+func (s *Socket) onEvent(p *parser.Packet) {
+	all, _ := p.Data.([]any)
+	if len(all) == 0 {
+		return
+	}
+	event := eventName(all[0])
+	args := all[1:]
+	var ack AckFunc
+	if p.ID != parser.NoID {
+		ack = s.ackFunc(p.ID)
+	}
+	s.mu.Lock()
+	anys := s.anyHandlers
+	h := s.handlers[event]
+	s.mu.Unlock()
+	for i, fn := range anys {
+		var a AckFunc
+		if h == nil && i == 0 {
+			a = ack
+		}
+		s.safeCall(event, func() { fn(s, event, args, a) })
+	}
+	if h != nil {
+		s.safeCall(event, func() { h(s, args, ack) })
+	}
+}
+
+// safeCall runs a user handler; a panic is logged and closes the connection
+// instead of killing the process.
+func (s *Socket) safeCall(event string, fn func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.nsp.srv.logger.Error("socket.io handler panicked",
+				zap.String("namespace", s.nsp.name), zap.String("socket", s.id),
+				zap.String("event", event), zap.Any("panic", r))
+			s.conn.sess.Close("server error")
+		}
+	}()
+	fn()
+}
+
+func eventName(v any) string {
+	switch n := v.(type) {
+	case string:
+		return n
+	case json.Number:
+		return n.String()
+	default:
+		return fmt.Sprint(n)
+	}
+}
+
+func (s *Socket) ackFunc(id int64) AckFunc {
+	var used atomic.Bool
+	return func(args ...any) error {
+		if used.Swap(true) {
+			return ErrAckUsed
+		}
+		if args == nil {
+			args = []any{}
+		}
+		return s.send(&parser.Packet{Type: parser.Ack, Namespace: s.nsp.name, ID: id, Data: args})
+	}
+}
+
+// connect finishes a successful CONNECT: the socket joins its own room, the
+// client gets CONNECT with the socket id, then connection handlers run.
+func (s *Socket) connect() {
+	s.connected.Store(true)
+	s.nsp.adapter.AddAll(s.id, []string{s.id})
+	_ = s.send(&parser.Packet{Type: parser.Connect, Namespace: s.nsp.name, ID: parser.NoID,
+		Data: map[string]any{"sid": s.id}})
+}
+
+// refuse drops a socket that a middleware refused, with any room it joined.
+func (s *Socket) refuse() {
+	s.gone.Store(true)
+	s.nsp.adapter.DelAll(s.id)
+}
+
+// onClose drops the socket once: handlers hear the reason, then it leaves
+// its rooms and pending acknowledgements fail.
+func (s *Socket) onClose(reason string) {
+	if !s.connected.CompareAndSwap(true, false) {
+		return
+	}
+	s.gone.Store(true)
+	s.mu.Lock()
+	fns := s.onDisconnect
+	s.mu.Unlock()
+	for _, fn := range fns {
+		s.safeCall("disconnect", func() { fn(s, reason) })
+	}
+	s.nsp.adapter.DelAll(s.id)
+	s.nsp.remove(s)
+	s.conn.remove(s)
+	s.mu.Lock()
+	acks := s.acks
+	s.acks = nil
+	s.mu.Unlock()
+	for _, fn := range acks {
+		fn(nil, ErrSocketClosed)
+	}
+}
+
+func eventPacket(nsp string, id int64, event string, args []any) *parser.Packet {
+	data := make([]any, 0, 1+len(args))
+	data = append(data, event)
+	data = append(data, args...)
+	return &parser.Packet{Type: parser.Event, Namespace: nsp, ID: id, Data: data}
+}
+
+// encodePacket turns a packet into Engine.IO messages: the text part, then
+// one binary message per attachment. shared marks them for many recipients,
+// so the WebSocket frame is prepared once.
+func encodePacket(p *parser.Packet, shared bool) ([]*engineio.Message, error) {
+	text, atts, err := parser.Encode(p)
+	if err != nil {
+		return nil, fmt.Errorf("encoding packet: %w", err)
+	}
+	msgs := make([]*engineio.Message, 0, 1+len(atts))
+	msgs = append(msgs, engineio.TextMessage(text))
+	for _, a := range atts {
+		msgs = append(msgs, engineio.BinaryMessage(a))
+	}
+	if shared {
+		for i, m := range msgs {
+			msgs[i] = m.Shared()
+		}
+	}
+	return msgs, nil
+}
