@@ -1,0 +1,431 @@
+package engineio
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+func TestWebSocketHandshake(t *testing.T) {
+	ts := newTServer(t, Options{PingInterval: 300 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
+	c := ts.mustDial("EIO=4&transport=websocket")
+	_, frame := read(t, c)
+	if !strings.HasPrefix(frame, "0{") {
+		t.Fatalf("first frame %q", frame)
+	}
+	var open map[string]any
+	if err := json.Unmarshal([]byte(frame[1:]), &open); err != nil {
+		t.Fatal(err)
+	}
+	ups, _ := json.Marshal(open["upgrades"])
+	if len(open) != 5 || string(ups) != "[]" || open["pingInterval"] != 300.0 || open["pingTimeout"] != 200.0 {
+		t.Errorf("open packet %v", open)
+	}
+	r := ts.session()
+	if r.s.Transport() != TransportWebSocket || r.s.ID() != open["sid"] {
+		t.Errorf("session %q %q", r.s.Transport(), r.s.ID())
+	}
+}
+
+func TestWebSocketEcho(t *testing.T) {
+	ts := newTServer(t, Options{})
+	c := ts.mustDial("EIO=4&transport=websocket")
+	read(t, c)
+	r := ts.session()
+	send(t, c, "4hello")
+	expectText(t, c, "4hello")
+	if err := c.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3, 4}); err != nil {
+		t.Fatal(err)
+	}
+	if mt, p := read(t, c); mt != websocket.BinaryMessage || p != "\x01\x02\x03\x04" {
+		t.Errorf("binary echo (%d) %q", mt, p)
+	}
+	if got := r.waitMessages(t, 2); strings.Join(got, "|") != "t:hello|b:01020304" {
+		t.Errorf("delivered %q", got)
+	}
+	send(t, c, "1") // client close
+	expectClosed(t, c)
+	if reason := r.waitClose(t); reason != ReasonTransportClose {
+		t.Errorf("OnClose(%q)", reason)
+	}
+	<-r.s.Done()
+	waitFor(t, "session removed", func() bool { return ts.srv.SessionCount() == 0 })
+}
+
+func TestWebSocketOversizeFrame(t *testing.T) {
+	ts := newTServer(t, Options{MaxPayload: 100})
+	c := ts.mustDial("EIO=4&transport=websocket")
+	read(t, c)
+	r := ts.session()
+	send(t, c, "4"+strings.Repeat("x", 99)) // at the limit
+	expectText(t, c, "4"+strings.Repeat("x", 99))
+	send(t, c, "4"+strings.Repeat("x", 200))
+	err := expectClosed(t, c)
+	if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+		t.Errorf("close error %v, want 1009", err)
+	}
+	if reason := r.waitClose(t); reason != ReasonTransportError {
+		t.Errorf("OnClose(%q)", reason)
+	}
+}
+
+func TestWebSocketParseError(t *testing.T) {
+	for _, frame := range []string{"abc", "", "2"} {
+		t.Run(fmt.Sprintf("%q", frame), func(t *testing.T) {
+			ts := newTServer(t, Options{})
+			c := ts.mustDial("EIO=4&transport=websocket")
+			read(t, c)
+			r := ts.session()
+			send(t, c, frame)
+			expectClosed(t, c)
+			if reason := r.waitClose(t); reason != ReasonParseError {
+				t.Errorf("OnClose(%q)", reason)
+			}
+		})
+	}
+}
+
+func TestWebSocketHeartbeat(t *testing.T) {
+	ts := newTServer(t, Options{PingInterval: 50 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
+	c := ts.mustDial("EIO=4&transport=websocket")
+	read(t, c)
+	r := ts.session()
+	for i := 0; i < 3; i++ {
+		expectText(t, c, "2")
+		send(t, c, "3")
+	}
+	expectText(t, c, "2")
+	start := time.Now()
+	expectClosed(t, c)
+	if reason := r.waitClose(t); reason != ReasonPingTimeout {
+		t.Errorf("OnClose(%q)", reason)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("ping timeout took %v", d)
+	}
+}
+
+// Another packet while a pong is due extends the deadline once (Node).
+func TestWebSocketHeartbeatExtendedOnce(t *testing.T) {
+	ts := newTServer(t, Options{PingInterval: 50 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
+	c := ts.mustDial("EIO=4&transport=websocket")
+	read(t, c)
+	r := ts.session()
+	expectText(t, c, "2")
+	pinged := time.Now()
+	time.Sleep(150 * time.Millisecond)
+	send(t, c, "4x")
+	expectText(t, c, "4x")
+	time.Sleep(100 * time.Millisecond)
+	send(t, c, "4y") // does not extend again
+	if reason := r.waitClose(t); reason != ReasonPingTimeout {
+		t.Errorf("OnClose(%q)", reason)
+	}
+	if d := time.Since(pinged); d < 320*time.Millisecond {
+		t.Errorf("closed %v after the ping: deadline was not extended", d)
+	}
+}
+
+// upgrade takes a polling session to websocket and returns the socket.
+func upgrade(t *testing.T, ts *tserver, sid string, r *recorder) *websocket.Conn {
+	t.Helper()
+	pending := ts.asyncGet(sid)
+	waitFor(t, "pending GET", func() bool { return r.s.Writable() })
+	c := ts.mustDial("EIO=4&transport=websocket&sid=" + sid)
+	send(t, c, "2probe")
+	expectText(t, c, "3probe")
+	if code, body := waitResult(t, pending); code != "200" || body != "6" {
+		t.Fatalf("GET pending during upgrade: %s %q", code, body)
+	}
+	return c
+}
+
+func TestUpgrade(t *testing.T) {
+	ts := newTServer(t, Options{})
+	sid := ts.handshake()
+	r := ts.session()
+	c := upgrade(t, ts, sid, r)
+	// GETs during the upgrade return at once.
+	if code, body := ts.get(sid); code != 200 || body != "6" {
+		t.Errorf("GET during upgrade: %d %q", code, body)
+	}
+	const n = 200
+	for i := 0; i < n/2; i++ {
+		if err := r.s.Send(TextMessageString(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.s.Transport() != TransportPolling {
+		t.Error("switched before the upgrade packet")
+	}
+	send(t, c, "5")
+	for i := n / 2; i < n; i++ {
+		if err := r.s.Send(TextMessageString(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		expectText(t, c, fmt.Sprintf("4%d", i))
+	}
+	if tr := r.s.Transport(); tr != TransportWebSocket {
+		t.Errorf("transport %q after upgrade", tr)
+	}
+	if code, body := ts.get(sid); code != 400 || body != `{"code":3,"message":"Bad request"}` {
+		t.Errorf("polling after upgrade: %d %q", code, body)
+	}
+	send(t, c, "4hello")
+	expectText(t, c, "4hello")
+}
+
+// Messages queued before the probe may leave by a polling GET during the
+// upgrade; together with the websocket they arrive complete and in order.
+func TestUpgradeQueuedBeforeProbe(t *testing.T) {
+	ts := newTServer(t, Options{})
+	sid := ts.handshake()
+	r := ts.session()
+	c := ts.mustDial("EIO=4&transport=websocket&sid=" + sid)
+	for i := 0; i < 10; i++ {
+		_ = r.s.Send(TextMessageString(fmt.Sprint(i)))
+	}
+	send(t, c, "2probe")
+	expectText(t, c, "3probe")
+	for i := 10; i < 20; i++ {
+		_ = r.s.Send(TextMessageString(fmt.Sprint(i)))
+	}
+	code, body := ts.get(sid)
+	if code != 200 {
+		t.Fatalf("GET %d", code)
+	}
+	var got []string
+	for _, rec := range strings.Split(body, "\x1e") {
+		got = append(got, rec)
+	}
+	for i := 20; i < 30; i++ {
+		_ = r.s.Send(TextMessageString(fmt.Sprint(i)))
+	}
+	send(t, c, "5")
+	for len(got) < 30 {
+		_, f := read(t, c)
+		got = append(got, f)
+	}
+	for i, f := range got {
+		if f != fmt.Sprintf("4%d", i) {
+			t.Fatalf("packet %d = %q; all: %q", i, f, got)
+		}
+	}
+}
+
+func TestUpgradeSecondWebSocketRefused(t *testing.T) {
+	ts := newTServer(t, Options{})
+	sid := ts.handshake()
+	r := ts.session()
+	c := upgrade(t, ts, sid, r)
+
+	// While upgrading: completes the 101, then closes.
+	c2 := ts.mustDial("EIO=4&transport=websocket&sid=" + sid)
+	expectClosed(t, c2)
+
+	send(t, c, "5")
+	c3 := ts.mustDial("EIO=4&transport=websocket&sid=" + sid)
+	expectClosed(t, c3)
+
+	send(t, c, "4still")
+	expectText(t, c, "4still")
+	if n := r.closes.Load(); n != 0 {
+		t.Errorf("session closed")
+	}
+}
+
+func TestUpgradeTimeout(t *testing.T) {
+	ts := newTServer(t, Options{UpgradeTimeout: 100 * time.Millisecond})
+	sid := ts.handshake()
+	r := ts.session()
+	c := ts.mustDial("EIO=4&transport=websocket&sid=" + sid)
+	start := time.Now()
+	expectClosed(t, c)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("upgrade dropped after %v", d)
+	}
+	// Still on polling, still working.
+	if code, _ := ts.post(sid, "4ping"); code != 200 {
+		t.Fatalf("POST %d", code)
+	}
+	if code, body := ts.get(sid); code != 200 || body != "4ping" {
+		t.Errorf("GET %d %q", code, body)
+	}
+	if r.s.Transport() != TransportPolling || r.closes.Load() != 0 {
+		t.Error("session affected by the failed upgrade")
+	}
+	// And a later upgrade works.
+	c = upgrade(t, ts, sid, r)
+	send(t, c, "5")
+	send(t, c, "4ws")
+	expectText(t, c, "4ws")
+}
+
+func TestUpgradeAbortedByOtherPacket(t *testing.T) {
+	ts := newTServer(t, Options{})
+	sid := ts.handshake()
+	r := ts.session()
+	c := ts.mustDial("EIO=4&transport=websocket&sid=" + sid)
+	send(t, c, "4early")
+	expectClosed(t, c)
+	if code, _ := ts.post(sid, "4poll"); code != 200 {
+		t.Errorf("POST %d", code)
+	}
+	if got := r.waitMessages(t, 1); got[0] != "t:poll" {
+		t.Errorf("delivered %q", got)
+	}
+}
+
+// Slow client: a websocket that never reads. Sends fail with ErrQueueFull
+// once the bounded queue is full, and the session is closed.
+func TestWebSocketSlowClient(t *testing.T) {
+	ts := newTServer(t, Options{MaxQueuedMessages: 16, WriteTimeout: 30 * time.Second})
+	c := ts.mustDial("EIO=4&transport=websocket")
+	read(t, c)
+	r := ts.session()
+	big := TextMessage(make([]byte, 64<<10))
+	var err error
+	sent := 0
+	for ; sent < 100_000; sent++ {
+		if err = r.s.Send(big); err != nil {
+			break
+		}
+	}
+	if !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("after %d sends: %v, want ErrQueueFull", sent, err)
+	}
+	if reason := r.waitClose(t); reason != ReasonQueueFull {
+		t.Errorf("OnClose(%q)", reason)
+	}
+	select {
+	case <-r.s.Done():
+	case <-time.After(testTimeout):
+		t.Fatal("slow session not released (writer stuck?)")
+	}
+	if err := r.s.Send(big); !errors.Is(err, ErrSessionClosed) {
+		t.Errorf("Send after overflow: %v", err)
+	}
+}
+
+func TestSharedMessage(t *testing.T) {
+	ts := newTServer(t, Options{})
+	var conns []*websocket.Conn
+	var recs []*recorder
+	for i := 0; i < 3; i++ {
+		c := ts.mustDial("EIO=4&transport=websocket")
+		read(t, c)
+		conns = append(conns, c)
+		recs = append(recs, ts.session())
+	}
+	sid := ts.handshake()
+	recs = append(recs, ts.session())
+
+	text := TextMessageString("all").Shared()
+	bin := BinaryMessage([]byte{9, 8}).Shared()
+	if text.Shared() != text {
+		t.Error("Shared of a shared message copies it")
+	}
+	for _, r := range recs {
+		if err := r.s.Send(text, bin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range conns {
+		expectText(t, c, "4all")
+		if mt, p := read(t, c); mt != websocket.BinaryMessage || p != "\x09\x08" {
+			t.Errorf("binary (%d) %q", mt, p)
+		}
+	}
+	if code, body := ts.get(sid); code != 200 || body != "4all\x1ebCQg=" {
+		t.Errorf("polling: %d %q", code, body)
+	}
+}
+
+// wrapWriter hides http.Hijacker as middleware does (Caddy wraps the
+// ResponseWriter); it exposes the original through Unwrap only.
+type wrapWriter struct{ w http.ResponseWriter }
+
+func (w wrapWriter) Header() http.Header         { return w.w.Header() }
+func (w wrapWriter) Write(b []byte) (int, error) { return w.w.Write(b) }
+func (w wrapWriter) WriteHeader(code int)        { w.w.WriteHeader(code) }
+func (w wrapWriter) Unwrap() http.ResponseWriter { return w.w }
+
+func TestWebSocketThroughWrappedResponseWriter(t *testing.T) {
+	srv := NewServer(Options{OnSession: func(s *Session) { s.SetHandler(newRecorder(s, true)) }})
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := any(wrapWriter{w}).(http.Hijacker); ok {
+			t.Error("wrapper implements Hijacker; the test proves nothing")
+		}
+		srv.ServeHTTP(wrapWriter{w}, r)
+	}))
+	defer hs.Close()
+	defer srv.Close()
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(hs.URL, "http")+"/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	read(t, c)
+	send(t, c, "4wrapped")
+	expectText(t, c, "4wrapped")
+}
+
+// HTTP/2 cannot carry our websocket; a request claiming it is refused.
+func TestWebSocketOverHTTP2Refused(t *testing.T) {
+	srv := NewServer(Options{})
+	defer srv.Close()
+	req := httptest.NewRequest("GET", "/?EIO=4&transport=websocket", nil)
+	req.ProtoMajor, req.ProtoMinor = 2, 0
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, req)
+	if rec.Code != 400 || rec.Body.String() != "Bad request" {
+		t.Errorf("got %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+// A raw upgrade on a connection that keeps the server's deadlines would
+// die; this checks the 101 and first frame arrive over a raw socket too.
+func TestWebSocketRawHandshake(t *testing.T) {
+	ts := newTServer(t, Options{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.hs.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(testTimeout))
+	fmt.Fprintf(conn, "GET /engine.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	br := bufio.NewReader(conn)
+	status, _ := br.ReadString('\n')
+	if !strings.HasPrefix(status, "HTTP/1.1 101") {
+		t.Fatalf("status line %q", status)
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	hdr := make([]byte, 2)
+	if _, err := br.Read(hdr); err != nil {
+		t.Fatal(err)
+	}
+	if hdr[0] != 0x81 { // FIN + text
+		t.Errorf("first frame header %x", hdr)
+	}
+}
