@@ -122,6 +122,7 @@ func run(args []string, stdout io.Writer) error {
 	fp := fanoutParams{N: *n, Room: *room, Rate: *rate, Duration: *dur, Drain: *drain, Pad: *pad, Sample: *sample}
 
 	fmt.Fprintf(logOut, "sioload: %s against %s%s\n", name, *addr, *path)
+	load0 := loadAvg()
 	var res result
 	switch name {
 	case "connect":
@@ -142,16 +143,27 @@ func run(args []string, stdout io.Writer) error {
 	if ctx.Err() != nil {
 		res.note("run cut short: %v", context.Cause(ctx))
 	}
+	// Other work on the machine skews every number; say how busy it was.
+	res.note("load average before/after: %s / %s", load0, loadAvg())
 	if *jsonOut {
-		b, err := json.Marshal(res)
+		b, err := jsonLine(res)
 		if err != nil {
-			return fmt.Errorf("encoding result: %w", err)
+			return err
 		}
-		_, err = fmt.Fprintf(stdout, "%s\n", b)
+		_, err = stdout.Write(b)
 		return err
 	}
 	writeTable(stdout, res)
 	return nil
+}
+
+// jsonLine encodes a result as one line of JSON, the format compare reads.
+func jsonLine(r result) ([]byte, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil, fmt.Errorf("encoding result: %w", err)
+	}
+	return append(b, '\n'), nil
 }
 
 // validate rejects flag values that would make a loop unbounded or meaningless.

@@ -40,9 +40,15 @@ type connectOpts struct {
 	Setup       func(*client) // runs before the client's reader starts
 }
 
+// giveUpAfter is how many failed connects, with none succeeding, end a
+// connect phase early: the server is down or refusing, and retrying
+// thousands of times would only measure that.
+const giveUpAfter = 50
+
 // connectMany opens o.N clients with at most o.Concurrency handshakes in
 // flight and starts a reader per client as soon as it is connected, so early
-// clients answer pings while later ones connect. It stops early when ctx ends.
+// clients answer pings while later ones connect. It stops early when ctx ends
+// or when the first giveUpAfter attempts all failed.
 func connectMany(ctx context.Context, t target, o connectOpts, p *pool) connectStats {
 	st := connectStats{Latency: &histogram{}}
 	conc := max(1, min(o.Concurrency, o.N))
@@ -58,6 +64,9 @@ func connectMany(ctx context.Context, t target, o connectOpts, p *pool) connectS
 			for {
 				i := next.Add(1) - 1
 				if i >= int64(o.N) || ctx.Err() != nil {
+					return
+				}
+				if ok.Load() == 0 && failed.Load() >= giveUpAfter {
 					return
 				}
 				t0 := time.Now()

@@ -119,3 +119,16 @@ func (w watcher) self() procSample {
 	s, _ := sampleProc("self")
 	return s
 }
+
+// loadAvg returns the 1-minute load average from /proc/loadavg, or "?".
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}
