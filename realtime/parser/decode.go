@@ -228,13 +228,9 @@ func parse(s []byte, maxAttachments int) (*Packet, int, error) {
 	var data any
 	payload := s[i:]
 	if len(payload) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(payload))
-		dec.UseNumber()
-		if err := dec.Decode(&data); err != nil {
+		var err error
+		if data, err = parseJSON(payload); err != nil {
 			return nil, 0, decodeError("payload is not JSON: %v", err)
-		}
-		if rest := bytes.TrimLeft(payload[dec.InputOffset():], " \t\r\n"); len(rest) > 0 {
-			return nil, 0, decodeError("unexpected data after the JSON payload")
 		}
 	}
 
