@@ -67,7 +67,7 @@ func Encode(p *Packet) (text []byte, attachments [][]byte, err error) {
 			t += BinaryEvent - Event
 		}
 	}
-	e := encoder{buf: make([]byte, 0, 64+len(nsp)), binary: n > 0}
+	e := encoder{buf: make([]byte, 0, 64+len(nsp)+32*n), binary: n > 0}
 	if n > 0 {
 		e.atts = make([][]byte, 0, n)
 	}
