@@ -17,8 +17,8 @@ import (
 
 // Shutdown bounds: Close waits this long for sessions to flush and their
 // goroutines to end, then closes their network connections and waits
-// forceCloseGrace more.
-const (
+// forceCloseGrace more. Variables so tests can shorten them.
+var (
 	shutdownGrace   = 5 * time.Second
 	forceCloseGrace = 2 * time.Second
 )

@@ -1,0 +1,122 @@
+package engineio
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+func TestServerClose(t *testing.T) {
+	srv := NewServer(Options{PingInterval: time.Minute})
+	recs := make(chan *recorder, 8)
+	srv.SetOptions(Options{PingInterval: time.Minute, OnSession: func(s *Session) {
+		r := newRecorder(s, true)
+		s.SetHandler(r)
+		recs <- r
+	}})
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	ts := &tserver{t: t, srv: srv, hs: hs, url: hs.URL + "/engine.io/", sessions: recs}
+
+	// A polling session with a pending GET, an idle polling session, a
+	// websocket session with a queued message and an upgraded one.
+	sid := ts.handshake()
+	polling := ts.session()
+	pending := ts.asyncGet(sid)
+	waitFor(t, "pending GET", func() bool { return polling.s.Writable() })
+	ts.handshake()
+	idle := ts.session()
+
+	ws := ts.mustDial("EIO=4&transport=websocket")
+	read(t, ws)
+	wsRec := ts.session()
+
+	sid2 := ts.handshake()
+	upRec := ts.session()
+	up := upgrade(t, ts, sid2, upRec)
+	send(t, up, "5")
+	send(t, up, "4x")
+	expectText(t, up, "4x")
+
+	if err := wsRec.s.Send(TextMessageString("last")); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+
+	if code, body := waitResult(t, pending); code != "200" || body != "1" {
+		t.Errorf("pending GET: %s %q", code, body)
+	}
+	expectText(t, ws, "4last")
+	expectText(t, ws, "1")
+	if err := expectClosed(t, ws); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Errorf("websocket close: %v", err)
+	}
+	expectText(t, up, "1")
+	expectClosed(t, up)
+	for _, r := range []*recorder{polling, idle, wsRec, upRec} {
+		if reason := r.waitClose(t); reason != ReasonServerShutdown {
+			t.Errorf("OnClose(%q)", reason)
+		}
+		select {
+		case <-r.s.Done():
+		default:
+			t.Errorf("session %s not done after Close", r.s.ID())
+		}
+	}
+	if n := srv.SessionCount(); n != 0 {
+		t.Errorf("SessionCount %d after Close", n)
+	}
+	code, _, _ := ts.do("GET", "EIO=4&transport=polling", "", nil)
+	if code != http.StatusServiceUnavailable {
+		t.Errorf("request after Close: %d", code)
+	}
+	waitNoEngineGoroutines(t)
+	srv.Close() // idempotent
+}
+
+// Close is bounded even when a client never reads: the writer is stuck in
+// a write until the connection is force-closed.
+func TestServerCloseStuckClient(t *testing.T) {
+	defer func(g time.Duration) { shutdownGrace = g }(shutdownGrace)
+	shutdownGrace = 300 * time.Millisecond
+	srv := NewServer(Options{PingInterval: time.Minute, WriteTimeout: time.Minute, MaxQueuedMessages: 1 << 20})
+	recs := make(chan *recorder, 1)
+	srv.SetOptions(Options{PingInterval: time.Minute, WriteTimeout: time.Minute, MaxQueuedMessages: 1 << 20,
+		OnSession: func(s *Session) { r := newRecorder(s, false); s.SetHandler(r); recs <- r }})
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	ts := &tserver{t: t, srv: srv, hs: hs, url: hs.URL + "/engine.io/", sessions: recs}
+	c := ts.mustDial("EIO=4&transport=websocket")
+	read(t, c)
+	r := ts.session()
+	big := BinaryMessage(make([]byte, 1<<20))
+	for i := 0; i < 64; i++ {
+		if err := r.s.Send(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	srv.Close()
+	if d := time.Since(start); d > shutdownGrace+forceCloseGrace+time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	waitNoEngineGoroutines(t)
+}
+
+func TestNoGoroutinesAfterSessionsEnd(t *testing.T) {
+	ts := newTServer(t, Options{PingInterval: 30 * time.Millisecond, PingTimeout: 30 * time.Millisecond})
+	ws := ts.mustDial("EIO=4&transport=websocket")
+	read(t, ws)
+	r1 := ts.session()
+	ts.handshake()
+	r2 := ts.session()
+	// Nobody answers pings: both sessions time out.
+	r1.waitClose(t)
+	r2.waitClose(t)
+	<-r1.s.Done()
+	<-r2.s.Done()
+	waitNoEngineGoroutines(t)
+}

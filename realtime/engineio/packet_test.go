@@ -1,0 +1,191 @@
+package engineio
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+func decodeAll(body []byte) ([]packet, error) {
+	var out []packet
+	err := decodePayload(body, func(p packet) error {
+		out = append(out, p)
+		return nil
+	})
+	return out, err
+}
+
+func TestDecodePayload(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		want    []packet
+		wantErr bool
+	}{
+		{"one message", "4hello", []packet{{typ: '4', data: []byte("hello")}}, false},
+		{"empty message", "4", []packet{{typ: '4', data: []byte{}}}, false},
+		{"several", "4a\x1e3\x1e4b", []packet{{typ: '4', data: []byte("a")}, {typ: '3', data: []byte{}}, {typ: '4', data: []byte("b")}}, false},
+		{"binary", "bAQIDBA==", []packet{{typ: '4', data: []byte{1, 2, 3, 4}, binary: true}}, false},
+		{"empty binary", "b", []packet{{typ: '4', data: []byte{}, binary: true}}, false},
+		{"close", "1", []packet{{typ: '1', data: []byte{}}}, false},
+		{"utf8", "4é€😀", []packet{{typ: '4', data: []byte("é€😀")}}, false},
+		{"empty body", "", nil, true},
+		{"trailing separator", "4a\x1e", []packet{{typ: '4', data: []byte("a")}}, true},
+		{"unknown type", "7x", nil, true},
+		{"letter type", "abc", nil, true},
+		{"bad base64", "b@@", nil, true},
+		{"unpadded base64", "bAQIDBA", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decodeAll([]byte(tt.body))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err != nil && !errors.Is(err, errMalformedPacket) {
+				t.Errorf("error %v does not wrap errMalformedPacket", err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// A handler appending to its data must not overwrite the next packet.
+func TestDecodedDataIsCapped(t *testing.T) {
+	got, err := decodeAll([]byte("4ab\x1e4cd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = append(got[0].data, 'X', 'Y', 'Z')
+	if string(got[1].data) != "cd" {
+		t.Errorf("second packet overwritten: %q", got[1].data)
+	}
+}
+
+func TestDecodeFrame(t *testing.T) {
+	if p, err := decodeFrame(2, []byte{0, 1}); err != nil || !p.binary || p.typ != typeMessage || !bytes.Equal(p.data, []byte{0, 1}) {
+		t.Errorf("binary frame: %v %v", p, err)
+	}
+	if p, err := decodeFrame(1, []byte("4x")); err != nil || p.binary || string(p.data) != "x" {
+		t.Errorf("text frame: %v %v", p, err)
+	}
+	for _, bad := range []string{"", "x", "9", "b"} {
+		if _, err := decodeFrame(1, []byte(bad)); err == nil {
+			t.Errorf("text frame %q accepted", bad)
+		}
+	}
+}
+
+func TestAppendPayload(t *testing.T) {
+	pkts := []outPacket{
+		{typ: typeMessage, msg: TextMessageString("hi")},
+		{typ: typePing},
+		{typ: typeMessage, msg: BinaryMessage([]byte{1, 2, 3, 4})},
+		{typ: typeMessage, msg: TextMessage(nil)},
+		{typ: typeClose},
+	}
+	got := appendPayload(nil, pkts)
+	want := "4hi\x1e2\x1ebAQIDBA==\x1e4\x1e1"
+	if string(got) != want {
+		t.Errorf("payload %q, want %q", got, want)
+	}
+	if n := payloadSize(pkts); n != len(want) {
+		t.Errorf("payloadSize %d, want %d", n, len(want))
+	}
+}
+
+func TestMessageData(t *testing.T) {
+	src := []byte("abc")
+	m := TextMessage(src)
+	src[0] = 'X'
+	if string(m.Data()) != "abc" || m.IsBinary() {
+		t.Errorf("text message %q (data must be copied)", m.Data())
+	}
+	b := BinaryMessage([]byte{7})
+	if !b.IsBinary() || !bytes.Equal(b.Data(), []byte{7}) {
+		t.Errorf("binary message %v", b.Data())
+	}
+}
+
+// encodeRecords re-encodes decoded client packets as a polling payload.
+func encodeRecords(pkts []packet) []byte {
+	var b []byte
+	for i, p := range pkts {
+		if i > 0 {
+			b = append(b, recordSeparator)
+		}
+		if p.binary {
+			b = append(b, binaryPrefix)
+			b = base64.StdEncoding.AppendEncode(b, p.data)
+			continue
+		}
+		b = append(b, p.typ)
+		b = append(b, p.data...)
+	}
+	return b
+}
+
+// FuzzDecodePayload checks that decoding never panics and that whatever
+// decodes re-encodes to a payload that decodes to the same packets.
+func FuzzDecodePayload(f *testing.F) {
+	for _, s := range []string{"4hello", "4a\x1e4b\x1ebAQIDBA==", "3", "1", "", "abc", "b", "4\x1e\x1e"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		pkts, err := decodeAll(body)
+		if err != nil {
+			if !errors.Is(err, errMalformedPacket) {
+				t.Fatalf("error %v does not wrap errMalformedPacket", err)
+			}
+			return
+		}
+		if len(pkts) == 0 {
+			t.Fatal("no packet and no error")
+		}
+		again, err := decodeAll(encodeRecords(pkts))
+		if err != nil {
+			t.Fatalf("re-encoded payload does not decode: %v", err)
+		}
+		if fmt.Sprint(again) != fmt.Sprint(pkts) {
+			t.Fatalf("round trip changed packets: %v -> %v", pkts, again)
+		}
+		for _, p := range pkts {
+			if p.typ == typeMessage && !p.binary && bytes.IndexByte(p.data, recordSeparator) >= 0 {
+				t.Fatal("separator inside a text packet")
+			}
+		}
+	})
+}
+
+func benchPackets() []outPacket {
+	var pkts []outPacket
+	for i := 0; i < 16; i++ {
+		pkts = append(pkts, outPacket{typ: typeMessage, msg: TextMessageString(`2["chat",{"user":"someone","text":"` + strings.Repeat("x", 80) + `"}]`)})
+	}
+	pkts = append(pkts, outPacket{typ: typeMessage, msg: BinaryMessage(bytes.Repeat([]byte{1, 2, 3}, 100))})
+	return pkts
+}
+
+func BenchmarkEncodePayload(b *testing.B) {
+	pkts := benchPackets()
+	b.SetBytes(int64(payloadSize(pkts)))
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = appendPayload(make([]byte, 0, payloadSize(pkts)), pkts)
+	}
+}
+
+func BenchmarkDecodePayload(b *testing.B) {
+	body := appendPayload(nil, benchPackets())
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		_ = decodePayload(body, func(packet) error { n++; return nil })
+	}
+}
