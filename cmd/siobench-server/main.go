@@ -1,5 +1,3 @@
-//go:build sioengine
-
 // Command siobench-server is the Go side of the side-by-side benchmarks: the
 // realtime engine configured like testdata/bench/node-server.cjs, so that
 // cmd/sioload measures both servers on the same contract.
@@ -10,9 +8,6 @@
 //
 // Usage: siobench-server [-addr 127.0.0.1:3001]; prints "listening <port>"
 // when ready and nothing per message.
-//
-// The sioengine build tag keeps the build green while the realtime package is
-// being written; testdata/bench/compare.sh builds with it.
 package main
 
 import (

@@ -119,7 +119,7 @@ cd "$root"
 log "building into $OUT/bin"
 go build -o "$OUT/bin/sioload" ./cmd/sioload
 have_go=1
-if ! go build -tags sioengine -o "$OUT/bin/siobench-server" ./cmd/siobench-server 2>"$OUT/go-build.log"; then
+if ! go build -o "$OUT/bin/siobench-server" ./cmd/siobench-server 2>"$OUT/go-build.log"; then
 	log "cmd/siobench-server does not build yet (see $OUT/go-build.log): go column skipped"
 	have_go=0
 fi
