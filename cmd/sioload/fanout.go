@@ -330,6 +330,9 @@ func runSweep(ctx context.Context, co common, p fanoutParams, sp sweepParams) re
 		prev = s.Deliveries
 		rate *= sp.Factor
 	}
+	if len(r.Steps) > 0 && !r.Steps[0].Sustained {
+		r.note("the first rate was already not sustained: start lower (-rate)")
+	}
 	r.addTarget("max sustained deliveries/s", best.Deliveries, "1/s", higherBetter)
 	r.add("at publish rate", best.Rate, "1/s", "")
 	r.add("p99 at max sustained", best.P99Ms, "ms", lowerBetter)

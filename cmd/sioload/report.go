@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -159,18 +160,21 @@ func readResults(path string) ([]result, error) {
 }
 
 // writeComparison prints scenario | metric | a | b | ratio (b/a) for every
-// metric of either side, in the order they first appear. Target metrics are
-// starred; "want" says which direction is good.
+// metric of either side, in the order they first appear. A metric measured
+// several times (compare.sh REPEAT) shows its median, which resists the odd
+// run spoiled by other work on the machine. Target metrics are starred;
+// "want" says which direction is good.
 func writeComparison(w io.Writer, nameA, nameB string, as, bs []result) {
 	type key struct{ scenario, metric string }
 	type row struct {
 		key
 		unit, better string
 		target       bool
-		a, b         *float64
+		vals         [2][]float64
 	}
 	var rows []*row
 	index := map[key]*row{}
+	runs := 1
 	collect := func(rs []result, side int) {
 		for _, r := range rs {
 			for _, m := range r.Metrics {
@@ -181,12 +185,8 @@ func writeComparison(w io.Writer, nameA, nameB string, as, bs []result) {
 					index[k] = rw
 					rows = append(rows, rw)
 				}
-				v := m.Value
-				if side == 0 {
-					rw.a = &v
-				} else {
-					rw.b = &v
-				}
+				rw.vals[side] = append(rw.vals[side], m.Value)
+				runs = max(runs, len(rw.vals[side]))
 			}
 		}
 	}
@@ -203,10 +203,14 @@ func writeComparison(w io.Writer, nameA, nameB string, as, bs []result) {
 		if rw.target {
 			name = "*" + name
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", rw.scenario, name, optNum(rw.a), optNum(rw.b),
-			ratio(rw.a, rw.b), rw.better)
+		a, b := median(rw.vals[0]), median(rw.vals[1])
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", rw.scenario, name, optNum(a), optNum(b),
+			ratio(a, b), rw.better)
 	}
 	tw.Flush()
+	if runs > 1 {
+		fmt.Fprintf(w, "values are medians of up to %d runs\n", runs)
+	}
 	for _, side := range []struct {
 		name string
 		rs   []result
@@ -220,6 +224,21 @@ func writeComparison(w io.Writer, nameA, nameB string, as, bs []result) {
 			}
 		}
 	}
+}
+
+// median returns the median of vs (mean of the middle two for an even
+// count), or nil for none.
+func median(vs []float64) *float64 {
+	if len(vs) == 0 {
+		return nil
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return &m
 }
 
 func optNum(v *float64) string {

@@ -83,3 +83,27 @@ func TestValidateBoundsLoops(t *testing.T) {
 		t.Error("unknown scenario accepted")
 	}
 }
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		in   []float64
+		want float64
+	}{
+		{[]float64{5}, 5},
+		{[]float64{9, 1, 5}, 5},
+		{[]float64{4, 1, 3, 2}, 2.5},
+	}
+	for _, tt := range tests {
+		if got := median(tt.in); got == nil || *got != tt.want {
+			t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+	if median(nil) != nil {
+		t.Error("median of nothing is not nil")
+	}
+	in := []float64{3, 1, 2}
+	median(in)
+	if in[0] != 3 {
+		t.Error("median sorted its input")
+	}
+}

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # compare.sh runs the benchmark scenarios against the Node reference server
-# (socket.io 4.8 from testdata/node_modules) and the Go bench server, one after
-# the other in the same run, and prints one table: scenario | metric | node |
-# go | ratio. The server is pinned to one core and the load tool to the other
-# (taskset), and every scenario gets a fresh server so that memory numbers do
-# not carry over.
+# (socket.io 4.8 from testdata/node_modules) and the Go bench server in the
+# same run, and prints one table: scenario | metric | node | go | ratio. The
+# server is pinned to one core and the load tool to the other (taskset); every
+# scenario run gets a fresh server so that memory numbers do not carry over,
+# and the two servers take turns scenario by scenario.
 #
 # Usage: testdata/bench/compare.sh            (from anywhere in the repo)
 # Knobs (environment, defaults in brackets):
 #   SERVERS ["node go"]  SCENARIOS ["connect fanout sweep echo overload"]
 #   SERVER_CPU [0] LOAD_CPU [1]  PORT [3100]  RUN_TIMEOUT [240] seconds per run
+#   REPEAT [1]: runs per scenario and server; the table shows medians
 #   CONNECT_N [5000] CONNECT_HOLD [5s]
 #   FANOUT_N [1000] FANOUT_RATE [20] FANOUT_DURATION [10s] PAD [64]
-#   SWEEP_N [1000] SWEEP_START [20] SWEEP_FACTOR [2] SWEEP_STEPS [7] SWEEP_STEP [5s]
+#   SWEEP_N [1000] SWEEP_START [5] SWEEP_FACTOR [2] SWEEP_STEPS [8] SWEEP_STEP [5s]
 #   ECHO_CLIENTS [50] ECHO_WINDOW [10] ECHO_DURATION [10s]
 #   OVERLOAD_N [5000] OVERLOAD_RATE [100] OVERLOAD_DURATION [20s]
 #   OVERLOAD_DRAIN [5s] OVERLOAD_SAMPLE [10]
@@ -28,6 +29,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 PORT=${PORT:-3100}
 RUN_TIMEOUT=${RUN_TIMEOUT:-240}
+REPEAT=${REPEAT:-1}
 CONNECT_N=${CONNECT_N:-5000}
 CONNECT_HOLD=${CONNECT_HOLD:-5s}
 FANOUT_N=${FANOUT_N:-1000}
@@ -35,9 +37,9 @@ FANOUT_RATE=${FANOUT_RATE:-20}
 FANOUT_DURATION=${FANOUT_DURATION:-10s}
 PAD=${PAD:-64}
 SWEEP_N=${SWEEP_N:-1000}
-SWEEP_START=${SWEEP_START:-20}
+SWEEP_START=${SWEEP_START:-5}
 SWEEP_FACTOR=${SWEEP_FACTOR:-2}
-SWEEP_STEPS=${SWEEP_STEPS:-7}
+SWEEP_STEPS=${SWEEP_STEPS:-8}
 SWEEP_STEP=${SWEEP_STEP:-5s}
 ECHO_CLIENTS=${ECHO_CLIENTS:-50}
 ECHO_WINDOW=${ECHO_WINDOW:-10}
@@ -128,26 +130,35 @@ if [ ! -d testdata/node_modules/socket.io ]; then
 	(cd testdata && npm ci --no-audit --no-fund >/dev/null)
 fi
 
+servers=()
 for server in $SERVERS; do
 	if [ "$server" = go ] && [ "$have_go" = 0 ]; then
 		continue
 	fi
+	servers+=("$server")
 	: >"$OUT/$server.jsonl"
-	for sc in $SCENARIOS; do
-		if ! line=$(scenario_args "$sc"); then
-			log "unknown scenario $sc"
-			continue
-		fi
-		read -r -a args <<<"$line"
-		log "$server: $sc"
-		start_server "$server" "$OUT/$server-$sc.server.log" || continue
-		# sioload stops itself shortly before the outer timeout would kill it.
-		if ! timeout -k 5 "$RUN_TIMEOUT" "${pin_load[@]}" "$OUT/bin/sioload" "${args[@]}" \
-			-addr "127.0.0.1:$PORT" -server-pid "$server_pid" -label "$server" -json \
-			-timeout "$((RUN_TIMEOUT - 10))s" >>"$OUT/$server.jsonl"; then
-			log "$server: $sc failed or timed out"
-		fi
-		stop_server
+done
+
+# Scenario by scenario, the servers take turns, so that a burst of other work
+# on the machine does not land on one server only.
+for sc in $SCENARIOS; do
+	if ! line=$(scenario_args "$sc"); then
+		log "unknown scenario $sc"
+		continue
+	fi
+	read -r -a args <<<"$line"
+	for run in $(seq "$REPEAT"); do
+		for server in "${servers[@]}"; do
+			log "$server: $sc (run $run of $REPEAT)"
+			start_server "$server" "$OUT/$server-$sc-$run.server.log" || continue
+			# sioload stops itself shortly before the outer timeout would kill it.
+			if ! timeout -k 5 "$RUN_TIMEOUT" "${pin_load[@]}" "$OUT/bin/sioload" "${args[@]}" \
+				-addr "127.0.0.1:$PORT" -server-pid "$server_pid" -label "$server" -json \
+				-timeout "$((RUN_TIMEOUT - 10))s" >>"$OUT/$server.jsonl"; then
+				log "$server: $sc failed or timed out"
+			fi
+			stop_server
+		done
 	done
 done
 
