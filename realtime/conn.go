@@ -144,6 +144,21 @@ func (c *conn) connect(p *parser.Packet) {
 	n.fireConnection(s)
 }
 
+// disconnectAll disconnects every socket of the connection, each with its
+// DISCONNECT packet, then closes the connection once they are written.
+func (c *conn) disconnectAll() {
+	c.mu.Lock()
+	sockets := make([]*Socket, 0, len(c.sockets))
+	for _, s := range c.sockets {
+		sockets = append(sockets, s)
+	}
+	c.mu.Unlock()
+	for _, s := range sockets {
+		s.disconnect()
+	}
+	c.sess.Close("forced server close")
+}
+
 func (c *conn) remove(s *Socket) {
 	c.mu.Lock()
 	if c.sockets[s.nsp.name] == s {

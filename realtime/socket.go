@@ -292,19 +292,23 @@ func (s *Socket) removeAck(id int64) bool {
 }
 
 // Disconnect sends the client a DISCONNECT for this namespace and drops the
-// socket. With close, the whole connection is closed too.
+// socket. With close, every socket of the connection is disconnected that
+// way and the connection is closed, as Node's disconnect(true) does: the
+// client sees "io server disconnect" everywhere and does not reconnect.
 func (s *Socket) Disconnect(close bool) {
+	if close {
+		s.conn.disconnectAll()
+		return
+	}
+	s.disconnect()
+}
+
+func (s *Socket) disconnect() {
 	if !s.connected.Load() {
-		if close {
-			s.conn.sess.Close("forced server close")
-		}
 		return
 	}
 	_ = s.send(&parser.Packet{Type: parser.Disconnect, Namespace: s.nsp.name, ID: parser.NoID})
 	s.onClose("server namespace disconnect")
-	if close {
-		s.conn.sess.Close("forced server close")
-	}
 }
 
 // send encodes p and queues it for this socket alone.
