@@ -34,6 +34,10 @@ func TestServerClose(t *testing.T) {
 	read(t, ws)
 	wsRec := ts.session()
 
+	ts.handshake()
+	lingering := ts.session()
+	lingering.s.Close(ReasonForcedClose) // waits for a GET that never comes
+
 	sid2 := ts.handshake()
 	upRec := ts.session()
 	up := upgrade(t, ts, sid2, upRec)
@@ -56,9 +60,13 @@ func TestServerClose(t *testing.T) {
 	}
 	expectText(t, up, "1")
 	expectClosed(t, up)
-	for _, r := range []*recorder{polling, idle, wsRec, upRec} {
-		if reason := r.waitClose(t); reason != ReasonServerShutdown {
-			t.Errorf("OnClose(%q)", reason)
+	for _, r := range []*recorder{polling, idle, wsRec, upRec, lingering} {
+		want := ReasonServerShutdown
+		if r == lingering {
+			want = ReasonForcedClose
+		}
+		if reason := r.waitClose(t); reason != want {
+			t.Errorf("OnClose(%q), want %q", reason, want)
 		}
 		select {
 		case <-r.s.Done():

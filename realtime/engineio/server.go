@@ -135,6 +135,7 @@ func (srv *Server) Close() {
 
 	for _, s := range list {
 		s.closeWith(ReasonServerShutdown, kindShutdown, false)
+		s.endLinger() // no later GET can reach a closed server
 	}
 	if idle == nil {
 		return
