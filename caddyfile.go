@@ -1,0 +1,245 @@
+package socketio
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("socketio", parseCaddyfile)
+	// Before encode: polling responses must not be compressed or buffered,
+	// and a site then needs no order option or route block.
+	httpcaddyfile.RegisterDirectiveOrder("socketio", httpcaddyfile.Before, "encode")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Every
+// subdirective may appear once; list values go on one line.
+//
+// Syntax:
+//
+//	socketio [<matcher>] {
+//		name            <hub name>
+//		path            <path>
+//		ping_interval   <duration>
+//		ping_timeout    <duration>
+//		max_payload     <size>
+//		transports      polling|websocket...
+//		allow_upgrades  true|false
+//		connect_timeout <duration>
+//		origins         <origin|*>...
+//		namespaces      <name|pattern>...
+//		auth [required|optional|off] {
+//			secret      <hmac secret>
+//			public_key  <pem|file>
+//			algorithms  <alg>...
+//			issuer      <iss>
+//			audience    <aud>...
+//			leeway      <duration>
+//			token_from  auth[:<field>]|header[:<name>]|query:<param>|cookie:<name>...
+//		}
+//		join            <room template>...
+//		room_requests   <join event> [<leave event>]
+//		allow_rooms     <room pattern>...
+//		announce        <event> <text>
+//		emit            <event> <text>
+//		relay           <event>...
+//		log_events      <event>...|*
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	seen := map[string]bool{}
+	for d.NextBlock(0) {
+		sub := d.Val()
+		if seen[sub] {
+			return d.Errf("%s: subdirective given twice", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "name":
+			err = oneArg(d, &h.Name)
+		case "path":
+			err = oneArg(d, &h.Path)
+		case "ping_interval":
+			err = durationArg(d, &h.PingInterval)
+		case "ping_timeout":
+			err = durationArg(d, &h.PingTimeout)
+		case "connect_timeout":
+			err = durationArg(d, &h.ConnectTimeout)
+		case "max_payload":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				n, perr := humanize.ParseBytes(s)
+				if perr != nil || n == 0 || n > 1<<40 {
+					return d.Errf("max_payload: invalid size %q", s)
+				}
+				h.MaxPayload = int64(n)
+			}
+		case "transports":
+			err = listArg(d, &h.Transports)
+			for _, t := range h.Transports {
+				if t != "polling" && t != "websocket" {
+					return d.Errf("transports: unknown transport %q (want polling or websocket)", t)
+				}
+			}
+		case "allow_upgrades":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				b, perr := strconv.ParseBool(s)
+				if perr != nil {
+					return d.Errf("allow_upgrades: want true or false, got %q", s)
+				}
+				h.AllowUpgrades = &b
+			}
+		case "origins":
+			err = listArg(d, &h.Origins)
+		case "namespaces":
+			err = listArg(d, &h.Namespaces)
+		case "auth":
+			err = h.unmarshalAuth(d)
+		case "join":
+			err = listArg(d, &h.Join)
+		case "room_requests":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.ArgErr()
+			}
+			h.RoomRequests = &RoomRequests{Join: args[0]}
+			if len(args) == 2 {
+				h.RoomRequests.Leave = args[1]
+			}
+		case "allow_rooms":
+			err = listArg(d, &h.AllowRooms)
+		case "announce":
+			h.Announce, err = messageArg(d)
+		case "emit":
+			h.Emit, err = messageArg(d)
+		case "relay":
+			err = listArg(d, &h.Relay)
+		case "log_events":
+			err = listArg(d, &h.LogEvents)
+		default:
+			return d.Errf("unrecognized subdirective %q", sub)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *Handler) unmarshalAuth(d *caddyfile.Dispenser) error {
+	a := &AuthConfig{}
+	h.Auth = a
+	if d.NextArg() {
+		switch mode := d.Val(); mode {
+		case AuthRequired, AuthOptional, AuthOff:
+			a.Mode = mode
+		default:
+			return d.Errf("auth: unknown mode %q (want required, optional or off)", mode)
+		}
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return d.Errf("auth: %s: subdirective given twice", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "secret":
+			err = oneArg(d, &a.Secret)
+		case "public_key":
+			err = oneArg(d, &a.PublicKey)
+		case "algorithms":
+			err = listArg(d, &a.Algorithms)
+			for _, alg := range a.Algorithms {
+				if alg == "none" {
+					return d.Err(`auth: algorithm "none" is never accepted`)
+				}
+			}
+		case "issuer":
+			err = oneArg(d, &a.Issuer)
+		case "audience":
+			err = listArg(d, &a.Audience)
+		case "leeway":
+			err = durationArg(d, &a.Leeway)
+		case "token_from":
+			err = listArg(d, &a.TokenFrom)
+		default:
+			return d.Errf("auth: unrecognized subdirective %q", sub)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if a.Mode == AuthOff && (a.Secret != "" || a.PublicKey != "") {
+		return d.Err("auth: mode off takes no key")
+	}
+	return nil
+}
+
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func listArg(d *caddyfile.Dispenser, dst *[]string) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.ArgErr()
+	}
+	*dst = args
+	return nil
+}
+
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil {
+		return d.Errf("%s: invalid duration %q: %v", d.Val(), s, err)
+	}
+	if dur <= 0 {
+		return d.Errf("invalid duration %q: must be positive", s)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+func messageArg(d *caddyfile.Dispenser) (*Message, error) {
+	args := d.RemainingArgs()
+	if len(args) != 2 {
+		return nil, d.ArgErr()
+	}
+	return &Message{Event: args[0], Text: args[1]}, nil
+}
+
+// Interface guards
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

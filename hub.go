@@ -1,0 +1,284 @@
+package socketio
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
+)
+
+// hubs holds the Socket.IO servers by hub name. They persist through config
+// reloads: a new config's Provision finds the running server, and the old
+// config's Cleanup only drops a reference.
+var hubs = caddy.NewUsagePool()
+
+// Keys of the values the module stores in a socket's data.
+const (
+	claimsKey = "caddy.socketio.claims"
+	expiryKey = "caddy.socketio.expiry"
+)
+
+// hub is one Socket.IO server and the policies of the handlers that use it.
+// Handlers and middlewares are registered on the server once; they read the
+// active policy on every call.
+type hub struct {
+	server *realtime.Server
+	policy atomic.Pointer[policy]
+
+	mu    sync.Mutex
+	stack []*hubEntry // live handlers' settings, most recent last
+}
+
+// hubEntry is one handler's settings on the hub.
+type hubEntry struct {
+	pol  *policy
+	opts realtime.Options
+}
+
+func newHub(opts realtime.Options) *hub {
+	h := &hub{}
+	h.policy.Store(&policy{logger: zap.NewNop(), namespaces: []string{"/"}, mode: AuthOff})
+	h.server = realtime.NewServer(opts)
+	h.setupNamespace(h.server.Of("/"))
+	h.server.OfFunc(func(name string) bool { return h.policy.Load().allowsNamespace(name) }, h.setupNamespace)
+	return h
+}
+
+// push activates a handler's settings and remembers them.
+func (h *hub) push(pol *policy, opts realtime.Options) *hubEntry {
+	e := &hubEntry{pol: pol, opts: opts}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stack = append(h.stack, e)
+	h.activate(e)
+	return e
+}
+
+// remove forgets a handler's settings. When they were the active ones (a
+// config that failed to load after this handler was provisioned, or the
+// newest of two handlers sharing the hub), the most recent remaining
+// settings come back.
+func (h *hub) remove(e *hubEntry) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	i := slices.Index(h.stack, e)
+	if i < 0 {
+		return
+	}
+	wasTop := i == len(h.stack)-1
+	h.stack = slices.Delete(h.stack, i, i+1)
+	if wasTop && len(h.stack) > 0 {
+		h.activate(h.stack[len(h.stack)-1])
+	}
+}
+
+func (h *hub) activate(e *hubEntry) {
+	h.policy.Store(e.pol)
+	h.server.SetOptions(e.opts)
+}
+
+// Destruct closes every connection with an Engine.IO close packet; the pool
+// calls it when the last handler using the hub is cleaned up.
+func (h *hub) Destruct() error {
+	h.server.Close()
+	return nil
+}
+
+func (h *hub) setupNamespace(ns *realtime.Namespace) {
+	ns.Use(h.authorize)
+	ns.OnConnection(h.connected)
+}
+
+// view gathers what placeholders read about a socket.
+func view(s *realtime.Socket, p *policy) *socketView {
+	v := &socketView{ID: s.ID(), Namespace: s.Namespace().Name(), Hidden: p.hidden}
+	if hs := s.Handshake(); hs != nil {
+		v.Query, v.Headers, v.Auth = hs.Query, hs.Headers, hs.Auth
+	}
+	if c, ok := s.Get(claimsKey); ok {
+		v.Claims, _ = c.(auth.Claims)
+	}
+	return v
+}
+
+// authorize is the namespace middleware: namespace allowed by the current
+// policy, then the token. A refusal becomes the client's connect_error.
+func (h *hub) authorize(s *realtime.Socket) error {
+	p := h.policy.Load()
+	if !p.allowsNamespace(s.Namespace().Name()) {
+		// The namespace exists from an earlier config; this one drops it.
+		return &realtime.ConnectError{Message: "Invalid namespace"}
+	}
+	if p.mode == AuthOff || p.verifier == nil {
+		return nil
+	}
+	hs := s.Handshake()
+	tok, _, found := auth.Extract(p.sources, auth.Handshake{Auth: hs.Auth, Headers: hs.Headers, Query: hs.Query})
+	if !found {
+		if p.mode == AuthOptional {
+			return nil
+		}
+		p.logger.Debug("socket.io connection refused", zap.String("namespace", s.Namespace().Name()),
+			zap.String("remote", hs.Address), zap.String("reason", auth.ErrMissingToken.Error()))
+		return &realtime.ConnectError{Message: auth.ErrMissingToken.Error()}
+	}
+	claims, err := p.verifier.Verify(tok)
+	if err != nil {
+		// The message names the reason only; the token is never logged.
+		p.logger.Debug("socket.io connection refused", zap.String("namespace", s.Namespace().Name()),
+			zap.String("remote", hs.Address), zap.String("reason", err.Error()))
+		return &realtime.ConnectError{Message: err.Error()}
+	}
+	s.Set(claimsKey, claims)
+	if exp, ok := claims.Expiry(); ok {
+		t := &expiryTimer{at: exp.Add(p.verifier.Leeway())}
+		s.Set(expiryKey, t)
+		// Registered before the socket connects, so no disconnect can slip
+		// between the timer's start and its stop.
+		s.OnDisconnect(func(*realtime.Socket, string) { t.stop() })
+	}
+	return nil
+}
+
+// connected applies the connection rules: join, announce, emit, and the
+// event handler.
+func (h *hub) connected(s *realtime.Socket) {
+	p := h.policy.Load()
+	if t, ok := s.Get(expiryKey); ok {
+		t.(*expiryTimer).start(func() {
+			p.logger.Debug("socket.io token expired", zap.String("namespace", s.Namespace().Name()), zap.String("socket", s.ID()))
+			s.Disconnect(false)
+		})
+	}
+	v := view(s, p)
+	rooms := p.joinRooms(v)
+	s.Join(rooms...)
+	for _, room := range rooms {
+		h.announce(p, s, v, room)
+	}
+	if m := p.emit; m != nil {
+		_ = s.Emit(m.Event, p.text(v, m.Text))
+	}
+	s.OnAny(h.onEvent)
+}
+
+func (h *hub) announce(p *policy, s *realtime.Socket, v *socketView, room string) {
+	m := p.announce
+	if m == nil {
+		return
+	}
+	rv := *v
+	rv.Room = room
+	if err := s.Namespace().To(room).Emit(m.Event, p.text(&rv, m.Text)); err != nil {
+		p.logger.Warn("socket.io announcement failed", zap.String("room", room), zap.Error(err))
+	}
+}
+
+// onEvent handles every client event under the current policy.
+func (h *hub) onEvent(s *realtime.Socket, event string, args []any, ack realtime.AckFunc) {
+	p := h.policy.Load()
+	if p.logs(event) {
+		if ce := p.logger.Check(zap.InfoLevel, "socket.io event"); ce != nil {
+			ce.Write(zap.String("namespace", s.Namespace().Name()), zap.String("socket", s.ID()),
+				zap.String("event", event), zap.String("args", argsForLog(args)))
+		}
+	}
+	switch {
+	case event == p.joinEvent && p.joinEvent != "":
+		h.roomRequest(p, s, args, ack, true)
+	case event == p.leaveEvent && p.leaveEvent != "":
+		h.roomRequest(p, s, args, ack, false)
+	case slices.Contains(p.relay, event):
+		rooms := slices.DeleteFunc(s.Rooms(), func(r string) bool { return r == s.ID() })
+		if len(rooms) > 0 {
+			if err := s.To(rooms...).Emit(event, args...); err != nil {
+				p.logger.Warn("socket.io relay failed", zap.String("event", event), zap.Error(err))
+			}
+		}
+		if ack != nil {
+			_ = ack()
+		}
+	}
+}
+
+// roomRequest answers a client's join or leave request.
+func (h *hub) roomRequest(p *policy, s *realtime.Socket, args []any, ack realtime.AckFunc, join bool) {
+	reply := func(v map[string]any) {
+		if ack != nil {
+			_ = ack(v)
+		}
+	}
+	room, _ := firstString(args)
+	if room == "" {
+		reply(map[string]any{"ok": false, "error": "room name required"})
+		return
+	}
+	if !join {
+		if room == s.ID() || !slices.Contains(s.Rooms(), room) {
+			reply(map[string]any{"ok": false, "error": "not in room"})
+			return
+		}
+		s.Leave(room)
+		reply(map[string]any{"ok": true, "room": room})
+		return
+	}
+	v := view(s, p)
+	if !p.roomAllowed(v, room) {
+		reply(map[string]any{"ok": false, "error": "room not allowed"})
+		return
+	}
+	s.Join(room)
+	reply(map[string]any{"ok": true, "room": room})
+	h.announce(p, s, v, room)
+}
+
+// firstString reads the room name: a string argument or {"room": "..."}.
+func firstString(args []any) (string, bool) {
+	if len(args) == 0 {
+		return "", false
+	}
+	switch a := args[0].(type) {
+	case string:
+		return a, true
+	case map[string]any:
+		r, ok := a["room"].(string)
+		return r, ok
+	}
+	return "", false
+}
+
+// expiryTimer disconnects a socket when its token expires. start and stop
+// may come in either order and from different goroutines.
+type expiryTimer struct {
+	at      time.Time
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+}
+
+func (e *expiryTimer) start(fire func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped || e.t != nil {
+		return
+	}
+	e.t = time.AfterFunc(time.Until(e.at), fire)
+}
+
+func (e *expiryTimer) stop() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stopped = true
+	if e.t != nil {
+		e.t.Stop()
+	}
+}
+
+// Interface guards
+var _ caddy.Destructor = (*hub)(nil)

@@ -1,0 +1,421 @@
+// Package socketio is a Caddy HTTP handler that serves Socket.IO (Engine.IO
+// v4, Socket.IO v5) from inside Caddy: the engine in realtime/, JWT handshake
+// authentication in realtime/auth, and connection rules (rooms, relays,
+// announcements, event logging) written in the Caddyfile instead of code.
+package socketio
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
+	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Defaults, as the Node reference server has them (socket.io 4.8).
+const (
+	DefaultPath           = "/socket.io/"
+	DefaultPingInterval   = 25 * time.Second
+	DefaultPingTimeout    = 20 * time.Second
+	DefaultMaxPayload     = 1_000_000
+	DefaultConnectTimeout = 45 * time.Second
+)
+
+// Auth modes.
+const (
+	AuthRequired = "required"
+	AuthOptional = "optional"
+	AuthOff      = "off"
+)
+
+// Handler serves Socket.IO clients on one path and passes every other
+// request to the next handler.
+//
+// The connections live in a hub that outlives config reloads: handlers with
+// the same name, in this config or the next one, share it, so `caddy reload`
+// drops no socket; new settings apply to new connections (engine options)
+// or at once (auth and rules).
+type Handler struct {
+	// Name of the hub. Handlers with the same name share their sockets and
+	// rooms, across sites and across reloads. Default: the path.
+	Name string `json:"name,omitempty"`
+
+	// Path is the URL path prefix served; other requests go to the next
+	// handler. Default: /socket.io/.
+	Path string `json:"path,omitempty"`
+
+	// PingInterval is how often the server pings each client. Default: 25s.
+	PingInterval caddy.Duration `json:"ping_interval,omitempty"`
+
+	// PingTimeout is how long a pong may take before the client is
+	// considered gone. Default: 20s.
+	PingTimeout caddy.Duration `json:"ping_timeout,omitempty"`
+
+	// MaxPayload is the largest message (polling body or WebSocket frame) a
+	// client may send, in bytes. Default: 1000000 (1MB).
+	MaxPayload int64 `json:"max_payload,omitempty"`
+
+	// Transports lists the enabled transports: polling, websocket.
+	// Default: both.
+	Transports []string `json:"transports,omitempty"`
+
+	// AllowUpgrades lets polling clients upgrade to WebSocket. Default: true.
+	AllowUpgrades *bool `json:"allow_upgrades,omitempty"`
+
+	// ConnectTimeout closes a connection that joined no namespace in time.
+	// Default: 45s.
+	ConnectTimeout caddy.Duration `json:"connect_timeout,omitempty"`
+
+	// Origins lists the browser origins (scheme://host[:port]) allowed to
+	// connect; "*" allows any. Default: same origin only. Requests without
+	// an Origin header (non-browser clients) are always allowed.
+	Origins []string `json:"origins,omitempty"`
+
+	// Namespaces lists the namespaces clients may connect to, by name or
+	// glob pattern ("*" any run of characters, "?" one), e.g. "/team-*".
+	// Default: "/" only.
+	Namespaces []string `json:"namespaces,omitempty"`
+
+	// Auth verifies a JWT when a socket connects. Default: off.
+	Auth *AuthConfig `json:"auth,omitempty"`
+
+	// Join lists room templates a socket joins when it connects, e.g.
+	// "room-userId-{socketio.query.roomNumber}". A template whose
+	// placeholders are unknown or empty is skipped.
+	Join []string `json:"join,omitempty"`
+
+	// RoomRequests names the events by which a client asks to join or leave
+	// a room (argument: the room name; the ack gets {"ok":true,"room":...}
+	// or {"ok":false,"error":...}). Joins are allowed only by AllowRooms.
+	RoomRequests *RoomRequests `json:"room_requests,omitempty"`
+
+	// AllowRooms lists the room patterns a client may join on request;
+	// templates may use placeholders, e.g. "room-{socketio.claims.sub}-*"
+	// (values are inserted literally, a "*" in a claim matches only "*").
+	// Default: none.
+	AllowRooms []string `json:"allow_rooms,omitempty"`
+
+	// Announce is emitted to every socket of each room a socket joins (the
+	// new one included); its text may use {socketio.room}.
+	Announce *Message `json:"announce,omitempty"`
+
+	// Emit is emitted to a socket once it is connected.
+	Emit *Message `json:"emit,omitempty"`
+
+	// Relay lists client events forwarded to the other sockets of the
+	// sender's rooms (its own id-room excluded).
+	Relay []string `json:"relay,omitempty"`
+
+	// LogEvents lists client events written to Caddy's log ("*" for all),
+	// with their arguments truncated to 512 bytes.
+	LogEvents []string `json:"log_events,omitempty"`
+
+	hub    *hub
+	entry  *hubEntry
+	path   string
+	logger *zap.Logger
+}
+
+// AuthConfig configures JWT verification of the Socket.IO handshake.
+type AuthConfig struct {
+	// Mode is required (a valid token is needed), optional (a token is
+	// verified if present) or off. Default: required.
+	Mode string `json:"mode,omitempty"`
+
+	// Secret is the HMAC key (HS256/384/512); placeholders such as
+	// {env.JWT_SECRET} are resolved at load.
+	Secret string `json:"secret,omitempty"`
+
+	// PublicKey is a PEM public key (RSA, ECDSA or Ed25519), inline or the
+	// path of a file; placeholders are resolved at load.
+	PublicKey string `json:"public_key,omitempty"`
+
+	// Algorithms lists the accepted JWS algorithms; "none" is refused.
+	// Default: HS256 for a secret, RS256 for RSA, ES256/384/512 by ECDSA
+	// curve, EdDSA for Ed25519.
+	Algorithms []string `json:"algorithms,omitempty"`
+
+	// Issuer, when set, must equal the iss claim.
+	Issuer string `json:"issuer,omitempty"`
+
+	// Audience, when set, requires the aud claim to hold one of these.
+	Audience []string `json:"audience,omitempty"`
+
+	// Leeway is the tolerated clock skew for exp and nbf. Default: 5s.
+	Leeway caddy.Duration `json:"leeway,omitempty"`
+
+	// TokenFrom lists where the token is looked for, in order: auth[:field]
+	// (the CONNECT auth payload), header[:name] (Authorization expects
+	// "Bearer <token>"), query:<param>, cookie:<name>.
+	// Default: auth:token header:Authorization.
+	TokenFrom []string `json:"token_from,omitempty"`
+}
+
+// RoomRequests names the join and leave events.
+type RoomRequests struct {
+	Join  string `json:"join,omitempty"`
+	Leave string `json:"leave,omitempty"`
+}
+
+// Message is an event and a text template.
+type Message struct {
+	Event string `json:"event,omitempty"`
+	Text  string `json:"text,omitempty"`
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.socketio",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision checks the config, builds the policy and attaches the handler to
+// its hub. The hub is the only side effect, and Cleanup undoes it.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if err := h.check(); err != nil {
+		return err
+	}
+	h.path = normalizePath(h.Path)
+	if h.Name == "" {
+		h.Name = h.path
+	}
+	pol, err := h.buildPolicy(caddy.NewReplacer(), h.logger)
+	if err != nil {
+		return err
+	}
+	opts := h.serverOptions()
+	val, _, err := hubs.LoadOrNew(h.Name, func() (caddy.Destructor, error) {
+		return newHub(opts), nil
+	})
+	if err != nil {
+		return fmt.Errorf("loading socket.io hub %q: %w", h.Name, err)
+	}
+	h.hub = val.(*hub)
+	h.entry = h.hub.push(pol, opts)
+	return nil
+}
+
+// Validate reports config errors; Provision has already run the same checks
+// (so that it never attaches a broken handler to a hub).
+func (h *Handler) Validate() error {
+	return h.check()
+}
+
+// Cleanup detaches the handler from its hub; the last one closes it.
+func (h *Handler) Cleanup() error {
+	if h.hub == nil {
+		return nil
+	}
+	h.hub.remove(h.entry)
+	_, err := hubs.Delete(h.Name)
+	h.hub, h.entry = nil, nil
+	if err != nil {
+		return fmt.Errorf("releasing socket.io hub %q: %w", h.Name, err)
+	}
+	return nil
+}
+
+// ServeHTTP serves requests under the path and passes the others on.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if !matchPath(h.path, r.URL.Path) {
+		return next.ServeHTTP(w, r)
+	}
+	h.hub.server.ServeHTTP(w, r)
+	return nil
+}
+
+// normalizePath makes the path absolute with a trailing slash, as Node's
+// engine.io does with its path option.
+func normalizePath(p string) string {
+	if p == "" {
+		return DefaultPath
+	}
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	if !strings.HasSuffix(p, "/") {
+		p += "/"
+	}
+	return p
+}
+
+// matchPath accepts the path itself, with or without its trailing slash,
+// and anything below it.
+func matchPath(prefix, p string) bool {
+	return strings.HasPrefix(p, prefix) || p == strings.TrimSuffix(prefix, "/")
+}
+
+var reservedEvents = []string{"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+
+// check validates field values without side effects.
+func (h *Handler) check() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if strings.ContainsAny(h.Path, "?#") {
+		bad("path %q: must not hold a query or fragment", h.Path)
+	}
+	if h.PingInterval < 0 || h.PingTimeout < 0 || h.ConnectTimeout < 0 {
+		bad("ping_interval, ping_timeout and connect_timeout must not be negative")
+	}
+	if h.MaxPayload < 0 {
+		bad("max_payload must not be negative")
+	}
+	for _, t := range h.Transports {
+		if t != "polling" && t != "websocket" {
+			bad("transports: unknown transport %q (want polling or websocket)", t)
+		}
+	}
+	for _, o := range h.Origins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+			bad("origins: %q is not an origin (want scheme://host[:port] or *)", o)
+		}
+	}
+	for _, ns := range h.Namespaces {
+		if !strings.HasPrefix(ns, "/") {
+			bad("namespaces: %q must start with /", ns)
+		}
+	}
+	if a := h.Auth; a != nil {
+		switch a.Mode {
+		case "", AuthRequired, AuthOptional, AuthOff:
+		default:
+			bad("auth: unknown mode %q (want required, optional or off)", a.Mode)
+		}
+		if a.Mode != AuthOff {
+			if a.Secret == "" && a.PublicKey == "" {
+				bad("auth: a secret or a public_key is needed")
+			}
+			if a.Secret != "" && a.PublicKey != "" {
+				bad("auth: set either secret or public_key, not both")
+			}
+		}
+		if a.Leeway < 0 {
+			bad("auth: leeway must not be negative")
+		}
+		for _, s := range a.TokenFrom {
+			if _, err := auth.ParseSource(s); err != nil {
+				bad("auth: token_from: %v", err)
+			}
+		}
+	}
+	if rr := h.RoomRequests; rr != nil && rr.Join == "" && rr.Leave == "" {
+		bad("room_requests: needs a join event")
+	}
+	for _, m := range []*Message{h.Announce, h.Emit} {
+		if m != nil && m.Event == "" {
+			bad("announce and emit need an event name")
+		}
+	}
+	// Every event the module emits or handles must be one the client can
+	// receive or send: the client reserves a few names for itself.
+	handled := map[string]string{}
+	claim := func(event, by string) {
+		if slices.Contains(reservedEvents, event) {
+			bad("%s: %q is reserved by Socket.IO", by, event)
+		}
+		if prev, ok := handled[event]; ok && prev != by {
+			bad("%s: event %q is already used by %s", by, event, prev)
+		}
+		handled[event] = by
+	}
+	if rr := h.RoomRequests; rr != nil {
+		if rr.Join != "" {
+			claim(rr.Join, "room_requests")
+		}
+		if rr.Leave != "" {
+			if rr.Leave == rr.Join {
+				bad("room_requests: join and leave events must differ")
+			}
+			claim(rr.Leave, "room_requests")
+		}
+	}
+	for _, e := range h.Relay {
+		claim(e, "relay")
+	}
+	for _, m := range []*Message{h.Announce, h.Emit} {
+		if m != nil && slices.Contains(reservedEvents, m.Event) {
+			bad("%q is reserved by Socket.IO", m.Event)
+		}
+	}
+	for _, e := range h.LogEvents {
+		if e == "" {
+			bad("log_events: empty event name")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// serverOptions turns the engine settings into realtime options.
+func (h *Handler) serverOptions() realtime.Options {
+	return realtime.Options{
+		Engine: engineio.Options{
+			PingInterval:    durationOr(h.PingInterval, DefaultPingInterval),
+			PingTimeout:     durationOr(h.PingTimeout, DefaultPingTimeout),
+			MaxPayload:      cmpOr(h.MaxPayload, DefaultMaxPayload),
+			Transports:      slices.Clone(h.Transports),
+			DisableUpgrades: h.AllowUpgrades != nil && !*h.AllowUpgrades,
+			AllowedOrigins:  slices.Clone(h.Origins),
+			Logger:          h.logger,
+		},
+		ConnectTimeout: durationOr(h.ConnectTimeout, DefaultConnectTimeout),
+		Logger:         h.logger,
+	}
+}
+
+func durationOr(d caddy.Duration, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return time.Duration(d)
+}
+
+func cmpOr(v, def int64) int64 {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// loadKey resolves placeholders in a public_key value and reads it: inline
+// PEM, or else the path of a PEM file.
+func loadKey(repl *caddy.Replacer, value string) ([]byte, error) {
+	v := repl.ReplaceKnown(value, "")
+	if strings.Contains(v, "-----BEGIN") {
+		return []byte(v), nil
+	}
+	data, err := os.ReadFile(v)
+	if err != nil {
+		return nil, fmt.Errorf("reading public key: %w", err)
+	}
+	return data, nil
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)
