@@ -797,8 +797,6 @@ func testClientServerDisconnect(t *testing.T, d *nodeclient.Driver, v string) {
 // then the connection closes, so the clients see "io server disconnect" and
 // do not reconnect by themselves.
 func testClientDisconnectClose(t *testing.T, d *nodeclient.Driver, v string) {
-	t.Skip("BUG: Socket.Disconnect(true) (realtime/socket.go) sends DISCONNECT only to its own namespace; " +
-		"other sockets on the connection see \"transport close\" and their client reconnects (Node: Client._disconnect disconnects every socket)")
 	reasons := make(chan string, 4)
 	e := startClientEnv(t, d, v, func(srv *Server) {
 		for _, name := range []string{"/", "/admin"} {
