@@ -76,8 +76,10 @@ type config struct {
 	polling, websocket bool
 	anyOrigin          bool
 	origins            map[string]struct{} // lowercased, without trailing slash
-	openPolling        []byte              // "0{...}" without sid is built per session; these hold the tail
-	openWebSocket      []byte
+	// Open packets differ only by sid: these hold what follows the sid,
+	// rendered once per config.
+	openPolling   []byte
+	openWebSocket []byte
 }
 
 func newConfig(o Options) *config {

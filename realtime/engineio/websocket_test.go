@@ -116,13 +116,13 @@ func TestWebSocketHeartbeat(t *testing.T) {
 
 // Another packet while a pong is due extends the deadline once (Node).
 func TestWebSocketHeartbeatExtendedOnce(t *testing.T) {
-	ts := newTServer(t, Options{PingInterval: 50 * time.Millisecond, PingTimeout: 200 * time.Millisecond})
+	ts := newTServer(t, Options{PingInterval: 50 * time.Millisecond, PingTimeout: 400 * time.Millisecond})
 	c := ts.mustDial("EIO=4&transport=websocket")
 	read(t, c)
 	r := ts.session()
 	expectText(t, c, "2")
 	pinged := time.Now()
-	time.Sleep(150 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
 	send(t, c, "4x")
 	expectText(t, c, "4x")
 	time.Sleep(100 * time.Millisecond)
@@ -130,7 +130,7 @@ func TestWebSocketHeartbeatExtendedOnce(t *testing.T) {
 	if reason := r.waitClose(t); reason != ReasonPingTimeout {
 		t.Errorf("OnClose(%q)", reason)
 	}
-	if d := time.Since(pinged); d < 320*time.Millisecond {
+	if d := time.Since(pinged); d < 500*time.Millisecond {
 		t.Errorf("closed %v after the ping: deadline was not extended", d)
 	}
 }
