@@ -269,19 +269,22 @@ func testClientWebSocket(t *testing.T, d *nodeclient.Driver, v string) {
 	}
 }
 
-// upgradeBurst and upgradeTicks size the upgrade scenario: a burst queued
-// during the connect, then ticks spread over the time the upgrade takes.
+// The upgrade scenario: a burst queued during the connect, then ticks
+// spread over the time the upgrade takes, until the server has sent
+// upgradeTicksAfter of them over the websocket (at most upgradeMaxTicks).
 const (
-	upgradeBurst     = 200
-	upgradeTicks     = 100
-	upgradeTickEvery = 2 * time.Millisecond
-	upgradeClientSeq = 100
+	upgradeBurst      = 200
+	upgradeTickEvery  = 2 * time.Millisecond
+	upgradeTicksAfter = 20
+	upgradeMaxTicks   = 2000
+	upgradeClientSeq  = 100
 )
 
 func testClientUpgrade(t *testing.T, d *nodeclient.Driver, v string) {
 	var (
-		mu      sync.Mutex
-		seqSeen []int
+		mu             sync.Mutex
+		seqSeen        []int
+		tickTransports []string // transport of the session when each tick was sent
 	)
 	e := startClientEnv(t, d, v, func(srv *Server) {
 		srv.Of("/").OnConnection(func(s *Socket) {
@@ -312,12 +315,21 @@ func testClientUpgrade(t *testing.T, d *nodeclient.Driver, v string) {
 			// Ticks keep flowing while the client probes and switches
 			// transports; the goroutine ends with the socket or the count.
 			go func() {
-				for i := range upgradeTicks {
-					if s.Emit("tick", i) != nil {
+				n, onWS := 0, 0
+				for ; n < upgradeMaxTicks && onWS < upgradeTicksAfter; n++ {
+					tr := s.Transport()
+					if tr == engineio.TransportWebSocket {
+						onWS++
+					}
+					mu.Lock()
+					tickTransports = append(tickTransports, tr)
+					mu.Unlock()
+					if s.Emit("tick", n) != nil {
 						return
 					}
 					time.Sleep(upgradeTickEvery)
 				}
+				_ = s.Emit("ticks-done", n)
 			}()
 		})
 	})
@@ -332,10 +344,24 @@ func testClientUpgrade(t *testing.T, d *nodeclient.Driver, v string) {
 	if err := c.WaitUpgrade(clientWait); err != nil {
 		t.Fatal(err)
 	}
+	done, err := c.WaitEvent("ticks-done", clientWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(done) != 1 {
+		t.Fatalf("ticks-done %v", done)
+	}
+	ticks, _ := done[0].(float64)
+	mu.Lock()
+	t.Logf("ticks sent per transport: %v", countStrings(tickTransports))
+	if len(tickTransports) == 0 || tickTransports[0] != engineio.TransportPolling {
+		t.Logf("the upgrade finished before the ticks began: this run did not cross it")
+	}
+	mu.Unlock()
 	for _, stream := range []struct {
 		name string
 		n    int
-	}{{"n", upgradeBurst}, {"tick", upgradeTicks}} {
+	}{{"n", upgradeBurst}, {"tick", int(ticks)}} {
 		for i := range stream.n {
 			args, err := c.WaitEvent(stream.name, clientWait)
 			if err != nil {
@@ -371,6 +397,14 @@ func testClientUpgrade(t *testing.T, d *nodeclient.Driver, v string) {
 			t.Fatalf("client disconnected during the upgrade: %s", ev.Reason)
 		}
 	}
+}
+
+func countStrings(list []string) map[string]int {
+	out := make(map[string]int)
+	for _, s := range list {
+		out[s]++
+	}
+	return out
 }
 
 func testClientAuth(t *testing.T, d *nodeclient.Driver, v string) {
@@ -908,4 +942,33 @@ func checkNoServerGoroutines(t *testing.T, baseline map[string]string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestServerGoroutineCheck makes sure the leak check of the real-client
+// tests sees the goroutines of a live connection, so that its silence after
+// Close means something.
+func TestServerGoroutineCheck(t *testing.T) {
+	baseline := realtimeGoroutines()
+	srv := NewServer(Options{})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	defer srv.Close()
+	c := dialRaw(t, ts, "")
+	c.send("40")
+	c.expectPrefix("40{")
+	var live int
+	for id, g := range realtimeGoroutines() {
+		if _, old := baseline[id]; !old && strings.Contains(g, "realtime/engineio.(*Session)") {
+			live++
+		}
+	}
+	if live == 0 {
+		t.Fatal("no engine goroutine found for a live websocket connection")
+	}
+	srv.Close()
+	c.expect("1")
+	c.expectClosed(clientWait)
+	c.close()
+	ts.Close()
+	checkNoServerGoroutines(t, baseline)
 }
