@@ -39,6 +39,9 @@ type clientEnv struct {
 	version string
 	srv     *Server
 	url     string // "http://127.0.0.1:PORT", no trailing slash
+
+	mu      sync.Mutex
+	clients []*nodeclient.Client
 }
 
 // startClientEnv starts a server for one scenario. extra runs after the
@@ -61,13 +64,45 @@ func startClientEnv(t *testing.T, d *nodeclient.Driver, version string, extra fu
 		extra(srv)
 	}
 	ts := httptest.NewServer(srv)
+	e := &clientEnv{t: t, d: d, version: version, srv: srv, url: ts.URL}
 	t.Cleanup(func() {
+		e.disconnectClients()
 		d.CloseAll()
 		srv.Close()
 		ts.Close()
 		checkNoServerGoroutines(t, baseline)
 	})
-	return &clientEnv{t: t, d: d, version: version, srv: srv, url: ts.URL}
+	return e
+}
+
+// disconnectClients disconnects the scenario's connected clients and waits
+// (briefly) for each to report it, so that what they still had in flight is
+// buffered before CloseAll makes the driver forget them.
+func (e *clientEnv) disconnectClients() {
+	e.mu.Lock()
+	clients := e.clients
+	e.mu.Unlock()
+	var live []*nodeclient.Client
+	for _, c := range clients {
+		connected := false
+		for _, ev := range c.Events() {
+			switch ev.Type {
+			case "connect":
+				connected = true
+			case "disconnect", "connect_error":
+				connected = false
+			}
+		}
+		if connected {
+			c.Disconnect()
+			live = append(live, c)
+		}
+	}
+	for _, c := range live {
+		_, _ = c.Wait(time.Second, "client disconnect", func(ev nodeclient.Event) bool {
+			return ev.Type == "disconnect" && ev.Reason == "io client disconnect"
+		})
+	}
 }
 
 // standardHandlers installs the events every scenario may use:
@@ -129,7 +164,11 @@ func firstString(args []any) (string, bool) {
 // connect creates a client of the scenario's version on namespace nsp ("" or
 // "/admin"); name only has to be unique within the scenario.
 func (e *clientEnv) connect(name, nsp string, opts map[string]any) *nodeclient.Client {
-	return e.d.Connect(e.t.Name()+"/"+name, e.version, e.url+nsp, opts)
+	c := e.d.Connect(e.t.Name()+"/"+name, e.version, e.url+nsp, opts)
+	e.mu.Lock()
+	e.clients = append(e.clients, c)
+	e.mu.Unlock()
+	return c
 }
 
 // mustConnect connects and waits for the connect event.
@@ -628,6 +667,9 @@ func testClientAcks(t *testing.T, d *nodeclient.Driver, v string) {
 	case <-time.After(clientWait):
 		t.Fatal("pending ack not failed after disconnect")
 	}
+	if reason, err := c.WaitDisconnect(clientWait); err != nil || reason != "io server disconnect" {
+		t.Fatalf("disconnect = %q, %v; want io server disconnect", reason, err)
+	}
 }
 
 func testClientBinary(t *testing.T, d *nodeclient.Driver, v string) {
@@ -733,6 +775,19 @@ func testClientRooms(t *testing.T, d *nodeclient.Driver, v string) {
 	}
 	assertNoEvent(t, sender, "heard")
 	assertNoEvent(t, other, "heard")
+
+	// The same from the namespace: to r1, except the sender's id-room.
+	senderSid := whoami(t, sender)["sid"].(string)
+	if err := e.srv.Of("/").To("r1").Except(senderSid).Emit("heard-nsp", 1); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := mate.WaitEvent("heard-nsp", clientWait); err != nil || !reflect.DeepEqual(got, []any{1.0}) {
+		t.Fatalf("mate heard-nsp %v, %v", got, err)
+	}
+	for _, c := range []*nodeclient.Client{sender, other} {
+		roundTrip(t, c, "sync")
+		assertNoEvent(t, c, "heard-nsp")
+	}
 
 	// Namespace broadcast except r2.
 	if err := e.srv.Of("/").Except("r2").Emit("news", "not for r2"); err != nil {
