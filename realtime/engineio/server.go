@@ -301,9 +301,6 @@ func setCORS(h http.Header, cfg *config, origin string) {
 // application attach its handler. It returns nil once the server closes.
 func (srv *Server) newRegisteredSession(r *http.Request, cfg *config, transport string) *Session {
 	s := newSession(srv, cfg, r, transport)
-	if transport == TransportWebSocket {
-		s.wsLive = 2 // reader and writer
-	}
 	if !srv.register(s) {
 		return nil
 	}

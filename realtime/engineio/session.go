@@ -93,10 +93,11 @@ type Session struct {
 	wsNotify   chan struct{} // wakes the websocket writer (1-buffered)
 	pollNotify chan struct{} // wakes a pending polling GET (1-buffered)
 
-	ws     *websocket.Conn // active websocket, once the transport is websocket
-	wsLive int             // reader and writer goroutines still using ws
-	probe  *websocket.Conn // websocket being upgraded to
-	probed bool            // "2probe" answered: GETs return at once
+	ws      *websocket.Conn // active websocket, once the transport is websocket
+	wsLive  int             // reader and writer goroutines still using ws
+	writing bool            // a writer goroutine is running (wakeWriterLocked)
+	probe   *websocket.Conn // websocket being upgraded to
+	probed  bool            // "2probe" answered: GETs return at once
 
 	getActive, postActive bool
 
@@ -235,7 +236,7 @@ func (s *Session) enqueueLocked(typ byte) {
 // notifyLocked wakes whoever drains the queue of the current transport.
 func (s *Session) notifyLocked() {
 	if s.transport == TransportWebSocket {
-		signal(s.wsNotify)
+		s.wakeWriterLocked()
 	} else {
 		signal(s.pollNotify)
 	}
@@ -437,7 +438,9 @@ func (s *Session) closeWith(reason string, kind closeKind, async bool) {
 	if kind == kindOverflow {
 		ws = s.ws
 	}
-	signal(s.wsNotify)
+	if s.transport == TransportWebSocket {
+		s.wakeWriterLocked()
+	}
 	signal(s.pollNotify)
 	h := s.handler
 	fire := s.takeOnCloseLocked()

@@ -17,12 +17,13 @@ import (
 // may be gone already.
 const closeFrameTimeout = time.Second
 
-// upgrader keeps idle connections small: a 1 KiB read buffer, and write
+// upgrader keeps idle connections small: a 512-byte read buffer (frame
+// headers and small packets; larger payloads take more reads), and write
 // buffers borrowed from a pool only while a frame is being written.
 // Origins are checked by ServeHTTP before upgrading.
 var upgrader = websocket.Upgrader{
 	HandshakeTimeout: 10 * time.Second,
-	ReadBufferSize:   1024,
+	ReadBufferSize:   512,
 	WriteBufferSize:  4096,
 	WriteBufferPool:  &sync.Pool{},
 	CheckOrigin:      func(*http.Request) bool { return true },
@@ -58,8 +59,9 @@ func closeConn(c *websocket.Conn) {
 	_ = c.NetConn().Close()
 }
 
-// handshakeWebSocket opens a session directly over websocket. The
-// request's goroutine becomes the session's reader.
+// handshakeWebSocket opens a session directly over websocket. The session
+// gets its websocket only after the open packet is written, so nothing the
+// application queues in OnSession can overtake it.
 func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, cfg *config) {
 	c, err := upgradeConn(w, r, cfg)
 	if err != nil {
@@ -69,8 +71,6 @@ func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, cf
 		return
 	}
 	s := newSession(srv, cfg, r, TransportWebSocket)
-	s.ws = c
-	s.wsLive = 2
 	if !srv.register(s) {
 		closeConn(c)
 		return
@@ -82,7 +82,12 @@ func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, cf
 		cfg.OnSession(s)
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
-	if err := c.WriteMessage(websocket.TextMessage, cfg.openPacket(s.id, true)); err != nil {
+	err = c.WriteMessage(websocket.TextMessage, cfg.openPacket(s.id, true))
+	s.mu.Lock()
+	s.ws = c
+	s.wsLive = 1
+	s.mu.Unlock()
+	if err != nil {
 		s.closeWith(ReasonTransportError, kindError, false)
 	}
 	srv.runWebSocket(s, c)
@@ -172,7 +177,7 @@ func (s *Session) probeLoop(c *websocket.Conn) bool {
 			s.probed = false
 			s.transport = TransportWebSocket
 			s.ws = c
-			s.wsLive = 2
+			s.wsLive = 1
 			signal(s.pollNotify) // a pending GET ends with a noop
 			s.mu.Unlock()
 			return true
@@ -182,15 +187,45 @@ func (s *Session) probeLoop(c *websocket.Conn) bool {
 	}
 }
 
-// runWebSocket serves an active websocket: a writer goroutine drains the
-// queue while this goroutine reads.
+// runWebSocket serves an active websocket: a new goroutine reads, and a
+// writer goroutine runs while there is something to write (see
+// wakeWriterLocked). The request's goroutine returns, so an idle
+// connection holds neither its stack nor net/http's buffers.
 func (srv *Server) runWebSocket(s *Session, c *websocket.Conn) {
+	s.mu.Lock()
+	if len(s.queue) > 0 || s.closed {
+		s.wakeWriterLocked()
+	}
+	s.mu.Unlock()
 	srv.track()
 	go func() {
 		defer srv.leave()
-		s.writeLoop(c)
+		s.readLoop(c)
 	}()
-	s.readLoop(c)
+}
+
+// writerLinger is how long an idle writer goroutine waits for more before
+// it ends; the next packet starts a new one. Under steady traffic the
+// writer stays; an idle connection (one ping per pingInterval) holds none.
+const writerLinger = time.Second
+
+// wakeWriterLocked makes the websocket writer drain the queue, starting it
+// if it is not running. s.mu must be held.
+func (s *Session) wakeWriterLocked() {
+	if s.writing {
+		signal(s.wsNotify)
+		return
+	}
+	if s.ws == nil {
+		return // not switched yet: runWebSocket starts it
+	}
+	s.writing = true
+	s.wsLive++
+	s.srv.track()
+	go func(c *websocket.Conn) {
+		defer s.srv.leave()
+		s.writeLoop(c)
+	}(s.ws)
 }
 
 // readLoop reads until the connection fails or the session closes.
@@ -229,25 +264,35 @@ func readErrorReason(err error) string {
 // everything queued at each wake-up, and on close what the close kind
 // requires, then closes the socket (which ends readLoop).
 func (s *Session) writeLoop(c *websocket.Conn) {
-	defer s.releaseWS()
-	defer c.NetConn().Close()
 	var batch []outPacket
+	idle := time.NewTimer(writerLinger)
+	defer idle.Stop()
 	for {
 		s.mu.Lock()
 		for len(s.queue) == 0 && !s.closed {
 			s.mu.Unlock()
-			<-s.wsNotify
+			idle.Reset(writerLinger)
+			select {
+			case <-s.wsNotify:
+			case <-idle.C:
+				s.mu.Lock()
+				if len(s.queue) == 0 && !s.closed {
+					// Idle: end, keeping the connection; the reader
+					// is still running, so wsLive stays above zero.
+					s.writing = false
+					s.wsLive--
+					s.mu.Unlock()
+					return
+				}
+				s.mu.Unlock()
+			}
 			s.mu.Lock()
 		}
 		closed, kind := s.closed, s.kind
 		batch = s.takeQueueLocked(batch[:0])
 		s.mu.Unlock()
-
-		if closed && kind == kindOverflow {
-			return
-		}
-		if closed && kind != kindGraceful && kind != kindShutdown {
-			_ = c.WriteControl(websocket.CloseMessage, normalClose, time.Now().Add(closeFrameTimeout))
+		if closed {
+			s.finishWrites(c, kind, batch)
 			return
 		}
 		if err := s.writeBatch(c, batch); err != nil {
@@ -255,19 +300,34 @@ func (s *Session) writeLoop(c *websocket.Conn) {
 				ce.Write(zap.Error(err))
 			}
 			s.closeWith(ReasonTransportError, kindError, false)
+			s.finishWrites(c, kindOverflow, nil)
 			return
 		}
 		clear(batch)
 		if cap(batch) > maxIdleQueueCap {
 			batch = nil
 		}
-		if closed {
-			_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-			if c.WriteMessage(websocket.TextMessage, closePayload) == nil {
-				_ = c.WriteControl(websocket.CloseMessage, normalClose, time.Now().Add(closeFrameTimeout))
-			}
+	}
+}
+
+// finishWrites writes what a closed session still owes its client (see
+// closeKind), then closes the socket, which ends readLoop.
+func (s *Session) finishWrites(c *websocket.Conn, kind closeKind, batch []outPacket) {
+	defer s.releaseWS()
+	defer c.NetConn().Close()
+	switch kind {
+	case kindOverflow:
+		return
+	case kindGraceful, kindShutdown:
+		if s.writeBatch(c, batch) != nil {
 			return
 		}
+		_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		if c.WriteMessage(websocket.TextMessage, closePayload) == nil {
+			_ = c.WriteControl(websocket.CloseMessage, normalClose, time.Now().Add(closeFrameTimeout))
+		}
+	default:
+		_ = c.WriteControl(websocket.CloseMessage, normalClose, time.Now().Add(closeFrameTimeout))
 	}
 }
 
