@@ -10,12 +10,16 @@ import (
 
 // MemoryAdapter keeps the rooms of a namespace in this process. It is the
 // default Adapter.
+//
+// Every socket is in a room named by its id. That room is implicit: it is
+// not stored, so a socket that joins nothing else costs one map entry
+// (idle connections are most of a server's connections).
 type MemoryAdapter struct {
 	nsp *Namespace
 
 	mu    sync.RWMutex
-	rooms map[string]map[string]struct{} // room -> socket ids
-	sids  map[string]map[string]struct{} // socket id -> rooms
+	rooms map[string]map[string]struct{} // room -> socket ids, id-rooms excluded
+	sids  map[string]map[string]struct{} // socket id -> rooms besides its id-room (nil until it joins one)
 }
 
 // NewMemoryAdapter returns an in-memory Adapter for n.
@@ -31,12 +35,18 @@ func NewMemoryAdapter(n *Namespace) *MemoryAdapter {
 func (a *MemoryAdapter) AddAll(id string, rooms []string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	mine := a.sids[id]
-	if mine == nil {
-		mine = make(map[string]struct{}, len(rooms))
-		a.sids[id] = mine
+	mine, known := a.sids[id]
+	if !known {
+		a.sids[id] = nil
 	}
 	for _, r := range rooms {
+		if r == id {
+			continue
+		}
+		if mine == nil {
+			mine = make(map[string]struct{}, len(rooms))
+			a.sids[id] = mine
+		}
 		mine[r] = struct{}{}
 		members := a.rooms[r]
 		if members == nil {
@@ -47,7 +57,7 @@ func (a *MemoryAdapter) AddAll(id string, rooms []string) {
 	}
 }
 
-// Del implements Adapter.
+// Del implements Adapter. A socket stays in its own id-room.
 func (a *MemoryAdapter) Del(id, room string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -85,26 +95,45 @@ func (a *MemoryAdapter) Sockets(rooms []string) []string {
 	return ids
 }
 
-// SocketRooms implements Adapter.
+// SocketRooms implements Adapter: the socket's id-room first.
 func (a *MemoryAdapter) SocketRooms(id string) []string {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	rooms := make([]string, 0, len(a.sids[id]))
-	for r := range a.sids[id] {
+	mine, known := a.sids[id]
+	if !known {
+		return nil
+	}
+	rooms := make([]string, 0, 1+len(mine))
+	rooms = append(rooms, id)
+	for r := range mine {
 		rooms = append(rooms, r)
 	}
 	return rooms
 }
 
-// Rooms implements Adapter.
+// Rooms implements Adapter; each socket's id-room counts as a room of one.
 func (a *MemoryAdapter) Rooms() map[string]int {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	out := make(map[string]int, len(a.rooms))
+	out := make(map[string]int, len(a.rooms)+len(a.sids))
+	for id := range a.sids {
+		out[id] = 1
+	}
 	for r, m := range a.rooms {
 		out[r] = len(m)
 	}
 	return out
+}
+
+// members calls fn for every socket in room r, its id-room included.
+// a.mu must be held.
+func (a *MemoryAdapter) members(r string, fn func(id string)) {
+	if _, isSocket := a.sids[r]; isSocket {
+		fn(r)
+	}
+	for id := range a.rooms[r] {
+		fn(id)
+	}
 }
 
 // each calls fn for every selected socket id, each once. a.mu must be held.
@@ -113,9 +142,7 @@ func (a *MemoryAdapter) each(opts BroadcastOptions, fn func(id string)) {
 	if len(opts.Except) > 0 {
 		except = make(map[string]struct{})
 		for _, r := range opts.Except {
-			for id := range a.rooms[r] {
-				except[id] = struct{}{}
-			}
+			a.members(r, func(id string) { except[id] = struct{}{} })
 		}
 	}
 	if len(opts.Rooms) == 0 {
@@ -127,24 +154,24 @@ func (a *MemoryAdapter) each(opts BroadcastOptions, fn func(id string)) {
 		return
 	}
 	if len(opts.Rooms) == 1 {
-		for id := range a.rooms[opts.Rooms[0]] {
+		a.members(opts.Rooms[0], func(id string) {
 			if _, skip := except[id]; !skip {
 				fn(id)
 			}
-		}
+		})
 		return
 	}
 	seen := make(map[string]struct{})
 	for _, r := range opts.Rooms {
-		for id := range a.rooms[r] {
+		a.members(r, func(id string) {
 			if _, dup := seen[id]; dup {
-				continue
+				return
 			}
 			seen[id] = struct{}{}
 			if _, skip := except[id]; !skip {
 				fn(id)
 			}
-		}
+		})
 	}
 }
 

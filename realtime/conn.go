@@ -83,7 +83,9 @@ func (c *conn) OnMessage(data []byte, binary bool) {
 func (c *conn) OnClose(reason string) {
 	c.mu.Lock()
 	c.closed = true
-	c.connectTimer.Stop()
+	if c.connectTimer != nil {
+		c.connectTimer.Stop()
+	}
 	sockets := make([]*Socket, 0, len(c.sockets))
 	for _, s := range c.sockets {
 		sockets = append(sockets, s)
@@ -123,6 +125,12 @@ func (c *conn) connect(p *parser.Packet) {
 	closed := c.closed
 	if err == nil && !closed {
 		c.sockets[name] = s
+		if c.connectTimer != nil {
+			// Joined in time: drop the timer rather than keep it for the
+			// life of the connection.
+			c.connectTimer.Stop()
+			c.connectTimer = nil
+		}
 	}
 	c.mu.Unlock()
 	if closed || err != nil {
