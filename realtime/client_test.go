@@ -45,8 +45,9 @@ type clientEnv struct {
 }
 
 // startClientEnv starts a server for one scenario. extra runs after the
-// standard handlers are installed. The cleanup forgets the driver's clients,
-// closes the server and checks that none of its goroutines is left.
+// standard handlers are installed. The cleanup disconnects the scenario's
+// clients and makes the driver forget them, closes the server and checks
+// that none of its goroutines is left.
 func startClientEnv(t *testing.T, d *nodeclient.Driver, version string, extra func(*Server)) *clientEnv {
 	t.Helper()
 	baseline := realtimeGoroutines()
