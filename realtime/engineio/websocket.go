@@ -42,7 +42,13 @@ type hijackWriter struct {
 	rc *http.ResponseController
 }
 
-func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) { return h.rc.Hijack() }
+func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := h.rc.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	return &batchConn{Conn: c}, brw, nil
+}
 
 func upgradeConn(w http.ResponseWriter, r *http.Request, cfg *config) (*websocket.Conn, error) {
 	c, err := upgrader.Upgrade(hijackWriter{w, http.NewResponseController(w)}, r, nil)
@@ -339,6 +345,11 @@ var controlFrames = [...][]byte{
 }
 
 func (s *Session) writeBatch(c *websocket.Conn, batch []outPacket) error {
+	bc, batching := c.NetConn().(*batchConn)
+	batching = batching && len(batch) > 1
+	if batching {
+		bc.begin()
+	}
 	for _, p := range batch {
 		_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		var err error
@@ -348,6 +359,14 @@ func (s *Session) writeBatch(c *websocket.Conn, batch []outPacket) error {
 			err = c.WriteMessage(websocket.TextMessage, controlFrames[p.typ])
 		}
 		if err != nil {
+			if batching {
+				_ = bc.flush()
+			}
+			return err
+		}
+	}
+	if batching {
+		if err := bc.flush(); err != nil {
 			return err
 		}
 	}

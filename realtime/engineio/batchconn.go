@@ -1,0 +1,75 @@
+package engineio
+
+import (
+	"net"
+	"sync"
+)
+
+// maxPooledBatch bounds the buffers kept in batchPool; a burst that needed
+// more lets its buffer go.
+const maxPooledBatch = 64 << 10
+
+var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// batchConn lets the websocket writer send a batch of frames with one
+// write system call instead of one per frame: between begin and flush,
+// what gorilla/websocket writes is collected in a pooled buffer. On
+// loopback and busy servers the system call, not the framing, is the cost
+// of a delivery, so this is what makes echo and fan-out cheap per message.
+// Outside a batch writes go straight through.
+type batchConn struct {
+	net.Conn
+
+	mu  sync.Mutex
+	buf *[]byte // non-nil while batching
+}
+
+// Write implements net.Conn. gorilla/websocket serializes its own writes;
+// mu orders them against begin and flush.
+func (b *batchConn) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	if b.buf != nil {
+		*b.buf = append(*b.buf, p...)
+		var err error
+		if len(*b.buf) >= maxPooledBatch {
+			// A large batch goes out in pieces rather than growing
+			// the buffer without bound.
+			_, err = b.Conn.Write(*b.buf)
+			*b.buf = (*b.buf)[:0]
+		}
+		b.mu.Unlock()
+		return len(p), err
+	}
+	b.mu.Unlock()
+	return b.Conn.Write(p)
+}
+
+// begin starts collecting writes.
+func (b *batchConn) begin() {
+	b.mu.Lock()
+	if b.buf == nil {
+		b.buf = batchPool.Get().(*[]byte)
+	}
+	b.mu.Unlock()
+}
+
+// flush writes what was collected in one call and stops collecting. The
+// write deadline set by the last frame applies.
+func (b *batchConn) flush() error {
+	b.mu.Lock()
+	buf := b.buf
+	b.buf = nil
+	b.mu.Unlock()
+	if buf == nil {
+		return nil
+	}
+	var err error
+	if len(*buf) > 0 {
+		_, err = b.Conn.Write(*buf)
+	}
+	if cap(*buf) <= maxPooledBatch {
+		*buf = (*buf)[:0]
+		batchPool.Put(buf)
+	}
+	return err
+}
