@@ -100,11 +100,13 @@ func argsForLog(args []any) string {
 	for i, a := range args {
 		clean[i] = scrubBinary(a)
 	}
-	b, err := json.Marshal(clean)
-	if err != nil {
+	var buf strings.Builder
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(clean); err != nil {
 		return "<unprintable>"
 	}
-	s := string(b)
+	s := strings.TrimSuffix(buf.String(), "\n")
 	if len(s) > maxLoggedArgs {
 		cut := maxLoggedArgs
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
