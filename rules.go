@@ -137,7 +137,6 @@ func scrubBinary(v any) any {
 	return v
 }
 
-
 // jsonUnmarshalNumber decodes one JSON value keeping numbers as json.Number.
 func jsonUnmarshalNumber(b []byte, v *any) error {
 	dec := json.NewDecoder(strings.NewReader(string(b)))
