@@ -218,16 +218,17 @@ func listArg(d *caddyfile.Dispenser, dst *[]string) error {
 }
 
 func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	sub := d.Val()
 	var s string
 	if err := oneArg(d, &s); err != nil {
 		return err
 	}
 	dur, err := caddy.ParseDuration(s)
 	if err != nil {
-		return d.Errf("%s: invalid duration %q: %v", d.Val(), s, err)
+		return d.Errf("%s: invalid duration %q: %v", sub, s, err)
 	}
 	if dur <= 0 {
-		return d.Errf("invalid duration %q: must be positive", s)
+		return d.Errf("%s: invalid duration %q: must be positive", sub, s)
 	}
 	*dst = caddy.Duration(dur)
 	return nil
