@@ -1,0 +1,46 @@
+# The two commands of the README's Quick start, and their helpers.
+#   make example   runs Caddyfile.example on :8080 (the tutorial's site)
+#   make test      runs every test (Go unit, protocol, real clients, Caddy, browser)
+
+GO       ?= go
+NPM      ?= npm
+JWT_SECRET ?= dev-secret-change-me
+export JWT_SECRET
+
+NODE_STAMP := testdata/node_modules/.installed
+BUNDLE     := testdata/www/vendor/socket.io.min.js
+
+.PHONY: example test deps token bench conformance fuzz
+
+# npm ci only when the lock file changed since the last install.
+$(NODE_STAMP): testdata/package.json testdata/package-lock.json
+	cd testdata && $(NPM) ci --no-audit --no-fund
+	touch $@
+
+# The page loads the client bundle from our own origin (no CDN); it comes
+# from npm at set-up time and is never committed.
+$(BUNDLE): $(NODE_STAMP)
+	mkdir -p $(dir $@)
+	cp testdata/node_modules/socket.io-client/dist/socket.io.min.js $@
+
+deps: $(NODE_STAMP) $(BUNDLE)
+
+example: deps
+	@echo "Open http://localhost:8080/?token=$$($(GO) run ./cmd/caddy socketio-token --sub demo-user --ttl 24h)"
+	$(GO) run ./cmd/caddy run --config Caddyfile.example --adapter caddyfile
+
+token:
+	@$(GO) run ./cmd/caddy socketio-token --sub demo-user --ttl 24h
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+# Not part of `make test`: numbers are measured by hand (see README).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./realtime/...
+	testdata/bench/compare.sh
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./realtime/parser/
+	$(GO) test -run '^$$' -fuzz FuzzDecodePayload -fuzztime 60s ./realtime/engineio/
