@@ -679,3 +679,30 @@ func TestMintToken(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadKeepsSockets provisions a second handler with the same name (what
+// a config reload does), cleans up the first, and checks that the connected
+// socket survives and follows the new rules.
+func TestReloadKeepsSockets(t *testing.T) {
+	old := tutorialHandler("reload")
+	base, _ := serve(t, old)
+	c := dial(t, base, url.Values{"roomNumber": {"1"}})
+	c.send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": "r"})}))
+	c.expectPrefix(`40{"sid":"`)
+	c.expect(`42["room-userId","You are in room number: 1"]`)
+	c.expect(`42["message_from_server","Message: welcome r"]`)
+
+	next := tutorialHandler("reload")
+	next.Relay = nil
+	next.RoomRequests = &RoomRequests{Join: "enter"}
+	next.AllowRooms = []string{"*"}
+	provision(t, next)
+	if err := old.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if next.hub.server.ConnCount() != 1 {
+		t.Fatalf("connections after reload: %d", next.hub.server.ConnCount())
+	}
+	c.send(`421["enter","anything"]`)
+	c.expect(`431[{"ok":true,"room":"anything"}]`)
+}
