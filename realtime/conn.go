@@ -39,7 +39,7 @@ func (c *conn) onConnectTimeout() {
 	idle := len(c.sockets) == 0 && len(c.connecting) == 0 && !c.closed
 	c.mu.Unlock()
 	if idle {
-		c.srv.logger.Debug("no namespace joined in time, closing", zap.String("session", c.sess.ID()))
+		c.srv.logger().Debug("no namespace joined in time, closing", zap.String("session", c.sess.ID()))
 		c.sess.Close("forced close")
 	}
 }
@@ -48,7 +48,7 @@ func (c *conn) onConnectTimeout() {
 func (c *conn) OnMessage(data []byte, binary bool) {
 	p, err := c.dec.Add(data, binary)
 	if err != nil {
-		if ce := c.srv.logger.Check(zap.DebugLevel, "closing connection on a bad packet"); ce != nil {
+		if ce := c.srv.logger().Check(zap.DebugLevel, "closing connection on a bad packet"); ce != nil {
 			ce.Write(zap.String("session", c.sess.ID()), zap.Error(err))
 		}
 		c.sess.Close("parse error")
@@ -140,7 +140,7 @@ func (c *conn) connect(p *parser.Packet) {
 		return
 	}
 	if err != nil {
-		if ce := c.srv.logger.Check(zap.DebugLevel, "connect refused"); ce != nil {
+		if ce := c.srv.logger().Check(zap.DebugLevel, "connect refused"); ce != nil {
 			ce.Write(zap.String("namespace", name), zap.String("session", c.sess.ID()), zap.Error(err))
 		}
 		_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: name, ID: parser.NoID,

@@ -16,7 +16,6 @@ import (
 // does not look at the path itself), and the namespaces behind it.
 type Server struct {
 	engine *engineio.Server
-	logger *zap.Logger
 	opts   atomic.Pointer[Options]
 
 	mu       sync.RWMutex
@@ -35,9 +34,8 @@ type dynamicNamespace struct {
 func NewServer(opts Options) *Server {
 	opts = opts.withDefaults()
 	s := &Server{
-		logger: opts.Logger,
-		nsps:   make(map[string]*Namespace),
-		conns:  make(map[*conn]struct{}),
+		nsps:  make(map[string]*Namespace),
+		conns: make(map[*conn]struct{}),
 	}
 	s.opts.Store(&opts)
 	s.engine = engineio.NewServer(s.engineOptions(opts))
@@ -59,6 +57,10 @@ func (s *Server) SetOptions(opts Options) {
 	s.opts.Store(&opts)
 	s.engine.SetOptions(s.engineOptions(opts))
 }
+
+// logger is the current configuration's logger: a reload's new logger
+// applies at once.
+func (s *Server) logger() *zap.Logger { return s.opts.Load().Logger }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -179,7 +181,7 @@ func (s *Server) Close() {
 	s.engine.Close()
 	for _, n := range s.Namespaces() {
 		if err := n.adapter.Close(); err != nil {
-			s.logger.Warn("closing adapter", zap.String("namespace", n.name), zap.Error(err))
+			s.logger().Warn("closing adapter", zap.String("namespace", n.name), zap.Error(err))
 		}
 	}
 }

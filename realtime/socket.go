@@ -386,7 +386,7 @@ func (s *Socket) onEvent(p *parser.Packet) {
 func (s *Socket) safeCall(event string, fn func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.nsp.srv.logger.Error("socket.io handler panicked",
+			s.nsp.srv.logger().Error("socket.io handler panicked",
 				zap.String("namespace", s.nsp.name), zap.String("socket", s.id),
 				zap.String("event", event), zap.Any("panic", r))
 			s.conn.sess.Close("server error")
