@@ -4,7 +4,7 @@
 
 GO       ?= go
 NPM      ?= npm
-JWT_SECRET ?= dev-secret-change-me
+JWT_SECRET ?= dev-only-secret-change-me-in-production-0123
 export JWT_SECRET
 
 NODE_STAMP := testdata/node_modules/.installed
