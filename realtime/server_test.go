@@ -381,3 +381,48 @@ func TestCloseLeavesNoGoroutine(t *testing.T) {
 		t.Fatal("sockets or rooms left after close")
 	}
 }
+
+// TestClosedSocketLeavesNoGoroutine checks that a client going away ends
+// every goroutine of its connection while the server keeps running, and
+// that its socket leaves its rooms.
+func TestClosedSocketLeavesNoGoroutine(t *testing.T) {
+	srv, ts := newTestServer(t, func(s *Server) {
+		s.Of("/").OnConnection(func(s *Socket) {
+			s.Join("room")
+			_ = s.Emit("hello", []byte{1, 2, 3})
+		})
+	})
+	// Warm up the HTTP server's own goroutines before the baseline.
+	warm := dialRaw(t, ts, "")
+	warm.close()
+	time.Sleep(50 * time.Millisecond)
+	before := runtime.NumGoroutine()
+
+	var clients []*rawClient
+	for range 10 {
+		c := dialRaw(t, ts, "")
+		c.send("40")
+		c.expectPrefix("40{")
+		c.expectPrefix(`451-["hello"`)
+		c.next(time.Second)
+		clients = append(clients, c)
+	}
+	if n := srv.Of("/").Rooms()["room"]; n != 10 {
+		t.Fatalf("room has %d sockets, want 10", n)
+	}
+	for _, c := range clients {
+		c.close()
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for (runtime.NumGoroutine() > before || srv.ConnCount() > 0) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines after the clients left, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+	}
+	if srv.ConnCount() != 0 || srv.Of("/").Len() != 0 || srv.Of("/").Rooms()["room"] != 0 {
+		t.Fatalf("connections %d, sockets %d, room %d after the clients left",
+			srv.ConnCount(), srv.Of("/").Len(), srv.Of("/").Rooms()["room"])
+	}
+}
