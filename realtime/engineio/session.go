@@ -127,7 +127,10 @@ func newSessionID() string {
 
 func newSession(srv *Server, cfg *config, r *http.Request, transport string) *Session {
 	id := newSessionID()
-	req := r.Clone(context.Background())
+	// A shallow copy, not Clone: the handshake request is not used by
+	// net/http once its handler returns, and a deep copy of its headers
+	// would cost every idle connection about a kilobyte.
+	req := r.WithContext(context.Background())
 	req.Body = http.NoBody
 	req.GetBody = nil
 	return &Session{
