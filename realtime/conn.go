@@ -2,6 +2,8 @@ package realtime
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -86,12 +88,8 @@ func (c *conn) OnClose(reason string) {
 	if c.connectTimer != nil {
 		c.connectTimer.Stop()
 	}
-	sockets := make([]*Socket, 0, len(c.sockets))
-	for _, s := range c.sockets {
-		sockets = append(sockets, s)
-	}
 	c.mu.Unlock()
-	for _, s := range sockets {
+	for _, s := range c.socketList() {
 		s.onClose(reason)
 	}
 	c.srv.removeConn(c)
@@ -155,16 +153,18 @@ func (c *conn) connect(p *parser.Packet) {
 // disconnectAll disconnects every socket of the connection, each with its
 // DISCONNECT packet, then closes the connection once they are written.
 func (c *conn) disconnectAll() {
-	c.mu.Lock()
-	sockets := make([]*Socket, 0, len(c.sockets))
-	for _, s := range c.sockets {
-		sockets = append(sockets, s)
-	}
-	c.mu.Unlock()
-	for _, s := range sockets {
+	for _, s := range c.socketList() {
 		s.disconnect()
 	}
 	c.sess.Close("forced server close")
+}
+
+// socketList snapshots the connection's sockets, to act on them without
+// holding c.mu (they remove themselves from it).
+func (c *conn) socketList() []*Socket {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Collect(maps.Values(c.sockets))
 }
 
 func (c *conn) remove(s *Socket) {
