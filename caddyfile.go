@@ -55,6 +55,17 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		emit            <event> <text>
 //		relay           <event>...
 //		log_events      <event>...|*
+//		webhook {
+//			secret          <secret>
+//			events          <url> <event|pattern>...
+//			connect         <url>
+//			disconnect      <url>
+//			headers         <name>...
+//			cookies         <name>...
+//			timeout         <duration>
+//			max_concurrency <n>
+//			queue           <n>
+//		}
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -132,6 +143,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = listArg(d, &h.Relay)
 		case "log_events":
 			err = listArg(d, &h.LogEvents)
+		case "webhook":
+			err = h.unmarshalWebhook(d)
 		default:
 			return d.Errf("unrecognized subdirective %q", sub)
 		}

@@ -92,6 +92,7 @@ func (h *hub) Destruct() error {
 
 func (h *hub) setupNamespace(ns *realtime.Namespace) {
 	ns.Use(h.authorize)
+	ns.Use(h.webhookConnect)
 	ns.OnConnection(h.connected)
 }
 
@@ -204,6 +205,8 @@ func (h *hub) onEvent(s *realtime.Socket, event string, args []any, ack realtime
 		if ack != nil {
 			_ = ack()
 		}
+	default:
+		h.webhookEvent(p, s, event, args, ack)
 	}
 }
 

@@ -125,6 +125,10 @@ type Handler struct {
 	// with their arguments truncated to 512 bytes.
 	LogEvents []string `json:"log_events,omitempty"`
 
+	// Webhook sends client events, connections and disconnections to a
+	// backend as signed HTTP POSTs; an event's reply becomes its ack.
+	Webhook *Webhook `json:"webhook,omitempty"`
+
 	hub    *hub
 	entry  *hubEntry
 	path   string
@@ -226,6 +230,7 @@ func (h *Handler) Cleanup() error {
 	}
 	h.hub.remove(h.entry)
 	_, err := hubs.Delete(h.Name)
+	h.entry.pol.webhook.close() // after the hub's last disconnect notices were queued
 	h.hub, h.entry = nil, nil
 	if err != nil {
 		return fmt.Errorf("releasing socket.io hub %q: %w", h.Name, err)
@@ -363,6 +368,9 @@ func (h *Handler) check() error {
 		if e == "" {
 			bad("log_events: empty event name")
 		}
+	}
+	if err := h.Webhook.check(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

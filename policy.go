@@ -31,6 +31,7 @@ type policy struct {
 	relay      []string
 	logAll     bool
 	logEvents  []string
+	webhook    *webhooks // nil without a webhook; closed by the handler's Cleanup
 }
 
 // buildPolicy compiles the rules; repl resolves {env.*} in key material.
@@ -114,6 +115,13 @@ func (h *Handler) buildPolicy(repl *caddy.Replacer, logger *zap.Logger) (*policy
 				p.hidden = append(p.hidden, s.Name)
 			}
 		}
+	}
+	if h.Webhook != nil {
+		w, err := h.Webhook.build(repl, logger)
+		if err != nil {
+			return nil, err
+		}
+		p.webhook = w
 	}
 	return p, nil
 }

@@ -1,0 +1,917 @@
+package socketio
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"go.uber.org/zap"
+
+	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
+)
+
+// Webhook defaults.
+const (
+	DefaultWebhookTimeout        = 10 * time.Second
+	DefaultWebhookMaxConcurrency = 64
+	DefaultWebhookQueue          = 16
+)
+
+// Webhook header names. The signature is
+// "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + body)), so a
+// backend can refuse replayed or forged calls with its copy of the secret.
+const (
+	WebhookTimestampHeader = "X-SocketIO-Timestamp"
+	WebhookSignatureHeader = "X-SocketIO-Signature"
+)
+
+const (
+	// maxWebhookReply bounds a backend reply read into memory.
+	maxWebhookReply = 1 << 20
+	// webhookCloseGrace bounds how long Cleanup lets calls in flight finish
+	// (a disconnect notice on shutdown, say) before cancelling them.
+	webhookCloseGrace = 5 * time.Second
+	// Socket data keys of the per-socket FIFO and of the data a connect
+	// hook attached.
+	webhookQueueKey = "caddy.socketio.webhook.queue"
+	webhookDataKey  = "caddy.socketio.webhook.data"
+)
+
+// Webhook turns client events, connections and disconnections into signed
+// HTTP POSTs to a backend, so a site written in any language can handle
+// them. The reply to an event becomes the client's ack.
+type Webhook struct {
+	// Events maps client events to backend URLs; the first route whose
+	// pattern matches an event gets it. Events handled by room_requests or
+	// relay are not forwarded.
+	Events []WebhookRoute `json:"events,omitempty"`
+
+	// Connect is the URL asked when a socket connects: its reply accepts
+	// the socket (with rooms and data) or refuses it (the error reaches the
+	// client's connect_error). A failed call refuses the socket.
+	Connect string `json:"connect,omitempty"`
+
+	// Disconnect is the URL told once when a socket disconnects, with the
+	// reason.
+	Disconnect string `json:"disconnect,omitempty"`
+
+	// Secret signs every call (HMAC-SHA256, see the X-SocketIO-Signature
+	// header). Placeholders such as {env.WEBHOOK_SECRET} are resolved at
+	// load. Required.
+	Secret string `json:"secret,omitempty"`
+
+	// Headers lists handshake request headers copied into each call's body.
+	Headers []string `json:"headers,omitempty"`
+
+	// Cookies lists handshake cookies copied into each call's body, e.g. the
+	// site's session cookie.
+	Cookies []string `json:"cookies,omitempty"`
+
+	// Timeout bounds each call, waiting for a free slot included.
+	// Default: 10s.
+	Timeout caddy.Duration `json:"timeout,omitempty"`
+
+	// MaxConcurrency bounds the calls in flight across all sockets.
+	// Default: 64.
+	MaxConcurrency int `json:"max_concurrency,omitempty"`
+
+	// Queue bounds the events of one socket waiting for the backend; an
+	// event over it is answered with an ack error. Default: 16.
+	Queue int `json:"queue,omitempty"`
+}
+
+// WebhookRoute sends the events matching any of Match to URL.
+type WebhookRoute struct {
+	// URL of the backend endpoint; placeholders are resolved at load.
+	URL string `json:"url,omitempty"`
+	// Match lists event names or glob patterns ("*" any run, "?" one
+	// character), e.g. "chat:*" or "*".
+	Match []string `json:"match,omitempty"`
+}
+
+// check validates the webhook config without side effects. URLs holding
+// placeholders are checked once resolved.
+func (wh *Webhook) check() error {
+	if wh == nil {
+		return nil
+	}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("webhook: "+format, args...)) }
+	if wh.Secret == "" {
+		bad("a secret is needed to sign calls")
+	}
+	if len(wh.Events) == 0 && wh.Connect == "" && wh.Disconnect == "" {
+		bad("nothing to call: set events, connect or disconnect")
+	}
+	for _, r := range wh.Events {
+		if len(r.Match) == 0 {
+			bad("events %s: no event named", r.URL)
+		}
+		for _, m := range r.Match {
+			if m == "" || slices.Contains(reservedEvents, m) {
+				bad("events: %q cannot be forwarded", m)
+			}
+		}
+		if err := checkWebhookURL(r.URL); err != nil {
+			bad("events: %v", err)
+		}
+	}
+	for _, u := range []string{wh.Connect, wh.Disconnect} {
+		if u != "" {
+			if err := checkWebhookURL(u); err != nil {
+				bad("%v", err)
+			}
+		}
+	}
+	if wh.Timeout < 0 || wh.MaxConcurrency < 0 || wh.Queue < 0 {
+		bad("timeout, max_concurrency and queue must not be negative")
+	}
+	for _, name := range slices.Concat(wh.Headers, wh.Cookies) {
+		if name == "" {
+			bad("empty header or cookie name")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkWebhookURL accepts absolute http and https URLs; a value with a
+// placeholder passes until it is resolved.
+func checkWebhookURL(raw string) error {
+	if strings.Contains(raw, "{") {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an http or https URL", raw)
+	}
+	return nil
+}
+
+// webhooks is one config's compiled Webhook: its HTTP client, its
+// concurrency slots and the goroutines it started. Cleanup closes it.
+type webhooks struct {
+	routes     []WebhookRoute
+	connect    string
+	disconnect string
+	secret     []byte
+	headers    []string
+	cookies    []string
+	timeout    time.Duration
+	queue      int
+	logger     *zap.Logger
+
+	client    *http.Client
+	transport *http.Transport
+	sem       chan struct{}
+	ctx       context.Context
+	cancel    context.CancelFunc
+
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// build resolves placeholders and makes the HTTP client. Nothing runs until
+// a call is made.
+func (wh *Webhook) build(repl *caddy.Replacer, logger *zap.Logger) (*webhooks, error) {
+	if err := wh.check(); err != nil {
+		return nil, err
+	}
+	w := &webhooks{
+		connect:    repl.ReplaceKnown(wh.Connect, ""),
+		disconnect: repl.ReplaceKnown(wh.Disconnect, ""),
+		secret:     []byte(repl.ReplaceKnown(wh.Secret, "")),
+		headers:    slices.Clone(wh.Headers),
+		cookies:    slices.Clone(wh.Cookies),
+		timeout:    durationOr(wh.Timeout, DefaultWebhookTimeout),
+		queue:      wh.Queue,
+		logger:     logger,
+	}
+	if len(w.secret) == 0 {
+		return nil, errors.New("webhook: secret is empty after resolving placeholders (is the environment variable set?)")
+	}
+	if w.queue <= 0 {
+		w.queue = DefaultWebhookQueue
+	}
+	for _, r := range wh.Events {
+		r = WebhookRoute{URL: repl.ReplaceKnown(r.URL, ""), Match: slices.Clone(r.Match)}
+		if err := checkResolvedURL(r.URL); err != nil {
+			return nil, fmt.Errorf("webhook: events: %w", err)
+		}
+		w.routes = append(w.routes, r)
+	}
+	for _, u := range []string{w.connect, w.disconnect} {
+		if u != "" {
+			if err := checkResolvedURL(u); err != nil {
+				return nil, fmt.Errorf("webhook: %w", err)
+			}
+		}
+	}
+	maxConc := wh.MaxConcurrency
+	if maxConc <= 0 {
+		maxConc = DefaultWebhookMaxConcurrency
+	}
+	w.sem = make(chan struct{}, maxConc)
+	w.transport = &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: w.timeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConnsPerHost:   maxConc,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   w.timeout,
+		ResponseHeaderTimeout: w.timeout,
+		ForceAttemptHTTP2:     true,
+	}
+	w.client = &http.Client{
+		Transport: w.transport,
+		Timeout:   w.timeout,
+		// A redirect would turn the POST into a GET and drop the body.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	w.ctx, w.cancel = context.WithCancel(context.Background())
+	return w, nil
+}
+
+func checkResolvedURL(raw string) error {
+	if strings.Contains(raw, "{") {
+		return fmt.Errorf("%q still holds a placeholder", raw)
+	}
+	return checkWebhookURL(raw)
+}
+
+// route returns the URL that gets event, if any.
+func (w *webhooks) route(event string) (string, bool) {
+	for _, r := range w.routes {
+		for _, m := range r.Match {
+			if globMatch(m, event) {
+				return r.URL, true
+			}
+		}
+	}
+	return "", false
+}
+
+// goroutine runs fn in a goroutine that close waits for; false when closed.
+func (w *webhooks) goroutine(fn func()) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return false
+	}
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// close stops accepting work, lets calls in flight finish for a short grace,
+// then cancels the rest and waits for every goroutine it started. It is
+// safe on a nil receiver and idempotent.
+func (w *webhooks) close() {
+	if w == nil {
+		return
+	}
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return
+	}
+	w.closed = true
+	w.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		w.wg.Wait()
+		close(done)
+	}()
+	grace := time.NewTimer(min(w.timeout, webhookCloseGrace))
+	defer grace.Stop()
+	select {
+	case <-done:
+	case <-grace.C:
+	}
+	w.cancel()
+	<-done
+	w.transport.CloseIdleConnections()
+}
+
+// webhookBody is the JSON every call carries.
+type webhookBody struct {
+	// Type is "connect", "event" or "disconnect".
+	Type      string `json:"type"`
+	Namespace string `json:"namespace"`
+	Socket    string `json:"socket"`
+	Event     string `json:"event,omitempty"`
+	// Args are the event's arguments (binary ones as base64 strings).
+	Args []any `json:"args,omitzero"`
+	// Ack tells whether the client waits for an acknowledgement.
+	Ack     bool              `json:"ack,omitempty"`
+	Reason  string            `json:"reason,omitempty"`
+	Rooms   []string          `json:"rooms"`
+	Claims  map[string]any    `json:"claims,omitempty"`
+	Data    any               `json:"data,omitempty"`
+	Auth    map[string]any    `json:"auth,omitempty"`
+	Query   map[string]string `json:"query,omitempty"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Cookies map[string]string `json:"cookies,omitempty"`
+	Address string            `json:"address,omitempty"`
+}
+
+// body describes a socket for a call.
+func (w *webhooks) body(s *realtime.Socket, kind string) *webhookBody {
+	b := &webhookBody{
+		Type:      kind,
+		Namespace: s.Namespace().Name(),
+		Socket:    s.ID(),
+		Rooms:     slices.DeleteFunc(s.Rooms(), func(r string) bool { return r == s.ID() }),
+	}
+	if b.Rooms == nil {
+		b.Rooms = []string{}
+	}
+	if c, ok := s.Get(claimsKey); ok {
+		b.Claims, _ = c.(auth.Claims)
+	}
+	if d, ok := s.Get(webhookDataKey); ok {
+		b.Data = d
+	}
+	hs := s.Handshake()
+	if hs == nil {
+		return b
+	}
+	b.Address = hs.Address
+	for _, name := range w.headers {
+		if vals := hs.Headers.Values(name); len(vals) > 0 {
+			if b.Headers == nil {
+				b.Headers = make(map[string]string)
+			}
+			b.Headers[name] = strings.Join(vals, ", ")
+		}
+	}
+	if len(w.cookies) > 0 {
+		r := &http.Request{Header: http.Header{"Cookie": hs.Headers.Values("Cookie")}}
+		for _, name := range w.cookies {
+			if c, err := r.Cookie(name); err == nil {
+				if b.Cookies == nil {
+					b.Cookies = make(map[string]string)
+				}
+				b.Cookies[name] = c.Value
+			}
+		}
+	}
+	return b
+}
+
+// webhookReply is what a backend may answer. Every field is optional.
+type webhookReply struct {
+	// Ack is the list of arguments of the client's ack.
+	Ack json.RawMessage `json:"ack"`
+	// Error refuses a connect, or becomes the ack [{"error": <Error>}].
+	Error json.RawMessage `json:"error"`
+	// Rooms and Data are a connect hook's acceptance.
+	Rooms []string        `json:"rooms"`
+	Data  json.RawMessage `json:"data"`
+	// Actions run on the socket, in order (a disconnect last).
+	Actions []webhookAction `json:"actions"`
+}
+
+type webhookAction struct {
+	Join       []string    `json:"join"`
+	Leave      []string    `json:"leave"`
+	Emit       *emitAction `json:"emit"`
+	Disconnect *bool       `json:"disconnect"`
+}
+
+type emitAction struct {
+	// Rooms to emit to; none means the socket itself.
+	Rooms  []string `json:"rooms"`
+	Except []string `json:"except"`
+	Event  string   `json:"event"`
+	Args   []any    `json:"args"`
+}
+
+// webhookError is a failed call; its message is what the client sees
+// ("webhook failed: timeout").
+type webhookError struct {
+	reason string
+	err    error
+}
+
+func (e *webhookError) Error() string { return "webhook failed: " + e.reason }
+func (e *webhookError) Unwrap() error { return e.err }
+
+// call POSTs body to url, signed, and decodes the reply. It holds one of the
+// concurrency slots while the request is in flight.
+func (w *webhooks) call(url string, body *webhookBody) (*webhookReply, error) {
+	payload, err := json.Marshal(body)
+	if err != nil {
+		return nil, &webhookError{"bad arguments", fmt.Errorf("encoding webhook body: %w", err)}
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, w.timeout)
+	defer cancel()
+	select {
+	case w.sem <- struct{}{}:
+		defer func() { <-w.sem }()
+	case <-ctx.Done():
+		return nil, w.ctxError(ctx, "waiting for a free slot")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
+	if err != nil {
+		return nil, &webhookError{"bad url", fmt.Errorf("building webhook request: %w", err)}
+	}
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "caddy-socketio")
+	req.Header.Set(WebhookTimestampHeader, ts)
+	req.Header.Set(WebhookSignatureHeader, SignWebhook(w.secret, ts, payload))
+	resp, err := w.client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, w.ctxError(ctx, "calling backend")
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return nil, &webhookError{"timeout", err}
+		}
+		return nil, &webhookError{"backend unreachable", err}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxWebhookReply+1))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, w.ctxError(ctx, "reading reply")
+		}
+		return nil, &webhookError{"backend unreachable", fmt.Errorf("reading webhook reply: %w", err)}
+	}
+	if len(data) > maxWebhookReply {
+		return nil, &webhookError{"reply too large", fmt.Errorf("webhook reply over %d bytes", maxWebhookReply)}
+	}
+	reply := &webhookReply{}
+	if len(bytes.TrimSpace(data)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		if derr := dec.Decode(reply); derr != nil {
+			reply = nil
+			if resp.StatusCode/100 == 2 {
+				return nil, &webhookError{"bad reply", fmt.Errorf("decoding webhook reply: %w", derr)}
+			}
+		}
+	}
+	if resp.StatusCode/100 != 2 {
+		// A refusal may come with an error status; its error is kept.
+		if reply != nil && len(reply.Error) > 0 {
+			return reply, nil
+		}
+		return nil, &webhookError{"status " + strconv.Itoa(resp.StatusCode), fmt.Errorf("backend answered %s", resp.Status)}
+	}
+	return reply, nil
+}
+
+func (w *webhooks) ctxError(ctx context.Context, doing string) error {
+	if w.ctx.Err() != nil {
+		return &webhookError{"server stopping", fmt.Errorf("%s: %w", doing, w.ctx.Err())}
+	}
+	return &webhookError{"timeout", fmt.Errorf("%s: %w", doing, ctx.Err())}
+}
+
+// SignWebhook returns the X-SocketIO-Signature value of a call:
+// "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + body)).
+func SignWebhook(secret []byte, timestamp string, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(timestamp))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// VerifyWebhook checks a call's signature in constant time, and that its
+// timestamp is within maxAge of now (no check when maxAge is 0). Go
+// backends can use it as is; it documents the scheme for the others.
+func VerifyWebhook(secret []byte, timestamp, signature string, body []byte, maxAge time.Duration, now time.Time) error {
+	ts, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil {
+		return fmt.Errorf("verifying webhook: bad timestamp %q", timestamp)
+	}
+	if maxAge > 0 {
+		age := now.Sub(time.Unix(ts, 0))
+		if age > maxAge || age < -maxAge {
+			return errors.New("verifying webhook: timestamp too old or in the future")
+		}
+	}
+	want := SignWebhook(secret, timestamp, body)
+	if !hmac.Equal([]byte(want), []byte(signature)) {
+		return errors.New("verifying webhook: signature mismatch")
+	}
+	return nil
+}
+
+// decodeRaw decodes an optional JSON value keeping numbers as json.Number.
+func decodeRaw(raw json.RawMessage) (any, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var v any
+	if err := jsonUnmarshalNumber(raw, &v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// webhookConnect is the namespace middleware that asks the connect hook. It
+// runs on the connecting client's reader goroutine: only that client waits,
+// at most the webhook timeout. It also arranges the disconnect notice.
+func (h *hub) webhookConnect(s *realtime.Socket) error {
+	w := h.policy.Load().webhook
+	if w == nil {
+		return nil
+	}
+	q := &webhookQueue{}
+	s.Set(webhookQueueKey, q)
+	if w.connect != "" {
+		reply, err := w.call(w.connect, w.connectBody(s))
+		if err != nil {
+			w.logFailure(s, "connect", err)
+			return &realtime.ConnectError{Message: err.Error()}
+		}
+		if len(reply.Error) > 0 {
+			return refusal(reply.Error)
+		}
+		if d, err := decodeRaw(reply.Data); err != nil {
+			w.logFailure(s, "connect", &webhookError{"bad reply", err})
+			return &realtime.ConnectError{Message: "webhook failed: bad reply"}
+		} else if d != nil {
+			s.Set(webhookDataKey, d)
+		}
+		s.Join(slices.DeleteFunc(slices.Clone(reply.Rooms), func(r string) bool { return r == "" })...)
+	}
+	// Registered before the socket connects, so no disconnect is missed.
+	s.OnDisconnect(func(s *realtime.Socket, reason string) {
+		cur := h.policy.Load().webhook
+		if cur == nil || cur.disconnect == "" {
+			return
+		}
+		b := cur.body(s, "disconnect")
+		b.Reason = reason
+		// Over the queue bound on purpose: the notice is never dropped.
+		q.push(webhookJob{w: cur, url: cur.disconnect, body: b, s: s}, cur.queue+1)
+	})
+	return nil
+}
+
+func (w *webhooks) connectBody(s *realtime.Socket) *webhookBody {
+	b := w.body(s, "connect")
+	if hs := s.Handshake(); hs != nil {
+		b.Auth = hs.Auth
+		for k, vals := range hs.Query {
+			if k == "EIO" || k == "transport" || k == "t" || k == "sid" || len(vals) == 0 {
+				continue
+			}
+			if b.Query == nil {
+				b.Query = make(map[string]string)
+			}
+			b.Query[k] = vals[0]
+		}
+	}
+	return b
+}
+
+// refusal turns a connect hook's error into the client's connect_error:
+// {"message": "...", "data": ...} or a plain string.
+func refusal(raw json.RawMessage) error {
+	v, err := decodeRaw(raw)
+	if err != nil {
+		return &realtime.ConnectError{Message: "webhook failed: bad reply"}
+	}
+	switch e := v.(type) {
+	case string:
+		return &realtime.ConnectError{Message: e}
+	case map[string]any:
+		msg, _ := e["message"].(string)
+		if msg == "" {
+			msg = "connection refused"
+		}
+		return &realtime.ConnectError{Message: msg, Data: e["data"]}
+	}
+	return &realtime.ConnectError{Message: "connection refused", Data: v}
+}
+
+// webhookEvent forwards a client event when a route matches it. It never
+// blocks: the call happens on the socket's FIFO goroutine.
+func (h *hub) webhookEvent(p *policy, s *realtime.Socket, event string, args []any, ack realtime.AckFunc) {
+	w := p.webhook
+	if w == nil {
+		return
+	}
+	url, ok := w.route(event)
+	if !ok {
+		return
+	}
+	var q *webhookQueue
+	if v, ok := s.Get(webhookQueueKey); ok {
+		q, _ = v.(*webhookQueue)
+	}
+	if q == nil {
+		// Connected before a reload added the webhook. Only this reader
+		// goroutine creates queues, so there is no race.
+		q = &webhookQueue{}
+		s.Set(webhookQueueKey, q)
+	}
+	b := w.body(s, "event")
+	b.Event = event
+	b.Args = args
+	if b.Args == nil {
+		b.Args = []any{}
+	}
+	b.Ack = ack != nil
+	if !q.push(webhookJob{w: w, url: url, body: b, ack: ack, s: s}, w.queue) {
+		w.logger.Warn("socket.io webhook queue full, event refused",
+			zap.String("namespace", b.Namespace), zap.String("socket", b.Socket),
+			zap.String("event", event), zap.Int("queue", w.queue))
+		if ack != nil {
+			_ = ack(map[string]any{"error": (&webhookError{reason: "queue full"}).Error()})
+		}
+	}
+}
+
+// webhookJob is one call waiting in a socket's FIFO.
+type webhookJob struct {
+	w    *webhooks
+	url  string
+	body *webhookBody
+	ack  realtime.AckFunc
+	s    *realtime.Socket
+}
+
+// webhookQueue keeps one socket's calls in order. A goroutine drains it and
+// exists only while it is not empty.
+type webhookQueue struct {
+	mu      sync.Mutex
+	jobs    []webhookJob
+	running bool
+}
+
+// push queues j unless limit jobs are waiting, and starts the drainer.
+func (q *webhookQueue) push(j webhookJob, limit int) bool {
+	q.mu.Lock()
+	if len(q.jobs) >= limit {
+		q.mu.Unlock()
+		return false
+	}
+	q.jobs = append(q.jobs, j)
+	q.mu.Unlock()
+	q.start(j.w)
+	return true
+}
+
+// start runs a drainer owned by w unless one runs. When w is closed the
+// waiting jobs fail at once.
+func (q *webhookQueue) start(w *webhooks) {
+	q.mu.Lock()
+	if q.running || len(q.jobs) == 0 {
+		q.mu.Unlock()
+		return
+	}
+	q.running = true
+	q.mu.Unlock()
+	if w.goroutine(func() { q.drain(w) }) {
+		return
+	}
+	q.mu.Lock()
+	jobs := q.jobs
+	q.jobs = nil
+	q.running = false
+	q.mu.Unlock()
+	for _, j := range jobs {
+		j.fail(&webhookError{reason: "server stopping"})
+	}
+}
+
+// drain runs the jobs in order. When its owner closes, it hands what is
+// left to a drainer of the newest job's config (a reload) and ends.
+func (q *webhookQueue) drain(owner *webhooks) {
+	for {
+		q.mu.Lock()
+		if len(q.jobs) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		if owner.ctx.Err() != nil {
+			next := q.jobs[len(q.jobs)-1].w
+			q.running = false
+			q.mu.Unlock()
+			if next != owner {
+				q.start(next)
+			} else {
+				q.mu.Lock()
+				jobs := q.jobs
+				q.jobs = nil
+				q.mu.Unlock()
+				for _, j := range jobs {
+					j.fail(&webhookError{reason: "server stopping"})
+				}
+			}
+			return
+		}
+		j := q.jobs[0]
+		q.jobs[0] = webhookJob{}
+		q.jobs = q.jobs[1:]
+		q.mu.Unlock()
+		j.run()
+	}
+}
+
+func (j webhookJob) fail(err error) {
+	j.w.logFailure(j.s, j.body.Type, err)
+	if j.ack != nil {
+		_ = j.ack(map[string]any{"error": err.Error()})
+	}
+}
+
+// run makes the call and applies the reply: actions (a disconnect last),
+// then the ack.
+func (j webhookJob) run() {
+	reply, err := j.w.call(j.url, j.body)
+	if err != nil {
+		j.fail(err)
+		return
+	}
+	if j.body.Type != "event" {
+		return
+	}
+	disconnect := false
+	for _, a := range reply.Actions {
+		j.w.apply(j.s, a)
+		if a.Disconnect != nil && *a.Disconnect {
+			disconnect = true
+		}
+	}
+	if j.ack != nil {
+		if err := j.sendAck(reply); err != nil {
+			j.fail(err)
+		}
+	}
+	if disconnect {
+		j.s.Disconnect(false)
+	}
+}
+
+func (j webhookJob) sendAck(reply *webhookReply) error {
+	if len(reply.Error) > 0 {
+		v, err := decodeRaw(reply.Error)
+		if err != nil {
+			return &webhookError{"bad reply", err}
+		}
+		_ = j.ack(map[string]any{"error": v})
+		return nil
+	}
+	v, err := decodeRaw(reply.Ack)
+	if err != nil {
+		return &webhookError{"bad reply", err}
+	}
+	switch a := v.(type) {
+	case nil:
+		_ = j.ack()
+	case []any:
+		_ = j.ack(a...)
+	default:
+		return &webhookError{"bad reply", errors.New(`"ack" must be an array of arguments`)}
+	}
+	return nil
+}
+
+// apply runs one action on s.
+func (w *webhooks) apply(s *realtime.Socket, a webhookAction) {
+	for _, r := range a.Join {
+		if r != "" {
+			s.Join(r)
+		}
+	}
+	for _, r := range a.Leave {
+		if r != "" && r != s.ID() {
+			s.Leave(r)
+		}
+	}
+	if e := a.Emit; e != nil {
+		var err error
+		switch {
+		case e.Event == "":
+			err = errors.New("emit action without an event")
+		case len(e.Rooms) == 0:
+			err = s.Emit(e.Event, e.Args...)
+		default:
+			err = s.Namespace().To(e.Rooms...).Except(e.Except...).Emit(e.Event, e.Args...)
+		}
+		if err != nil {
+			w.logger.Warn("socket.io webhook emit action failed", zap.String("namespace", s.Namespace().Name()),
+				zap.String("socket", s.ID()), zap.String("event", e.Event), zap.Error(err))
+		}
+	}
+}
+
+func (w *webhooks) logFailure(s *realtime.Socket, kind string, err error) {
+	if ce := w.logger.Check(zap.WarnLevel, "socket.io webhook failed"); ce != nil {
+		ce.Write(zap.String("namespace", s.Namespace().Name()), zap.String("socket", s.ID()),
+			zap.String("type", kind), zap.Error(errors.Unwrap(err)), zap.String("result", err.Error()))
+	}
+}
+
+// unmarshalWebhook parses the webhook subdirective of socketio.
+//
+//	webhook {
+//		secret          <secret>
+//		events          <url> <event|pattern>...
+//		connect         <url>
+//		disconnect      <url>
+//		headers         <name>...
+//		cookies         <name>...
+//		timeout         <duration>
+//		max_concurrency <n>
+//		queue           <n>
+//	}
+//
+// events may be given several times, one line per URL.
+func (h *Handler) unmarshalWebhook(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	wh := &Webhook{}
+	h.Webhook = wh
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] && sub != "events" {
+			return d.Errf("webhook: %s: subdirective given twice", sub)
+		}
+		seen[sub] = true
+		var err error
+		switch sub {
+		case "secret":
+			err = oneArg(d, &wh.Secret)
+		case "events":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("webhook: events: want <url> <event>...")
+			}
+			if err := checkWebhookURL(args[0]); err != nil {
+				return d.Errf("webhook: events: %v", err)
+			}
+			wh.Events = append(wh.Events, WebhookRoute{URL: args[0], Match: args[1:]})
+		case "connect", "disconnect":
+			var u string
+			if err = oneArg(d, &u); err == nil {
+				if cerr := checkWebhookURL(u); cerr != nil {
+					return d.Errf("webhook: %s: %v", sub, cerr)
+				}
+				if sub == "connect" {
+					wh.Connect = u
+				} else {
+					wh.Disconnect = u
+				}
+			}
+		case "headers":
+			err = listArg(d, &wh.Headers)
+		case "cookies":
+			err = listArg(d, &wh.Cookies)
+		case "timeout":
+			err = durationArg(d, &wh.Timeout)
+		case "max_concurrency", "queue":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				n, perr := strconv.Atoi(s)
+				if perr != nil || n <= 0 {
+					return d.Errf("webhook: %s: want a positive number, got %q", sub, s)
+				}
+				if sub == "queue" {
+					wh.Queue = n
+				} else {
+					wh.MaxConcurrency = n
+				}
+			}
+		default:
+			return d.Errf("webhook: unrecognized subdirective %q", sub)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if wh.Secret == "" {
+		return d.Err("webhook: a secret is needed to sign calls")
+	}
+	return nil
+}
