@@ -1,0 +1,191 @@
+package socketio_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+const (
+	// chromiumPath is Debian's chromium; the test never downloads a browser.
+	chromiumPath = "/usr/bin/chromium"
+	// browserTimeout bounds the whole playwright script (it bounds itself
+	// at 75 s; this is the backstop).
+	browserTimeout = 100 * time.Second
+)
+
+// browserResult is the JSON line testdata/browser/join-rooms.cjs prints.
+type browserResult struct {
+	OK          bool      `json:"ok"`
+	Error       string    `json:"error"`
+	Browser     string    `json:"browser"`
+	A           pageState `json:"a"`
+	B           pageState `json:"b"`
+	Screenshots []string  `json:"screenshots"`
+	Logs        []string  `json:"logs"`
+}
+
+type pageState struct {
+	Status string   `json:"status"`
+	Events []string `json:"events"`
+}
+
+// TestBrowserJoinRooms opens the example page twice in a headless Chromium,
+// joins room 7 in both, and checks that each page shows the other's join
+// and message, as in the tutorial's "joining the rooms" picture. The
+// screenshots are kept in testdata/artifacts/.
+func TestBrowserJoinRooms(t *testing.T) {
+	t.Parallel()
+	root := repoRoot(t)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		skipOrFail(t, "finding node for the browser test: %v", err)
+	}
+	if _, err := os.Stat(chromiumPath); err != nil {
+		skipOrFail(t, "finding chromium: %v (apt-get install chromium)", err)
+	}
+	modules := filepath.Join(root, "testdata", "node_modules")
+	if _, err := os.Stat(filepath.Join(modules, "playwright-core", "package.json")); err != nil {
+		skipOrFail(t, "finding playwright-core: %v (cd testdata && npm ci)", err)
+	}
+	ensureBundle(t, root)
+
+	c := startCaddy(t, siteConfig{Port: freePort(t), AdminPort: freePort(t)})
+	tokA := hs256(t, testSecretEnv, jwt.MapClaims{"sub": "alice"})
+	tokB := hs256(t, testSecretEnv, jwt.MapClaims{"sub": "bob"})
+
+	artifacts := filepath.Join(root, "testdata", "artifacts")
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatalf("creating %s: %v", artifacts, err)
+	}
+	shot := filepath.Join(artifacts, "join-rooms.png")
+
+	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join("browser", "join-rooms.cjs"), c.BaseURL, tokA, tokB, shot)
+	cmd.Dir = filepath.Join(root, "testdata")
+	// Chromium writes caches and crash reports under HOME.
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "CHROMIUM_PATH="+chromiumPath)
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	runErr := cmd.Run()
+	t.Logf("join-rooms.cjs ran %v", time.Since(start).Round(time.Millisecond))
+	if stderr.Len() > 0 {
+		t.Logf("join-rooms.cjs stderr:\n%s", stderr.String())
+	}
+
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var res browserResult
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("join-rooms.cjs: %v; no JSON result (%v) in stdout:\n%s\ncaddy log:\n%s", runErr, err, stdout.String(), c.Log)
+	}
+	if !res.OK || runErr != nil {
+		t.Fatalf("join-rooms.cjs failed (%v): %s\npage A: %q %q\npage B: %q %q\ncaddy log:\n%s",
+			runErr, res.Error, res.A.Status, res.A.Events, res.B.Status, res.B.Events, c.Log)
+	}
+	t.Logf("browser %s; screenshots %v", res.Browser, res.Screenshots)
+
+	const announcement = "room-userId: You are in room number: 7"
+	// A: its join, B's join, its second join; B: its join, A's second join.
+	checkPage(t, "A", res.A, "alice", announcement, 3, "message_from_client: hello from page B", "sent: hello from page A")
+	checkPage(t, "B", res.B, "bob", announcement, 2, "message_from_client: hello from page A", "sent: hello from page B")
+	if slices.Contains(res.A.Events, "message_from_client: hello from page A") {
+		t.Errorf("page A got its own message back: %q", res.A.Events)
+	}
+
+	if len(res.Screenshots) != 3 {
+		t.Errorf("screenshots = %v, want the combined one and one per page", res.Screenshots)
+	}
+	for _, f := range res.Screenshots {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Errorf("screenshot: %v", err)
+			continue
+		}
+		if !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) || len(b) < 1000 {
+			t.Errorf("screenshot %s is not a plausible PNG (%d bytes)", f, len(b))
+		}
+	}
+}
+
+// checkPage checks one page's event list: the number of announcements, the
+// welcome message naming its user, and the given lines.
+func checkPage(t *testing.T, name string, p pageState, sub, announcement string, joins int, want ...string) {
+	t.Helper()
+	if !strings.HasPrefix(p.Status, "connected as ") {
+		t.Errorf("page %s status %q, want connected", name, p.Status)
+	}
+	n := 0
+	for _, e := range p.Events {
+		if e == announcement {
+			n++
+		}
+	}
+	if n != joins {
+		t.Errorf("page %s shows %d announcements, want %d: %q", name, n, joins, p.Events)
+	}
+	welcome := fmt.Sprintf("message_from_server: Message: welcome %s, your socket id is ", sub)
+	if !slices.ContainsFunc(p.Events, func(e string) bool { return strings.HasPrefix(e, welcome) }) {
+		t.Errorf("page %s has no %q line: %q", name, welcome, p.Events)
+	}
+	for _, w := range want {
+		if !slices.Contains(p.Events, w) {
+			t.Errorf("page %s does not show %q: %q", name, w, p.Events)
+		}
+	}
+	for _, e := range p.Events {
+		if strings.HasPrefix(e, "connect_error") {
+			t.Errorf("page %s shows %q", name, e)
+		}
+	}
+}
+
+// ensureBundle puts the socket.io client bundle where the page loads it
+// from, as `make deps` does, when it is not there yet (the vendor directory
+// is git-ignored). The copy is atomic so a concurrent reader never sees
+// half a file.
+func ensureBundle(t *testing.T, root string) {
+	t.Helper()
+	dst := filepath.Join(root, "testdata", "www", "vendor", "socket.io.min.js")
+	if _, err := os.Stat(dst); err == nil {
+		return
+	}
+	src := filepath.Join(root, "testdata", "node_modules", "socket.io-client", "dist", "socket.io.min.js")
+	b, err := os.ReadFile(src)
+	if err != nil {
+		skipOrFail(t, "reading the client bundle: %v (cd testdata && npm ci)", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatalf("creating %s: %v", filepath.Dir(dst), err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".socket.io.min.js-*")
+	if err != nil {
+		t.Fatalf("copying the client bundle: %v", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		t.Fatalf("copying the client bundle: %v", err)
+	}
+	if err := tmp.Close(); err != nil {
+		t.Fatalf("copying the client bundle: %v", err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		t.Fatalf("copying the client bundle: %v", err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		t.Fatalf("copying the client bundle: %v", err)
+	}
+}

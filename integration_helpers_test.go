@@ -1,0 +1,392 @@
+package socketio_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Bounds of the live tests. Every wait on Caddy, a client or the browser
+// uses one of these, so a hung process fails the test instead of hanging it.
+const (
+	// buildTimeout bounds `go build ./cmd/caddy`: a cold build compiles all
+	// of Caddy's standard modules, which takes minutes on 2 cores.
+	buildTimeout = 10 * time.Minute
+	// caddyReadyTimeout is how long a started Caddy gets to load its config
+	// and accept connections on the site port.
+	caddyReadyTimeout = 20 * time.Second
+	// caddyCmdTimeout bounds `caddy reload` and `caddy stop`; above the
+	// default ping interval (25 s), so that a stop held up by open sockets
+	// is measured rather than cut short.
+	caddyCmdTimeout = 45 * time.Second
+	// caddyExitTimeout is how long Caddy may take to exit once asked to.
+	// Stopping closes every socket at once, so this is generous.
+	caddyExitTimeout = 15 * time.Second
+	// clientWait bounds every wait for a client event.
+	clientWait = 10 * time.Second
+)
+
+// testSecretEnv is the JWT_SECRET handed to Caddy, as Caddyfile.example
+// reads the secret from {env.JWT_SECRET}.
+const testSecretEnv = "integration-secret-0123456789abcdef-0123456789"
+
+var (
+	// caddyBinDir holds the Caddy binary built for this test binary; made
+	// by TestMain and removed when the tests end.
+	caddyBinDir string
+
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+	buildSkip string
+)
+
+// TestMain gives the Caddy binary a home that lives as long as the test
+// binary, so that it is built once and removed afterwards.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "caddy-socketio-itest-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "creating a directory for the caddy binary: %v\n", err)
+		os.Exit(1)
+	}
+	caddyBinDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// skipOrFail skips the test when something it needs is missing from the
+// machine, and fails it instead when CI=true, so that CI cannot pass
+// without running it.
+func skipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s (CI=true, so this is a failure, not a skip)", msg)
+	}
+	t.Skip(msg)
+}
+
+// repoRoot is the module root: `go test` runs the tests of this package in
+// its directory, which is the root.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatalf("getting the working directory: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(wd, "go.mod")); err != nil {
+		t.Fatalf("finding go.mod in %s: %v", wd, err)
+	}
+	return wd
+}
+
+// caddyBinary builds ./cmd/caddy once per test binary and returns its path.
+func caddyBinary(t testing.TB) string {
+	t.Helper()
+	root := repoRoot(t)
+	buildOnce.Do(func() {
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			buildSkip = fmt.Sprintf("finding the go command to build Caddy: %v", err)
+			return
+		}
+		out := filepath.Join(caddyBinDir, "caddy")
+		ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, "./cmd/caddy")
+		cmd.Dir = root
+		cmd.WaitDelay = 5 * time.Second
+		start := time.Now()
+		if b, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building ./cmd/caddy: %w\n%s", err, b)
+			return
+		}
+		t.Logf("built ./cmd/caddy in %v", time.Since(start).Round(time.Millisecond))
+		buildPath = out
+	})
+	if buildSkip != "" {
+		skipOrFail(t, "%s", buildSkip)
+	}
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// siteConfig describes how Caddyfile.example is turned into a test config.
+type siteConfig struct {
+	Port      int
+	AdminPort int
+	// Secret, when set, replaces {env.JWT_SECRET} by this literal (a rotated
+	// secret for a reload); otherwise the example's placeholder stays and
+	// Caddy reads JWT_SECRET from its environment.
+	Secret string
+	// AccessLog adds the `log` directive to the site.
+	AccessLog bool
+	// Audience adds `audience <value>` to the auth block.
+	Audience string
+}
+
+// exampleConfig derives a Caddyfile from Caddyfile.example: the same socketio
+// block and site, on a loopback port, with an admin endpoint for reload and
+// stop. Every edit must find what it replaces, so a change to the example
+// that these tests no longer follow fails loudly.
+func exampleConfig(t testing.TB, sc siteConfig) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "Caddyfile.example"))
+	if err != nil {
+		t.Fatalf("reading Caddyfile.example: %v", err)
+	}
+	cfg := string(b)
+	replace := func(old, repl string) {
+		t.Helper()
+		if strings.Count(cfg, old) != 1 {
+			t.Fatalf("Caddyfile.example: want exactly one %q to derive the test config, found %d", old, strings.Count(cfg, old))
+		}
+		cfg = strings.Replace(cfg, old, repl, 1)
+	}
+	site := fmt.Sprintf(":%d {", sc.Port)
+	if sc.AccessLog {
+		site += "\n\tlog"
+	}
+	replace(":8080 {", site)
+	if sc.Secret != "" {
+		replace("secret {env.JWT_SECRET}", "secret "+sc.Secret)
+	}
+	if sc.Audience != "" {
+		replace("auth {\n", "auth {\n\t\t\taudience "+sc.Audience+"\n")
+	}
+	global := fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+	default_bind 127.0.0.1
+	persist_config off
+}
+
+`, sc.AdminPort)
+	return global + cfg
+}
+
+// syncBuffer collects a process's output for later assertions.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// caddyProc is a running `caddy run`.
+type caddyProc struct {
+	t       testing.TB
+	bin     string
+	dir     string // holds the config files and Caddy's home
+	env     []string
+	cfgPath string
+	admin   string // host:port of the admin API
+	BaseURL string // http://127.0.0.1:<site port>
+	Log     *syncBuffer
+
+	cmd  *exec.Cmd
+	done chan struct{} // closed once the process has been reaped
+	err  error         // cmd.Wait's result, valid after done
+}
+
+// startCaddy writes cfg and runs `caddy run --config <file> --adapter
+// caddyfile` from the repository root (Caddyfile.example's root is relative
+// to it), with JWT_SECRET set and Caddy's home in a temporary directory. It
+// returns once the site answers; t.Cleanup stops Caddy (bounded).
+func startCaddy(t testing.TB, sc siteConfig) *caddyProc {
+	t.Helper()
+	bin := caddyBinary(t)
+	dir := t.TempDir()
+	p := &caddyProc{
+		t:       t,
+		bin:     bin,
+		dir:     dir,
+		cfgPath: filepath.Join(dir, "Caddyfile"),
+		admin:   fmt.Sprintf("127.0.0.1:%d", sc.AdminPort),
+		BaseURL: fmt.Sprintf("http://127.0.0.1:%d", sc.Port),
+		Log:     &syncBuffer{},
+		done:    make(chan struct{}),
+	}
+	// Caddy keeps its data and config under HOME/XDG dirs; keep them out of
+	// the real home.
+	p.env = append(os.Environ(),
+		"JWT_SECRET="+testSecretEnv,
+		"HOME="+dir,
+		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
+		"XDG_DATA_HOME="+filepath.Join(dir, "data"),
+	)
+	p.writeConfig(exampleConfig(t, sc))
+	p.cmd = exec.Command(bin, "run", "--config", p.cfgPath, "--adapter", "caddyfile")
+	p.cmd.Dir = repoRoot(t)
+	p.cmd.Env = p.env
+	p.cmd.Stdout = p.Log
+	p.cmd.Stderr = p.Log
+	p.cmd.WaitDelay = 2 * time.Second
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting caddy: %v", err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.shutdown)
+	p.waitReady()
+	return p
+}
+
+func (p *caddyProc) writeConfig(cfg string) {
+	p.t.Helper()
+	if err := os.WriteFile(p.cfgPath, []byte(cfg), 0o600); err != nil {
+		p.t.Fatalf("writing the Caddyfile: %v", err)
+	}
+}
+
+// waitReady polls the site until it serves the page's script.
+func (p *caddyProc) waitReady() {
+	p.t.Helper()
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(caddyReadyTimeout)
+	for {
+		resp, err := client.Get(p.BaseURL + "/app.js")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		select {
+		case <-p.done:
+			p.t.Fatalf("caddy exited before serving: %v\n%s", p.err, p.Log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("caddy not serving %s after %v: %v\n%s", p.BaseURL, caddyReadyTimeout, err, p.Log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// command runs a caddy subcommand against this instance's admin API.
+func (p *caddyProc) command(args ...string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), caddyCmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, p.bin, args...)
+	cmd.Dir = repoRoot(p.t)
+	cmd.Env = p.env
+	cmd.WaitDelay = 2 * time.Second
+	if out, err := cmd.CombinedOutput(); err != nil {
+		p.t.Fatalf("caddy %s: %v\n%s\ncaddy log:\n%s", strings.Join(args, " "), err, out, p.Log)
+	}
+}
+
+// Reload writes cfg and runs `caddy reload`; force reloads even an
+// unchanged config (Caddy skips those otherwise).
+func (p *caddyProc) Reload(sc siteConfig, force bool) {
+	p.t.Helper()
+	p.writeConfig(exampleConfig(p.t, sc))
+	args := []string{"reload", "--config", p.cfgPath, "--adapter", "caddyfile", "--address", p.admin}
+	if force {
+		args = append(args, "--force")
+	}
+	p.command(args...)
+}
+
+// Stop runs `caddy stop` and waits for the process to exit; it returns how
+// long that took from the start of the command.
+func (p *caddyProc) Stop() time.Duration {
+	p.t.Helper()
+	start := time.Now()
+	p.command("stop", "--address", p.admin)
+	select {
+	case <-p.done:
+		return time.Since(start)
+	case <-time.After(caddyExitTimeout):
+		p.t.Fatalf("caddy still running %v after `caddy stop`\n%s", caddyExitTimeout, p.Log)
+	}
+	return 0
+}
+
+// shutdown ends the process if a test left it running: SIGTERM, then kill.
+func (p *caddyProc) shutdown() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	start := time.Now()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		p.t.Logf("caddy exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
+		return
+	case <-time.After(caddyExitTimeout):
+	}
+	p.t.Errorf("caddy did not exit %v after SIGTERM; killing it", caddyExitTimeout)
+	_ = p.cmd.Process.Kill()
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.t.Errorf("caddy did not exit after kill")
+	}
+}
+
+// hs256 signs claims with secret; an exp an hour ahead is added unless
+// claims has one.
+func hs256(t testing.TB, secret string, claims jwt.MapClaims) string {
+	t.Helper()
+	if _, ok := claims["exp"]; !ok {
+		claims["exp"] = time.Now().Add(time.Hour).Unix()
+	}
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatalf("signing a token: %v", err)
+	}
+	return s
+}
+
+// unsigned mints an alg "none" token, which the server must refuse.
+func unsigned(t testing.TB, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	if err != nil {
+		t.Fatalf("building an alg none token: %v", err)
+	}
+	return s
+}
