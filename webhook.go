@@ -34,6 +34,11 @@ const (
 	DefaultWebhookQueue          = 16
 )
 
+// webhookCloseGrace bounds how long Cleanup lets calls in flight finish (a
+// disconnect notice on shutdown, say) before cancelling them. A variable so
+// tests can shorten it.
+var webhookCloseGrace = 5 * time.Second
+
 // Webhook header names. The signature is
 // "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + body)), so a
 // backend can refuse replayed or forged calls with its copy of the secret.
@@ -45,9 +50,6 @@ const (
 const (
 	// maxWebhookReply bounds a backend reply read into memory.
 	maxWebhookReply = 1 << 20
-	// webhookCloseGrace bounds how long Cleanup lets calls in flight finish
-	// (a disconnect notice on shutdown, say) before cancelling them.
-	webhookCloseGrace = 5 * time.Second
 	// Socket data keys of the per-socket FIFO and of the data a connect
 	// hook attached.
 	webhookQueueKey = "caddy.socketio.webhook.queue"
@@ -217,11 +219,14 @@ func (wh *Webhook) build(repl *caddy.Replacer, logger *zap.Logger) (*webhooks, e
 		}
 		w.routes = append(w.routes, r)
 	}
-	for _, u := range []string{w.connect, w.disconnect} {
-		if u != "" {
-			if err := checkResolvedURL(u); err != nil {
-				return nil, fmt.Errorf("webhook: %w", err)
-			}
+	if wh.Connect != "" {
+		if err := checkResolvedURL(w.connect); err != nil {
+			return nil, fmt.Errorf("webhook: connect: %w", err)
+		}
+	}
+	if wh.Disconnect != "" {
+		if err := checkResolvedURL(w.disconnect); err != nil {
+			return nil, fmt.Errorf("webhook: disconnect: %w", err)
 		}
 	}
 	maxConc := wh.MaxConcurrency
@@ -344,6 +349,7 @@ func (w *webhooks) body(s *realtime.Socket, kind string) *webhookBody {
 	if b.Rooms == nil {
 		b.Rooms = []string{}
 	}
+	slices.Sort(b.Rooms)
 	if c, ok := s.Get(claimsKey); ok {
 		b.Claims, _ = c.(auth.Claims)
 	}
