@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 )
 
 const (
@@ -373,5 +375,31 @@ func TestAPIEmitJoinLeaveDisconnect(t *testing.T) {
 			}
 		}
 		marker("5", b)
+	})
+}
+
+func TestAPICaddyfileErrors(t *testing.T) {
+	cases := []struct{ name, input, want string }{
+		{"no secrets", "socketio_api {\n\thub chat\n}", "socketio_api: secrets are required, at Caddyfile:3"},
+		{"secrets without value", "socketio_api {\n\tsecrets\n}", "wrong argument count or unexpected line ending after 'secrets', at Caddyfile:2"},
+		{"unknown subdirective", "socketio_api {\n\tsecrets s\n\troom x\n}", `unrecognized subdirective "room", at Caddyfile:3`},
+		{"repeated", "socketio_api {\n\tsecrets a\n\tsecrets b\n}", "secrets: subdirective given twice, at Caddyfile:3"},
+		{"two hubs", "socketio_api {\n\thub a b\n\tsecrets s\n}", "at Caddyfile:2"},
+		{"bad size", "socketio_api {\n\tsecrets s\n\tmax_body huge\n}", `max_body: invalid size "huge", at Caddyfile:3`},
+		{"argument on directive", "socketio_api extra {\n\tsecrets s\n}", "wrong argument count"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := new(API).UnmarshalCaddyfile(caddyfile.NewDispenser(tokensNamed(t, tc.input)))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("through the adapter", func(t *testing.T) {
+		_, err := adapt(":8080 {\n\tsocketio_api /api/* {\n\t\tsecrets a\n\t\tmax_body 0\n\t}\n}\n")
+		if err == nil || !strings.Contains(err.Error(), `max_body: invalid size "0", at Caddyfile:4`) {
+			t.Fatalf("err = %v", err)
+		}
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -571,4 +572,39 @@ func TestWebhookCleanupStopsCalls(t *testing.T) {
 	if w.goroutine(func() {}) {
 		t.Fatal("closed webhooks still start goroutines")
 	}
+}
+
+func TestWebhookCaddyfileErrors(t *testing.T) {
+	wrap := func(body string) string { return "socketio {\n\twebhook {\n" + body + "\t}\n}" }
+	cases := []struct{ name, input, want string }{
+		{"argument", "socketio {\n\twebhook http://x {\n\t}\n}", "unexpected line ending after 'http://x', at Caddyfile:2"},
+		{"no secret", wrap("\t\tconnect http://127.0.0.1/c\n"), "webhook: a secret is needed to sign calls, at Caddyfile:4"},
+		{"unknown", wrap("\t\tsecret s\n\t\turl http://x\n"), `webhook: unrecognized subdirective "url", at Caddyfile:4`},
+		{"repeated", wrap("\t\tsecret s\n\t\tsecret t\n"), "webhook: secret: subdirective given twice, at Caddyfile:4"},
+		{"events without event", wrap("\t\tsecret s\n\t\tevents http://127.0.0.1/e\n"), "webhook: events: want <url> <event>..., at Caddyfile:4"},
+		{"events url first", wrap("\t\tsecret s\n\t\tevents chat http://127.0.0.1/e\n"), `webhook: events: "chat" is not an http or https URL, at Caddyfile:4`},
+		{"bad connect url", wrap("\t\tsecret s\n\t\tconnect /connect\n"), `webhook: connect: "/connect" is not an http or https URL, at Caddyfile:4`},
+		{"bad timeout", wrap("\t\tsecret s\n\t\ttimeout soon\n"), `timeout: invalid duration "soon": time: invalid duration "soon", at Caddyfile:4`},
+		{"zero queue", wrap("\t\tsecret s\n\t\tqueue 0\n"), `webhook: queue: want a positive number, got "0", at Caddyfile:4`},
+		{"bad max_concurrency", wrap("\t\tsecret s\n\t\tmax_concurrency many\n"), `webhook: max_concurrency: want a positive number, got "many", at Caddyfile:4`},
+		{"webhook twice", "socketio {\n\twebhook {\n\t\tsecret s\n\t}\n\twebhook {\n\t}\n}", "webhook: subdirective given twice, at Caddyfile:5"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := new(Handler).UnmarshalCaddyfile(caddyfile.NewDispenser(tokensNamed(t, tc.input)))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("provision refuses what parsing lets through", func(t *testing.T) {
+		_, err := adapt(":8080 {\n\tsocketio {\n\t\twebhook {\n\t\t\tsecret s\n\t\t}\n\t}\n}")
+		if err != nil {
+			t.Fatalf("adapt: %v", err)
+		}
+		h := &Handler{Name: "webhook-empty", Webhook: &Webhook{Secret: "s"}}
+		if err := h.Validate(); err == nil || !strings.Contains(err.Error(), "nothing to call") {
+			t.Fatalf("Validate: %v", err)
+		}
+	})
 }
