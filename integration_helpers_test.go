@@ -230,6 +230,14 @@ type caddyProc struct {
 // returns once the site answers; t.Cleanup stops Caddy (bounded).
 func startCaddy(t testing.TB, sc siteConfig) *caddyProc {
 	t.Helper()
+	return startCaddyConfig(t, sc, exampleConfig(t, sc))
+}
+
+// startCaddyConfig is startCaddy with a Caddyfile of the test's own; sc
+// gives its admin and site ports (the site that is polled for readiness
+// must serve /app.js with status 200).
+func startCaddyConfig(t testing.TB, sc siteConfig, cfg string) *caddyProc {
+	t.Helper()
 	bin := caddyBinary(t)
 	dir := t.TempDir()
 	p := &caddyProc{
@@ -250,7 +258,7 @@ func startCaddy(t testing.TB, sc siteConfig) *caddyProc {
 		"XDG_CONFIG_HOME="+filepath.Join(dir, "config"),
 		"XDG_DATA_HOME="+filepath.Join(dir, "data"),
 	)
-	p.writeConfig(exampleConfig(t, sc))
+	p.writeConfig(cfg)
 	p.cmd = exec.Command(bin, "run", "--config", p.cfgPath, "--adapter", "caddyfile")
 	p.cmd.Dir = repoRoot(t)
 	p.cmd.Env = p.env

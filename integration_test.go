@@ -674,3 +674,75 @@ func openRawPolling(t *testing.T, l *live, room string) *rawPolling {
 	}
 	return p
 }
+
+// TestCaddyTwoSitesKeepTheirAuth: two sites of one config, each with its
+// own socketio handler on the default path, one requiring a token and one
+// with auth off. Each site must apply its own auth: a site's auth must not
+// be replaced by another site's just because both handlers default to the
+// same hub name.
+func TestCaddyTwoSitesKeepTheirAuth(t *testing.T) {
+	t.Parallel()
+	nodeclient.Locate(t) // skip before building Caddy
+	strict, open := freePort(t), freePort(t)
+	sc := siteConfig{Port: strict, AdminPort: freePort(t)}
+	cfg := fmt.Sprintf(`{
+	admin 127.0.0.1:%d
+	default_bind 127.0.0.1
+	persist_config off
+}
+
+:%d {
+	root * testdata/www
+	socketio {
+		auth {
+			secret {env.JWT_SECRET}
+		}
+		emit hello "strict site"
+	}
+	file_server
+}
+
+:%d {
+	socketio {
+		auth off
+		emit hello "open site"
+	}
+}
+`, sc.AdminPort, strict, open)
+	c := startCaddyConfig(t, sc, cfg)
+	d := nodeclient.Start(t)
+	openURL := fmt.Sprintf("http://127.0.0.1:%d", open)
+	for _, ver := range clientVersions {
+		t.Run("v"+ver, func(t *testing.T) {
+			connect := func(name, base string, auth map[string]any) *nodeclient.Client {
+				opts := map[string]any{"reconnection": false, "transports": []string{"websocket"}}
+				if auth != nil {
+					opts["auth"] = auth
+				}
+				cl := d.Connect("two-sites/v"+ver+"/"+name, ver, base, opts)
+				t.Cleanup(cl.Disconnect)
+				return cl
+			}
+			expectHello := func(cl *nodeclient.Client, want string) {
+				t.Helper()
+				if _, err := cl.WaitConnect(clientWait); err != nil {
+					t.Errorf("%s: %v", cl.ID(), err)
+					return
+				}
+				args, err := cl.WaitEvent("hello", clientWait)
+				if err != nil || firstArg(args) != want {
+					t.Errorf("%s: hello = %v, %v; want %q", cl.ID(), args, err, want)
+				}
+			}
+			tok := hs256(t, testSecretEnv, jwt.MapClaims{"sub": "alice"})
+			expectHello(connect("strict-token", c.BaseURL, map[string]any{"token": tok}), "strict site")
+			expectHello(connect("open-anonymous", openURL, nil), "open site")
+
+			anon := connect("strict-anonymous", c.BaseURL, nil)
+			var ce *nodeclient.ConnectError
+			if _, err := anon.WaitConnect(clientWait); !errors.As(err, &ce) || !strings.Contains(ce.Message, "missing token") {
+				t.Errorf("anonymous client on the strict site: WaitConnect = %v, want connect_error missing token", err)
+			}
+		})
+	}
+}
