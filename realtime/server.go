@@ -168,6 +168,11 @@ func (s *Server) lookupNamespace(name string) *Namespace {
 	return nil
 }
 
+// ReleasePolls answers every waiting polling request with a noop packet,
+// keeping the connections: for an HTTP server that shuts down while a new
+// one takes over (a configuration reload), so it need not wait for them.
+func (s *Server) ReleasePolls() { s.engine.ReleasePolls() }
+
 // Close closes every connection with an Engine.IO close packet, waits until
 // the engine's goroutines have ended, and closes the adapters.
 func (s *Server) Close() {

@@ -32,6 +32,7 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Session)
 		return
 	}
 	s.getActive = true
+	gen := srv.releases.Load()
 	var body []byte
 	for {
 		if s.closed {
@@ -61,6 +62,12 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Session)
 		}
 		if s.probed {
 			// Upgrading: release the GET so the client can pause polling.
+			body = noopPayload
+			break
+		}
+		if srv.releases.Load() != gen {
+			// ReleasePolls: the HTTP server carrying this GET is shutting
+			// down; the client polls again on a new connection.
 			body = noopPayload
 			break
 		}

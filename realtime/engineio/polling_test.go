@@ -307,3 +307,23 @@ func TestCloseFromOnMessage(t *testing.T) {
 		t.Errorf("messages after close delivered: %q", got)
 	}
 }
+
+// TestPollingReleasePolls: a waiting GET is answered with a noop at once,
+// and the session stays open for the next GET.
+func TestPollingReleasePolls(t *testing.T) {
+	ts := newTServer(t, Options{})
+	sid := ts.handshake()
+	r := ts.session()
+	res := ts.asyncGet(sid)
+	waitFor(t, "pending GET", func() bool { return r.s.Writable() })
+	ts.srv.ReleasePolls()
+	if code, body := waitResult(t, res); code != "200" || body != "6" {
+		t.Errorf("released GET: %s %q", code, body)
+	}
+	if err := r.s.Send(TextMessageString("still here")); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := ts.get(sid); code != 200 || body != "4still here" {
+		t.Errorf("GET after release: %d %q", code, body)
+	}
+}

@@ -33,6 +33,8 @@ type Server struct {
 	closing  bool
 	active   int           // running ServeHTTP calls and writer goroutines
 	idle     chan struct{} // closed when active drops to zero while closing
+
+	releases atomic.Uint64 // ReleasePolls calls: a waiting GET ends when it changes
 }
 
 // NewServer returns a Server configured by opts.
@@ -109,6 +111,24 @@ func (srv *Server) lookup(sid string) *Session {
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
 	return srv.sessions[sid]
+}
+
+// ReleasePolls answers every polling GET that is waiting with a noop
+// packet now, instead of at the next packet or ping. An HTTP server that
+// shuts down (a configuration reload) waits for its running requests; with
+// this it need not wait a ping interval, and the clients, which poll again
+// at once, reach the server that replaces it. Sessions stay open.
+func (srv *Server) ReleasePolls() {
+	srv.releases.Add(1)
+	srv.mu.Lock()
+	list := make([]*Session, 0, len(srv.sessions))
+	for _, s := range srv.sessions {
+		list = append(list, s)
+	}
+	srv.mu.Unlock()
+	for _, s := range list {
+		signal(s.pollNotify)
+	}
 }
 
 // Close closes every session with the close packet "1" (reason "server
