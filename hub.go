@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,9 @@ type hub struct {
 type hubEntry struct {
 	pol  *policy
 	opts realtime.Options
+
+	config   any    // the config load that provisioned the handler (configIdentity)
+	settings string // the handler's JSON config, to compare handlers of one load
 }
 
 func newHub(opts realtime.Options) *hub {
@@ -50,14 +54,42 @@ func newHub(opts realtime.Options) *hub {
 	return h
 }
 
-// push activates a handler's settings and remembers them.
-func (h *hub) push(pol *policy, opts realtime.Options) *hubEntry {
-	e := &hubEntry{pol: pol, opts: opts}
+// errHubConflict refuses a config where two handlers with different
+// settings share a hub.
+var errHubConflict = errors.New("two socketio handlers with different settings share this hub; " +
+	"give each its own name (the name subdirective)")
+
+// push activates a handler's settings and remembers them. A hub has one
+// policy: two handlers of the same config load that share a hub (two sites
+// on the default name, say) must have the same settings, or one site's
+// auth would silently apply to the other; that config is refused.
+func (h *hub) push(pol *policy, opts realtime.Options, config any, settings string) (*hubEntry, error) {
+	e := &hubEntry{pol: pol, opts: opts, config: config, settings: settings}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if config != nil {
+		for _, other := range h.stack {
+			if other.config == config && other.settings != settings {
+				return nil, errHubConflict
+			}
+		}
+	}
 	h.stack = append(h.stack, e)
 	h.activate(e)
-	return e
+	return e, nil
+}
+
+// onServerShutdown runs when an HTTP server that carries this hub's
+// requests begins to shut down. When Caddy exits, every connection is
+// closed now with an Engine.IO close packet, instead of after the server
+// waited for the long-polling requests; on a reload, waiting polls are
+// answered so the old server can go and the clients poll the new one.
+func (h *hub) onServerShutdown() {
+	if caddy.Exiting() {
+		h.server.Close()
+		return
+	}
+	h.server.ReleasePolls()
 }
 
 // remove forgets a handler's settings. When they were the active ones (a

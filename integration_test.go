@@ -1,12 +1,16 @@
 package socketio_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -675,17 +679,17 @@ func openRawPolling(t *testing.T, l *live, room string) *rawPolling {
 	return p
 }
 
-// TestCaddyTwoSitesKeepTheirAuth: two sites of one config, each with its
-// own socketio handler on the default path, one requiring a token and one
-// with auth off. Each site must apply its own auth: a site's auth must not
-// be replaced by another site's just because both handlers default to the
-// same hub name.
+// TestCaddyTwoSitesKeepTheirAuth: two sites with socketio blocks of their
+// own. On the default hub name they would share one hub and so one policy,
+// and one site's auth would apply to the other: that config is refused at
+// load. Named apart, each site keeps its own auth and rules.
 func TestCaddyTwoSitesKeepTheirAuth(t *testing.T) {
 	t.Parallel()
 	nodeclient.Locate(t) // skip before building Caddy
 	strict, open := freePort(t), freePort(t)
 	sc := siteConfig{Port: strict, AdminPort: freePort(t)}
-	cfg := fmt.Sprintf(`{
+	config := func(strictName, openName string) string {
+		return fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 	default_bind 127.0.0.1
 	persist_config off
@@ -694,6 +698,7 @@ func TestCaddyTwoSitesKeepTheirAuth(t *testing.T) {
 :%d {
 	root * testdata/www
 	socketio {
+		%s
 		auth {
 			secret {env.JWT_SECRET}
 		}
@@ -704,12 +709,29 @@ func TestCaddyTwoSitesKeepTheirAuth(t *testing.T) {
 
 :%d {
 	socketio {
+		%s
 		auth off
 		emit hello "open site"
 	}
 }
-`, sc.AdminPort, strict, open)
-	c := startCaddyConfig(t, sc, cfg)
+`, sc.AdminPort, strict, strictName, open, openName)
+	}
+
+	// Same hub, different settings: refused before anything runs.
+	bad := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(bad, []byte(config("", "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), caddyCmdTimeout)
+	defer cancel()
+	validate := exec.CommandContext(ctx, caddyBinary(t), "validate", "--config", bad, "--adapter", "caddyfile")
+	validate.Env = append(os.Environ(), "JWT_SECRET="+testSecretEnv, "HOME="+t.TempDir())
+	out, err := validate.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "give each its own name") {
+		t.Fatalf("caddy validate of two sites sharing a hub: err %v, want a refusal naming the fix:\n%s", err, out)
+	}
+
+	c := startCaddyConfig(t, sc, config("name strict", "name open"))
 	d := nodeclient.Start(t)
 	openURL := fmt.Sprintf("http://127.0.0.1:%d", open)
 	for _, ver := range clientVersions {

@@ -5,6 +5,7 @@
 package socketio
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -212,8 +213,28 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading socket.io hub %q: %w", h.Name, err)
 	}
-	h.hub = val.(*hub)
-	h.entry = h.hub.push(pol, opts)
+	hb := val.(*hub)
+	settings, _ := json.Marshal(h)
+	entry, err := hb.push(pol, opts, configIdentity(ctx), string(settings))
+	if err != nil {
+		_, _ = hubs.Delete(h.Name)
+		pol.webhook.close()
+		return fmt.Errorf("joining socket.io hub %q: %w", h.Name, err)
+	}
+	h.hub, h.entry = hb, entry
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
+		srv.RegisterOnShutdown(hb.onServerShutdown)
+	}
+	return nil
+}
+
+// configIdentity tells which config load provisioned a handler: the HTTP
+// app at the root of its module lineage is a new value for every load.
+// Nil when the lineage is unknown (a bare context in tests).
+func configIdentity(ctx caddy.Context) any {
+	if mods := ctx.Modules(); len(mods) > 0 {
+		return mods[0]
+	}
 	return nil
 }
 

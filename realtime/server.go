@@ -18,11 +18,12 @@ type Server struct {
 	engine *engineio.Server
 	opts   atomic.Pointer[Options]
 
-	mu       sync.RWMutex
-	nsps     map[string]*Namespace
-	dynamics []dynamicNamespace
-	conns    map[*conn]struct{}
-	closed   bool
+	mu        sync.RWMutex
+	nsps      map[string]*Namespace
+	dynamics  []dynamicNamespace
+	conns     map[*conn]struct{}
+	closed    bool
+	closeDone chan struct{} // closed when Close has finished
 }
 
 type dynamicNamespace struct {
@@ -34,8 +35,9 @@ type dynamicNamespace struct {
 func NewServer(opts Options) *Server {
 	opts = opts.withDefaults()
 	s := &Server{
-		nsps:  make(map[string]*Namespace),
-		conns: make(map[*conn]struct{}),
+		nsps:      make(map[string]*Namespace),
+		conns:     make(map[*conn]struct{}),
+		closeDone: make(chan struct{}),
 	}
 	s.opts.Store(&opts)
 	s.engine = engineio.NewServer(s.engineOptions(opts))
@@ -179,10 +181,12 @@ func (s *Server) Close() {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
+		<-s.closeDone // a concurrent Close returns when the first is done
 		return
 	}
 	s.closed = true
 	s.mu.Unlock()
+	defer close(s.closeDone)
 	s.engine.Close()
 	for _, n := range s.Namespaces() {
 		if err := n.adapter.Close(); err != nil {
