@@ -1,0 +1,118 @@
+package engineio
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(t *testing.T) (net.Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	_ = client.SetDeadline(time.Now().Add(testTimeout))
+	_ = server.SetDeadline(time.Now().Add(testTimeout))
+	return client, server
+}
+
+// TestBatchConnWrites: writes between begin and flush reach the peer in
+// order, as one piece; writes outside a batch go straight through.
+func TestBatchConnWrites(t *testing.T) {
+	a, peer := tcpPair(t)
+	b := &batchConn{Conn: a}
+	b.begin()
+	var want []byte
+	for i := range 50 {
+		chunk := bytes.Repeat([]byte{byte('a' + i%26)}, 100+i)
+		want = append(want, chunk...)
+		if n, err := b.Write(chunk); err != nil || n != len(chunk) {
+			t.Fatalf("batched write %d: %d, %v", i, n, err)
+		}
+	}
+	if err := b.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Write([]byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, "after"...)
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(peer, got); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("peer read %v: bytes differ", err)
+	}
+}
+
+// TestBatchConnLargeBatch: a batch larger than the pooled size goes out in
+// pieces, nothing lost.
+func TestBatchConnLargeBatch(t *testing.T) {
+	a, peer := tcpPair(t)
+	b := &batchConn{Conn: a}
+	want := bytes.Repeat([]byte("0123456789"), 3*maxPooledBatch/10)
+	done := make(chan []byte, 1)
+	go func() {
+		got := make([]byte, len(want))
+		_, _ = io.ReadFull(peer, got)
+		done <- got
+	}()
+	b.begin()
+	for i := 0; i < len(want); i += 1000 {
+		if _, err := b.Write(want[i:min(i+1000, len(want))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-done; !bytes.Equal(got, want) {
+		t.Fatal("large batch arrived changed")
+	}
+}
+
+// TestBatchConnReads: small reads of a burst return every byte in order,
+// whether served from the socket or from the burst buffer.
+func TestBatchConnReads(t *testing.T) {
+	a, peer := tcpPair(t)
+	b := &batchConn{Conn: a}
+	want := make([]byte, 3*readBurstSize+123)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	if _, err := peer.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 0, len(want))
+	p := make([]byte, 512)
+	for len(got) < len(want) {
+		n, err := b.Read(p)
+		if err != nil {
+			t.Fatalf("read after %d bytes: %v", len(got), err)
+		}
+		got = append(got, p[:n]...)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("bytes differ")
+	}
+	if b.rbuf != nil {
+		t.Fatal("burst buffer kept after it was drained")
+	}
+}
