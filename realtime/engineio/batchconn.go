@@ -17,59 +17,11 @@ var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &
 // loopback and busy servers the system call, not the framing, is the cost
 // of a delivery, so this is what makes echo and fan-out cheap per message.
 // Outside a batch writes go straight through.
-//
-// On the read side it does the same for bursts (see Read).
 type batchConn struct {
 	net.Conn
 
 	mu  sync.Mutex
 	buf *[]byte // non-nil while batching
-
-	// Read side, used by the reader goroutine only.
-	rbuf *[]byte // pooled burst buffer, nil when idle
-	rpos int     // next unread byte of *rbuf
-	busy bool    // the last read filled its buffer: more is likely waiting
-}
-
-// readBurstSize is how much one read takes once a connection is busy.
-const readBurstSize = 4096
-
-var readPool = sync.Pool{New: func() any { b := make([]byte, readBurstSize); return &b }}
-
-// Read implements net.Conn. An idle connection reads straight into the
-// caller's small buffer (gorilla/websocket's 512 bytes), so it holds no
-// more while blocked. A read that fills that buffer means more is waiting:
-// the next read takes up to readBurstSize bytes into a pooled buffer,
-// served from there until drained, then returned. Bursts of small frames
-// (acks, chat) then cost one system call instead of several.
-func (b *batchConn) Read(p []byte) (int, error) {
-	if b.rbuf != nil {
-		n := copy(p, (*b.rbuf)[b.rpos:])
-		b.rpos += n
-		if b.rpos == len(*b.rbuf) {
-			*b.rbuf = (*b.rbuf)[:cap(*b.rbuf)]
-			readPool.Put(b.rbuf)
-			b.rbuf = nil
-		}
-		return n, nil
-	}
-	if !b.busy || len(p) >= readBurstSize {
-		n, err := b.Conn.Read(p)
-		b.busy = n == len(p) && n > 0
-		return n, err
-	}
-	buf := readPool.Get().(*[]byte)
-	n, err := b.Conn.Read(*buf)
-	b.busy = n == len(*buf)
-	if n <= len(p) {
-		copy(p, (*buf)[:n])
-		readPool.Put(buf)
-		return n, err
-	}
-	copy(p, (*buf)[:len(p)])
-	*buf = (*buf)[:n]
-	b.rbuf, b.rpos = buf, len(p)
-	return len(p), err
 }
 
 // Write implements net.Conn. gorilla/websocket serializes its own writes;

@@ -87,32 +87,3 @@ func TestBatchConnLargeBatch(t *testing.T) {
 		t.Fatal("large batch arrived changed")
 	}
 }
-
-// TestBatchConnReads: small reads of a burst return every byte in order,
-// whether served from the socket or from the burst buffer.
-func TestBatchConnReads(t *testing.T) {
-	a, peer := tcpPair(t)
-	b := &batchConn{Conn: a}
-	want := make([]byte, 3*readBurstSize+123)
-	for i := range want {
-		want[i] = byte(i * 7)
-	}
-	if _, err := peer.Write(want); err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, 0, len(want))
-	p := make([]byte, 512)
-	for len(got) < len(want) {
-		n, err := b.Read(p)
-		if err != nil {
-			t.Fatalf("read after %d bytes: %v", len(got), err)
-		}
-		got = append(got, p[:n]...)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("bytes differ")
-	}
-	if b.rbuf != nil {
-		t.Fatal("burst buffer kept after it was drained")
-	}
-}
