@@ -4,7 +4,6 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/dustin/go-humanize"
 )
 
 func init() {
@@ -35,13 +34,7 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		sub := d.Val()
-		if seen[sub] {
-			return d.Errf("%s: subdirective given twice", sub)
-		}
-		seen[sub] = true
+	if err := eachSubdirective(d, "", func(sub string) error {
 		var err error
 		switch sub {
 		case "hub":
@@ -49,20 +42,13 @@ func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "secrets":
 			err = listArg(d, &a.Secrets)
 		case "max_body":
-			var s string
-			if err = oneArg(d, &s); err == nil {
-				n, perr := humanize.ParseBytes(s)
-				if perr != nil || n == 0 || n > 1<<40 {
-					return d.Errf("max_body: invalid size %q", s)
-				}
-				a.MaxBody = int64(n)
-			}
+			err = sizeArg(d, &a.MaxBody)
 		default:
 			return d.Errf("unrecognized subdirective %q", sub)
 		}
-		if err != nil {
-			return err
-		}
+		return err
+	}); err != nil {
+		return err
 	}
 	if len(a.Secrets) == 0 {
 		return d.Err("socketio_api: secrets are required")

@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -72,13 +73,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
-	seen := map[string]bool{}
-	for d.NextBlock(0) {
-		sub := d.Val()
-		if seen[sub] {
-			return d.Errf("%s: subdirective given twice", sub)
-		}
-		seen[sub] = true
+	if err := eachSubdirective(d, "", func(sub string) error {
 		var err error
 		switch sub {
 		case "name":
@@ -92,14 +87,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "connect_timeout":
 			err = durationArg(d, &h.ConnectTimeout)
 		case "max_payload":
-			var s string
-			if err = oneArg(d, &s); err == nil {
-				n, perr := humanize.ParseBytes(s)
-				if perr != nil || n == 0 || n > 1<<40 {
-					return d.Errf("max_payload: invalid size %q", s)
-				}
-				h.MaxPayload = int64(n)
-			}
+			err = sizeArg(d, &h.MaxPayload)
 		case "transports":
 			err = listArg(d, &h.Transports)
 			for _, t := range h.Transports {
@@ -148,9 +136,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("unrecognized subdirective %q", sub)
 		}
-		if err != nil {
-			return err
-		}
+		return err
+	}); err != nil {
+		return err
 	}
 	return nil
 }
@@ -169,13 +157,7 @@ func (h *Handler) unmarshalAuth(d *caddyfile.Dispenser) error {
 			return d.ArgErr()
 		}
 	}
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		sub := d.Val()
-		if seen[sub] {
-			return d.Errf("auth: %s: subdirective given twice", sub)
-		}
-		seen[sub] = true
+	if err := eachSubdirective(d, "auth: ", func(sub string) error {
 		var err error
 		switch sub {
 		case "secret":
@@ -200,13 +182,47 @@ func (h *Handler) unmarshalAuth(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("auth: unrecognized subdirective %q", sub)
 		}
-		if err != nil {
-			return err
-		}
+		return err
+	}); err != nil {
+		return err
 	}
 	if a.Mode == AuthOff && (a.Secret != "" || a.PublicKey != "") {
 		return d.Err("auth: mode off takes no key")
 	}
+	return nil
+}
+
+// eachSubdirective calls fn for every subdirective of the block at the
+// dispenser's position. A subdirective given twice fails with file and
+// line, unless it is one of repeatable; prefix names the enclosing block in
+// errors ("auth: ").
+func eachSubdirective(d *caddyfile.Dispenser, prefix string, fn func(sub string) error, repeatable ...string) error {
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] && !slices.Contains(repeatable, sub) {
+			return d.Errf("%s%s: subdirective given twice", prefix, sub)
+		}
+		seen[sub] = true
+		if err := fn(sub); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sizeArg reads one size argument such as 1MB or 512KiB into dst, in bytes.
+func sizeArg(d *caddyfile.Dispenser, dst *int64) error {
+	sub := d.Val()
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	n, err := humanize.ParseBytes(s)
+	if err != nil || n == 0 || n > 1<<40 {
+		return d.Errf("%s: invalid size %q", sub, s)
+	}
+	*dst = int64(n)
 	return nil
 }
 

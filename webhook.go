@@ -858,13 +858,7 @@ func (h *Handler) unmarshalWebhook(d *caddyfile.Dispenser) error {
 	}
 	wh := &Webhook{}
 	h.Webhook = wh
-	seen := map[string]bool{}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		sub := d.Val()
-		if seen[sub] && sub != "events" {
-			return d.Errf("webhook: %s: subdirective given twice", sub)
-		}
-		seen[sub] = true
+	if err := eachSubdirective(d, "webhook: ", func(sub string) error {
 		var err error
 		switch sub {
 		case "secret":
@@ -912,9 +906,9 @@ func (h *Handler) unmarshalWebhook(d *caddyfile.Dispenser) error {
 		default:
 			return d.Errf("webhook: unrecognized subdirective %q", sub)
 		}
-		if err != nil {
-			return err
-		}
+		return err
+	}, "events"); err != nil {
+		return err
 	}
 	if wh.Secret == "" {
 		return d.Err("webhook: a secret is needed to sign calls")
