@@ -65,9 +65,8 @@ func closeConn(c *websocket.Conn) {
 	_ = c.NetConn().Close()
 }
 
-// handshakeWebSocket opens a session directly over websocket. The session
-// gets its websocket only after the open packet is written, so nothing the
-// application queues in OnSession can overtake it.
+// handshakeWebSocket opens a session directly over websocket: the open
+// packet first, then whatever the application queued meanwhile.
 func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, cfg *config) {
 	c, err := upgradeConn(w, r, cfg)
 	if err != nil {
@@ -77,6 +76,12 @@ func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, cf
 		return
 	}
 	s := newSession(srv, cfg, r, TransportWebSocket)
+	// The session owns the websocket from the start, so that Close and
+	// forceClose reach it; writing stays set while this goroutine writes
+	// the open packet, so no writer goroutine starts before it.
+	s.ws = c
+	s.wsLive = 1 // the reader, started by runWebSocket
+	s.writing = true
 	if !srv.register(s) {
 		closeConn(c)
 		return
@@ -90,8 +95,7 @@ func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, cf
 	_ = c.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
 	err = c.WriteMessage(websocket.TextMessage, cfg.openPacket(s.id, true))
 	s.mu.Lock()
-	s.ws = c
-	s.wsLive = 1
+	s.writing = false
 	s.mu.Unlock()
 	if err != nil {
 		s.closeWith(ReasonTransportError, kindError, false)
