@@ -79,7 +79,7 @@ type Session struct {
 	srv  *Server
 	cfg  *config
 	req  *http.Request
-	log  *zap.Logger
+	log  sessionLogger
 	done chan struct{}
 
 	// recvMu serializes deliveries so OnMessage calls never overlap, even
@@ -138,7 +138,7 @@ func newSession(srv *Server, cfg *config, r *http.Request, transport string) *Se
 		srv:        srv,
 		cfg:        cfg,
 		req:        req,
-		log:        cfg.Logger.With(zap.String("sid", id)),
+		log:        sessionLogger{base: cfg.Logger, sid: id},
 		done:       make(chan struct{}),
 		handler:    nopHandler{},
 		transport:  transport,
