@@ -5,7 +5,9 @@
 package engineio
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -113,6 +115,12 @@ func (srv *Server) lookup(sid string) *Session {
 	return srv.sessions[sid]
 }
 
+// sessionsLocked snapshots the sessions, to act on them without srv.mu.
+// srv.mu must be held.
+func (srv *Server) sessionsLocked() []*Session {
+	return slices.Collect(maps.Values(srv.sessions))
+}
+
 // ReleasePolls answers every polling GET that is waiting with a noop
 // packet now, instead of at the next packet or ping. An HTTP server that
 // shuts down (a configuration reload) waits for its running requests; with
@@ -121,10 +129,7 @@ func (srv *Server) lookup(sid string) *Session {
 func (srv *Server) ReleasePolls() {
 	srv.releases.Add(1)
 	srv.mu.Lock()
-	list := make([]*Session, 0, len(srv.sessions))
-	for _, s := range srv.sessions {
-		list = append(list, s)
-	}
+	list := srv.sessionsLocked()
 	srv.mu.Unlock()
 	for _, s := range list {
 		signal(s.pollNotify)
@@ -139,10 +144,7 @@ func (srv *Server) ReleasePolls() {
 func (srv *Server) Close() {
 	srv.mu.Lock()
 	srv.closing = true
-	list := make([]*Session, 0, len(srv.sessions))
-	for _, s := range srv.sessions {
-		list = append(list, s)
-	}
+	list := srv.sessionsLocked()
 	var idle chan struct{}
 	if srv.active > 0 {
 		if srv.idle == nil {
@@ -169,10 +171,7 @@ func (srv *Server) Close() {
 	}
 	log.Warn("engine.io shutdown: closing connections that did not finish in time")
 	srv.mu.Lock()
-	list = list[:0]
-	for _, s := range srv.sessions {
-		list = append(list, s)
-	}
+	list = srv.sessionsLocked()
 	srv.mu.Unlock()
 	for _, s := range list {
 		s.forceClose()
