@@ -230,21 +230,7 @@ type wsClient struct {
 
 func dial(t *testing.T, base string, query url.Values) *wsClient {
 	t.Helper()
-	q := url.Values{"EIO": {"4"}, "transport": {"websocket"}}
-	for k, v := range query {
-		q[k] = v
-	}
-	conn, resp, err := websocket.DefaultDialer.Dial(base+"?"+q.Encode(), nil)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	resp.Body.Close()
-	c := &wsClient{t: t, conn: conn}
-	t.Cleanup(func() { conn.Close() })
-	if open := c.read(); !strings.HasPrefix(open, "0{") {
-		t.Fatalf("first frame %q, want an open packet", open)
-	}
-	return c
+	return dialHeader(t, base, query, nil)
 }
 
 func (c *wsClient) send(s string) {
