@@ -133,6 +133,14 @@ func apiErrorf(status int, format string, args ...any) *apiError {
 	return &apiError{status: status, msg: fmt.Sprintf(format, args...)}
 }
 
+// apiRoute is the endpoint a request path names: its last segment once the
+// path is cleaned and lowercased as Caddy's path matcher sees it, so that a
+// matcher in front of the API (basic_auth /api/emit, say) and the API agree
+// on which endpoint "/api/x/../emit" or "/api/EMIT/." is.
+func apiRoute(p string) string {
+	return path.Base(strings.TrimSuffix(caddyhttp.CleanPath(strings.ToLower(p), true), "/"))
+}
+
 // apiRoutes maps the last path segment to the method it takes.
 var apiRoutes = map[string]string{
 	"emit":       http.MethodPost,
@@ -170,7 +178,7 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, h *hub) {
 }
 
 func (a *API) handle(w http.ResponseWriter, r *http.Request, h *hub) (int, any) {
-	route := path.Base(strings.TrimSuffix(r.URL.Path, "/"))
+	route := apiRoute(r.URL.Path)
 	method, ok := apiRoutes[route]
 	if !ok {
 		return http.StatusNotFound, map[string]any{"error": fmt.Sprintf("unknown endpoint %q (want emit, join, leave, disconnect, sockets or rooms)", route)}

@@ -403,3 +403,28 @@ func TestAPICaddyfileErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestAPIRouteAsCaddySeesIt: the endpoint is read from the path as Caddy's
+// path matcher sees it (cleaned, lowercased), so a matcher guarding one
+// endpoint and the API agree on which endpoint a crafted path names.
+func TestAPIRouteAsCaddySeesIt(t *testing.T) {
+	cases := []struct{ path, want string }{
+		{"/api/emit", "emit"},
+		{"/api/emit/", "emit"},
+		{"/api/EMIT", "emit"},
+		{"/api/emit/.", "emit"},
+		{"/api/sockets/../emit", "emit"},
+		{"/api/emit/..", "api"},
+		{"/api/%2e%2e/rooms", "rooms"},
+		{"/api//rooms//", "rooms"},
+	}
+	for _, tc := range cases {
+		u, err := url.Parse("http://x" + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := apiRoute(u.Path); got != tc.want {
+			t.Errorf("apiRoute(%q) = %q, want %q", tc.path, got, tc.want)
+		}
+	}
+}

@@ -133,6 +133,7 @@ type Handler struct {
 	hub    *hub
 	entry  *hubEntry
 	path   string
+	match  string // path lowercased, as matchPath compares
 	logger *zap.Logger
 }
 
@@ -199,6 +200,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.path = normalizePath(h.Path)
+	h.match = strings.ToLower(h.path)
 	if h.Name == "" {
 		h.Name = h.path
 	}
@@ -261,7 +263,7 @@ func (h *Handler) Cleanup() error {
 
 // ServeHTTP serves requests under the path and passes the others on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if !matchPath(h.path, r.URL.Path) {
+	if !matchPath(h.match, r.URL.Path) {
 		return next.ServeHTTP(w, r)
 	}
 	h.hub.server.ServeHTTP(w, r)
@@ -284,8 +286,14 @@ func normalizePath(p string) string {
 }
 
 // matchPath accepts the path itself, with or without its trailing slash,
-// and anything below it.
+// and anything below it, comparing them as Caddy's path matcher does: the
+// request path cleaned (dot segments resolved, doubled slashes merged; Go
+// has already decoded %2e) and case-insensitive. A request is thus served
+// only when the matchers in front of the handler (basic_auth /socket.io/*,
+// forward_auth, ...) saw it under the same prefix: "/socket.io/../" is
+// "/" to them, and so it is to us. prefix is lowercase (see Provision).
 func matchPath(prefix, p string) bool {
+	p = caddyhttp.CleanPath(strings.ToLower(p), true)
 	return strings.HasPrefix(p, prefix) || p == strings.TrimSuffix(prefix, "/")
 }
 
@@ -297,6 +305,10 @@ func (h *Handler) check() error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if strings.ContainsAny(h.Path, "?#") {
 		bad("path %q: must not hold a query or fragment", h.Path)
+	} else if strings.ContainsAny(h.Path, "*%{}") {
+		bad("path %q: must be a plain path prefix (no *, %% or placeholders)", h.Path)
+	} else if p := normalizePath(h.Path); caddyhttp.CleanPath(p, true) != p {
+		bad("path %q: must be a clean path (no dot segments or doubled slashes)", h.Path)
 	}
 	if h.PingInterval < 0 || h.PingTimeout < 0 || h.ConnectTimeout < 0 {
 		bad("ping_interval, ping_timeout and connect_timeout must not be negative")

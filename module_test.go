@@ -124,6 +124,10 @@ func TestProvisionErrors(t *testing.T) {
 		{"event used twice", Handler{Relay: []string{"join"}, RoomRequests: &RoomRequests{Join: "join"}}, "already used"},
 		{"same join and leave", Handler{RoomRequests: &RoomRequests{Join: "a", Leave: "a"}}, "must differ"},
 		{"negative payload", Handler{MaxPayload: -1}, "max_payload"},
+		{"path with dot segment", Handler{Path: "/a/../socket.io/"}, "must be a clean path"},
+		{"path with doubled slash", Handler{Path: "/a//b/"}, "must be a clean path"},
+		{"path with wildcard", Handler{Path: "/socket.io/*"}, "plain path prefix"},
+		{"path with escape", Handler{Path: "/socket%2eio/"}, "plain path prefix"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -169,6 +173,17 @@ func TestServeHTTPPassesOtherPaths(t *testing.T) {
 		{"/rt/", false},
 		{"/rt", false},
 		{"/rt/anything", false},
+		// Cleaned and compared as Caddy's path matcher does, so that
+		// `basic_auth /rt/*` in front and this handler agree.
+		{"/rt/../", true},
+		{"/rt/%2e%2e/", true},
+		{"/rt/%2E%2E", true},
+		{"/rt/x/../../", true},
+		{"/rt/./../rtx/", true},
+		{"/RT/", false},
+		{"/rt/./", false},
+		{"//rt/", false},
+		{"/x/../rt/", false},
 	}
 	for _, tc := range cases {
 		nextCalled := false
