@@ -21,8 +21,9 @@ var hubs = caddy.NewUsagePool()
 
 // Keys of the values the module stores in a socket's data.
 const (
-	claimsKey = "caddy.socketio.claims"
-	expiryKey = "caddy.socketio.expiry"
+	claimsKey  = "caddy.socketio.claims"
+	expiryKey  = "caddy.socketio.expiry"
+	authGenKey = "caddy.socketio.authgen" // the hub generation whose policy authorized the socket
 )
 
 // hub is one Socket.IO server and the policies of the handlers that use it.
@@ -31,6 +32,9 @@ const (
 type hub struct {
 	server *realtime.Server
 	policy atomic.Pointer[policy]
+	// generation counts the policies activated; a socket records the one
+	// that authorized it, so reverify knows whom to check again.
+	generation atomic.Uint64
 
 	mu    sync.Mutex
 	stack []*hubEntry // live handlers' settings, most recent last
@@ -66,16 +70,20 @@ var errHubConflict = errors.New("two socketio handlers with different settings s
 func (h *hub) push(pol *policy, opts realtime.Options, config any, settings string) (*hubEntry, error) {
 	e := &hubEntry{pol: pol, opts: opts, config: config, settings: settings}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if config != nil {
 		for _, other := range h.stack {
 			if other.config == config && other.settings != settings {
+				h.mu.Unlock()
 				return nil, errHubConflict
 			}
 		}
 	}
 	h.stack = append(h.stack, e)
-	h.activate(e)
+	changed := h.activate(e)
+	h.mu.Unlock()
+	if changed {
+		h.reverify()
+	}
 	return e, nil
 }
 
@@ -98,21 +106,31 @@ func (h *hub) onServerShutdown() {
 // settings come back.
 func (h *hub) remove(e *hubEntry) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	i := slices.Index(h.stack, e)
 	if i < 0 {
+		h.mu.Unlock()
 		return
 	}
 	wasTop := i == len(h.stack)-1
 	h.stack = slices.Delete(h.stack, i, i+1)
-	if wasTop && len(h.stack) > 0 {
-		h.activate(h.stack[len(h.stack)-1])
+	changed := wasTop && len(h.stack) > 0 && h.activate(h.stack[len(h.stack)-1])
+	h.mu.Unlock()
+	if changed {
+		h.reverify()
 	}
 }
 
-func (h *hub) activate(e *hubEntry) {
-	h.policy.Store(e.pol)
+// activate makes a handler's settings current. It reports whether their
+// auth differs from the previous settings' (then push and remove check the
+// connected sockets again, with reverify, once the hub's lock is released).
+func (h *hub) activate(e *hubEntry) bool {
+	prev := h.policy.Swap(e.pol)
 	h.server.SetOptions(e.opts)
+	if prev != nil && prev.authKey == e.pol.authKey {
+		return false
+	}
+	h.generation.Add(1)
+	return true
 }
 
 // Destruct closes every connection with an Engine.IO close packet; the pool
@@ -143,52 +161,127 @@ func view(s *realtime.Socket, p *policy) *socketView {
 // authorize is the namespace middleware: namespace allowed by the current
 // policy, then the token. A refusal becomes the client's connect_error.
 func (h *hub) authorize(s *realtime.Socket) error {
+	gen := h.generation.Load()
 	p := h.policy.Load()
+	claims, err := p.check(s)
+	if err != nil {
+		// The message names the reason only; the token is never logged.
+		p.logger.Debug("socket.io connection refused", zap.String("namespace", s.Namespace().Name()),
+			zap.String("remote", s.Handshake().Address), zap.String("reason", err.Error()))
+		return &realtime.ConnectError{Message: err.Error()}
+	}
+	s.Set(authGenKey, gen)
+	if claims != nil {
+		s.Set(claimsKey, claims)
+		if exp, ok := claims.Expiry(); ok {
+			h.armExpiry(s, exp.Add(p.verifier.Leeway()))
+		}
+	}
+	return nil
+}
+
+// check applies the policy's namespace list and token rules to a socket's
+// handshake: the claims of a verified token (nil without one, when auth is
+// off or optional), or why the socket may not be connected.
+func (p *policy) check(s *realtime.Socket) (auth.Claims, error) {
 	if !p.allowsNamespace(s.Namespace().Name()) {
 		// The namespace exists from an earlier config; this one drops it.
-		return &realtime.ConnectError{Message: "Invalid namespace"}
+		return nil, errInvalidNamespace
 	}
 	if p.mode == AuthOff || p.verifier == nil {
-		return nil
+		return nil, nil
 	}
 	hs := s.Handshake()
 	tok, _, found := auth.Extract(p.sources, auth.Handshake{Auth: hs.Auth, Headers: hs.Headers, Query: hs.Query})
 	if !found {
 		if p.mode == AuthOptional {
-			return nil
+			return nil, nil
 		}
-		p.logger.Debug("socket.io connection refused", zap.String("namespace", s.Namespace().Name()),
-			zap.String("remote", hs.Address), zap.String("reason", auth.ErrMissingToken.Error()))
-		return &realtime.ConnectError{Message: auth.ErrMissingToken.Error()}
+		return nil, auth.ErrMissingToken
 	}
-	claims, err := p.verifier.Verify(tok)
+	return p.verifier.Verify(tok)
+}
+
+var errInvalidNamespace = errors.New("Invalid namespace") //nolint:staticcheck // Node's connect_error text, capitalised
+
+// armExpiry gives a socket the timer that disconnects it when its token
+// expires; connected starts it. A socket keeps its first timer.
+func (h *hub) armExpiry(s *realtime.Socket, at time.Time) {
+	if _, ok := s.Get(expiryKey); ok {
+		return
+	}
+	t := &expiryTimer{at: at}
+	s.Set(expiryKey, t)
+	// Registered before the socket connects, so no disconnect can slip
+	// between the timer's start and its stop.
+	s.OnDisconnect(func(*realtime.Socket, string) { t.stop() })
+}
+
+// startExpiry starts a socket's expiry timer, if it has one.
+func (h *hub) startExpiry(s *realtime.Socket) {
+	t, ok := s.Get(expiryKey)
+	if !ok {
+		return
+	}
+	t.(*expiryTimer).start(func() {
+		h.policy.Load().logger.Debug("socket.io token expired", zap.String("namespace", s.Namespace().Name()), zap.String("socket", s.ID()))
+		s.Disconnect(false)
+	})
+}
+
+// reverify applies the current policy's auth to the sockets authorized
+// under an earlier one, after a reload or when a failed load restored the
+// previous settings: a socket whose token no longer verifies (a rotated
+// secret, a new issuer or audience, auth newly required) or whose namespace
+// is no longer served is disconnected, so that rotating a leaked key
+// really revokes it. The token stays in the handshake kept in memory; it is
+// never logged.
+func (h *hub) reverify() {
+	gen := h.generation.Load()
+	p := h.policy.Load()
+	for _, ns := range h.server.Namespaces() {
+		for _, s := range ns.Sockets() {
+			h.recheck(p, gen, s)
+		}
+	}
+}
+
+// recheck re-verifies one socket if it was authorized before generation gen.
+func (h *hub) recheck(p *policy, gen uint64, s *realtime.Socket) {
+	if g, ok := s.Get(authGenKey); ok && g.(uint64) >= gen {
+		return
+	}
+	claims, err := p.check(s)
 	if err != nil {
-		// The message names the reason only; the token is never logged.
-		p.logger.Debug("socket.io connection refused", zap.String("namespace", s.Namespace().Name()),
-			zap.String("remote", hs.Address), zap.String("reason", err.Error()))
-		return &realtime.ConnectError{Message: err.Error()}
+		p.logger.Info("socket.io socket disconnected: no longer authorized by the new config",
+			zap.String("namespace", s.Namespace().Name()), zap.String("socket", s.ID()),
+			zap.String("remote", s.Handshake().Address), zap.String("reason", err.Error()))
+		s.Disconnect(false)
+		return
 	}
-	s.Set(claimsKey, claims)
-	if exp, ok := claims.Expiry(); ok {
-		t := &expiryTimer{at: exp.Add(p.verifier.Leeway())}
-		s.Set(expiryKey, t)
-		// Registered before the socket connects, so no disconnect can slip
-		// between the timer's start and its stop.
-		s.OnDisconnect(func(*realtime.Socket, string) { t.stop() })
+	s.Set(authGenKey, gen)
+	if claims != nil {
+		s.Set(claimsKey, claims)
+		if exp, ok := claims.Expiry(); ok {
+			h.armExpiry(s, exp.Add(p.verifier.Leeway()))
+			h.startExpiry(s)
+		}
 	}
-	return nil
 }
 
 // connected applies the connection rules: join, announce, emit, and the
 // event handler.
 func (h *hub) connected(s *realtime.Socket) {
-	p := h.policy.Load()
-	if t, ok := s.Get(expiryKey); ok {
-		t.(*expiryTimer).start(func() {
-			p.logger.Debug("socket.io token expired", zap.String("namespace", s.Namespace().Name()), zap.String("socket", s.ID()))
-			s.Disconnect(false)
-		})
+	// A reload between this socket's authorize and now was not applied to
+	// it by reverify (it was not in its namespace yet): apply it here.
+	if gen := h.generation.Load(); func() bool { g, _ := s.Get(authGenKey); v, _ := g.(uint64); return v < gen }() {
+		h.recheck(h.policy.Load(), gen, s)
+		if !s.Connected() {
+			return
+		}
 	}
+	p := h.policy.Load()
+	h.startExpiry(s)
 	v := view(s, p)
 	rooms := p.joinRooms(v)
 	s.Join(rooms...)

@@ -379,9 +379,9 @@ func checkLog(t *testing.T, l *live, accessLog bool) {
 	}
 }
 
-// TestCaddyReload: connected sockets survive `caddy reload`, with the same
-// config and with a rotated secret; after the rotation new handshakes need
-// the new secret, old sockets keep their rooms.
+// TestCaddyReload: connected sockets survive `caddy reload` with the same
+// config; a rotated secret disconnects the sockets it no longer verifies,
+// and new handshakes need the new secret.
 func TestCaddyReload(t *testing.T) {
 	t.Parallel()
 	nodeclient.Locate(t) // skip before building Caddy
@@ -443,7 +443,18 @@ func TestCaddyReload(t *testing.T) {
 		c.Reload(rotated, false)
 		oldSecret := l.secret
 		l.secret = rotated.Secret
-		roundTrip(t, "after rotation")
+		// Rotating a leaked key revokes it: every socket whose token the
+		// old secret signed (none of them expires) is disconnected by the
+		// server, over either transport, and told so the Socket.IO way.
+		for _, cl := range everyone() {
+			reason, err := cl.WaitDisconnect(clientWait)
+			if err != nil || reason != "io server disconnect" {
+				t.Fatalf("client %s after the rotation: disconnect %q, %v; want io server disconnect\ncaddy log:\n%s", cl.ID(), reason, err, c.Log)
+			}
+		}
+		if n := strings.Count(c.Log.String(), "no longer authorized by the new config"); n != len(everyone()) {
+			t.Errorf("caddy logged %d revocations, want %d:\n%s", n, len(everyone()), c.Log)
+		}
 		for _, ver := range clientVersions {
 			t.Run("v"+ver, func(t *testing.T) {
 				stale := l.connect(t, "stale", ver, hs256(t, oldSecret, jwt.MapClaims{"sub": "sam"}), "7")
@@ -451,24 +462,24 @@ func TestCaddyReload(t *testing.T) {
 				if _, err := stale.WaitConnect(clientWait); !errors.As(err, &ce) || !strings.Contains(ce.Message, "invalid token") {
 					t.Fatalf("token signed with the old secret: WaitConnect = %v, want connect_error invalid token", err)
 				}
+				// New sockets under the new secret share the room, both ways.
 				fresh, _ := l.join(t, "fresh", ver, "fiona", "7", "websocket")
-				for _, cl := range everyone() {
-					expectAnnouncement(t, cl, "7")
-				}
-				// The fresh socket and the old ones share the room, both ways.
+				other, _ := l.join(t, "other", ver, "oscar", "7", "polling")
+				expectAnnouncement(t, fresh, "7")
 				text := "from fresh v" + ver
 				fresh.Emit("message_from_client", text)
-				for _, cl := range everyone() {
-					waitText(t, cl, text)
-				}
+				waitText(t, other, text)
 				back := "to fresh v" + ver
-				old[ver].ws.Emit("message_from_client", back)
+				other.Emit("message_from_client", back)
 				waitText(t, fresh, back)
-				for _, cl := range everyone() {
-					expectNoDisconnect(t, cl)
-				}
+				expectNoDisconnect(t, fresh)
+				expectNoDisconnect(t, other)
 				fresh.Disconnect()
+				other.Disconnect()
 			})
+		}
+		if strings.Contains(c.Log.String(), "eyJ") {
+			t.Errorf("caddy logged something that looks like a JWT:\n%s", c.Log)
 		}
 	})
 }

@@ -707,3 +707,55 @@ func TestReloadKeepsSockets(t *testing.T) {
 	c.send(`421["enter","anything"]`)
 	c.expect(`431[{"ok":true,"room":"anything"}]`)
 }
+
+// TestReloadReverifiesSockets: a reload whose auth differs checks every
+// connected socket again; those it no longer admits get a DISCONNECT, the
+// others stay, and a reload that changes nothing in auth checks nobody.
+func TestReloadReverifiesSockets(t *testing.T) {
+	old := tutorialHandler("reverify")
+	old.Auth.Mode = AuthOptional
+	base, _ := serve(t, old)
+	connect := func(tok string) *wsClient {
+		c := dial(t, base, url.Values{"roomNumber": {"1"}})
+		if tok == "" {
+			c.send("40")
+		} else {
+			c.send("40" + connectPayload(t, map[string]any{"token": tok}))
+		}
+		c.expectPrefix(`40{"sid":"`)
+		c.expect(`42["room-userId","You are in room number: 1"]`)
+		c.expectPrefix(`42["message_from_server"`)
+		return c
+	}
+	signed := connect(token(t, jwt.MapClaims{"sub": "kept"}))
+	anonymous := connect("")
+	// Drain the second join's announcement.
+	signed.expect(`42["room-userId","You are in room number: 1"]`)
+
+	reload := func(h *Handler) {
+		t.Helper()
+		provision(t, h)
+	}
+	// Only rules change: nobody is checked or dropped.
+	same := tutorialHandler("reverify")
+	same.Auth.Mode = AuthOptional
+	same.Emit = nil
+	reload(same)
+	if n := same.hub.server.ConnCount(); n != 2 {
+		t.Fatalf("connections after a rules-only reload: %d, want 2", n)
+	}
+	// Auth becomes required: the anonymous socket is disconnected, the
+	// signed one stays.
+	required := tutorialHandler("reverify")
+	reload(required)
+	anonymous.expect("41")
+	signed.send(`42["message_from_client","still here"]`)
+	signed.send(`421["join","room-kept-x"]`)
+	signed.expect(`431[{"ok":true,"room":"room-kept-x"}]`)
+	signed.expect(`42["room-userId","You are in room number: 1"]`) // its join's announcement
+	// The secret is rotated: the signed socket goes too.
+	rotated := tutorialHandler("reverify")
+	rotated.Auth.Secret = testSecret + "-rotated"
+	reload(rotated)
+	signed.expect("41")
+}

@@ -1,6 +1,9 @@
 package socketio
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -32,6 +35,10 @@ type policy struct {
 	logAll     bool
 	logEvents  []string
 	webhook    *webhooks // nil without a webhook; closed by the handler's Cleanup
+	// authKey fingerprints what decides whether a connected socket stays
+	// authorized (namespaces, mode, resolved keys, claims checks, token
+	// sources): a reload that changes it re-verifies every socket.
+	authKey string
 }
 
 // buildPolicy compiles the rules; repl resolves {env.*} in key material.
@@ -62,6 +69,7 @@ func (h *Handler) buildPolicy(repl *caddy.Replacer, logger *zap.Logger) (*policy
 			p.logEvents = append(p.logEvents, e)
 		}
 	}
+	var key []byte // the resolved secret or PEM, for authKey
 	if a := h.Auth; a != nil && a.Mode != AuthOff {
 		p.mode = a.Mode
 		if p.mode == "" {
@@ -85,11 +93,13 @@ func (h *Handler) buildPolicy(repl *caddy.Replacer, logger *zap.Logger) (*policy
 				logger.Warn("socket.io auth secret is shorter than 32 bytes; RFC 7518 asks for a key as long as the hash (HS256: 32 bytes)")
 			}
 			cfg.Secret = []byte(secret)
+			key = cfg.Secret
 		} else {
 			pemData, err := loadKey(repl, a.PublicKey)
 			if err != nil {
 				return nil, fmt.Errorf("auth: %w", err)
 			}
+			key = pemData
 			if cfg.PublicKey, err = auth.ParsePublicKeyPEM(pemData); err != nil {
 				return nil, fmt.Errorf("auth: %w", err)
 			}
@@ -116,6 +126,7 @@ func (h *Handler) buildPolicy(repl *caddy.Replacer, logger *zap.Logger) (*policy
 			}
 		}
 	}
+	p.authKey = authFingerprint(p.namespaces, p.mode, h.Auth, key)
 	if h.Webhook != nil {
 		w, err := h.Webhook.build(repl, logger)
 		if err != nil {
@@ -177,4 +188,19 @@ func (p *policy) roomAllowed(v *socketView, room string) bool {
 // text evaluates a message template for a socket.
 func (p *policy) text(v *socketView, tpl string) string {
 	return expandText(newReplacer(v, nil), tpl)
+}
+
+// authFingerprint is a digest of the auth settings, with the key as
+// resolved (so a rotated {env.JWT_SECRET} or a replaced PEM file changes
+// it); the key material is hashed, never kept beside the verifier.
+func authFingerprint(namespaces []string, mode string, a *AuthConfig, key []byte) string {
+	d := sha256.New()
+	enc := json.NewEncoder(d)
+	_ = enc.Encode(namespaces)
+	_ = enc.Encode(mode)
+	if a != nil && mode != AuthOff {
+		_ = enc.Encode(key)
+		_ = enc.Encode([]any{a.Issuer, a.Algorithms, a.Audience, a.Leeway, a.TokenFrom})
+	}
+	return hex.EncodeToString(d.Sum(nil))
 }
