@@ -40,12 +40,20 @@ const (
 var webhookCloseGrace = 5 * time.Second
 
 // Webhook header names. The signature is
-// "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + body)), so a
-// backend can refuse replayed or forged calls with its copy of the secret.
+// "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + hook + "." + path +
+// "." + body)), where hook is the X-SocketIO-Hook value (connect, event or
+// disconnect) and path the URL path the call was sent to, so a backend can
+// refuse replayed or forged calls with its copy of the secret, and a call
+// signed for one hook or endpoint cannot be replayed against another.
 const (
 	WebhookTimestampHeader = "X-SocketIO-Timestamp"
 	WebhookSignatureHeader = "X-SocketIO-Signature"
+	WebhookHookHeader      = "X-SocketIO-Hook"
 )
+
+// DefaultWebhookMaxBody bounds a call's body (1 MiB, what a backend that
+// reads at most 1 MB can still verify).
+const DefaultWebhookMaxBody = 1 << 20
 
 const (
 	// maxWebhookReply bounds a backend reply read into memory.
@@ -444,7 +452,8 @@ func (w *webhooks) call(url string, body *webhookBody) (*webhookReply, error) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "caddy-socketio")
 	req.Header.Set(WebhookTimestampHeader, ts)
-	req.Header.Set(WebhookSignatureHeader, SignWebhook(w.secret, ts, payload))
+	req.Header.Set(WebhookHookHeader, body.Type)
+	req.Header.Set(WebhookSignatureHeader, SignWebhook(w.secret, ts, body.Type, req.URL.EscapedPath(), payload))
 	resp, err := w.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -496,19 +505,26 @@ func (w *webhooks) ctxError(ctx context.Context, doing string) error {
 }
 
 // SignWebhook returns the X-SocketIO-Signature value of a call:
-// "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + body)).
-func SignWebhook(secret []byte, timestamp string, body []byte) string {
+// "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + hook + "." + path +
+// "." + body)). path is the request's URL path in its escaped form, without
+// the query ("/hooks/socketio").
+func SignWebhook(secret []byte, timestamp, hook, path string, body []byte) string {
 	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(timestamp))
-	mac.Write([]byte{'.'})
+	for _, part := range []string{timestamp, hook, path} {
+		mac.Write([]byte(part))
+		mac.Write([]byte{'.'})
+	}
 	mac.Write(body)
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 }
 
 // VerifyWebhook checks a call's signature in constant time, and that its
-// timestamp is within maxAge of now (no check when maxAge is 0). Go
-// backends can use it as is; it documents the scheme for the others.
-func VerifyWebhook(secret []byte, timestamp, signature string, body []byte, maxAge time.Duration, now time.Time) error {
+// timestamp is within maxAge of now (no check when maxAge is 0). hook is
+// the X-SocketIO-Hook header and path the URL path the backend was called
+// on; the body's "type" must then equal hook (see VerifyWebhookRequest,
+// which does both). Go backends can use it as is; it documents the scheme
+// for the others.
+func VerifyWebhook(secret []byte, timestamp, hook, path, signature string, body []byte, maxAge time.Duration, now time.Time) error {
 	ts, err := strconv.ParseInt(timestamp, 10, 64)
 	if err != nil {
 		return fmt.Errorf("verifying webhook: bad timestamp %q", timestamp)
@@ -519,9 +535,30 @@ func VerifyWebhook(secret []byte, timestamp, signature string, body []byte, maxA
 			return errors.New("verifying webhook: timestamp too old or in the future")
 		}
 	}
-	want := SignWebhook(secret, timestamp, body)
+	want := SignWebhook(secret, timestamp, hook, path, body)
 	if !hmac.Equal([]byte(want), []byte(signature)) {
 		return errors.New("verifying webhook: signature mismatch")
+	}
+	return nil
+}
+
+// VerifyWebhookRequest verifies a call as a backend received it: body is
+// the request body it read, r the request (its headers and URL path). It
+// also checks that the body's "type" is the signed hook.
+func VerifyWebhookRequest(secret []byte, r *http.Request, body []byte, maxAge time.Duration) error {
+	hook := r.Header.Get(WebhookHookHeader)
+	if err := VerifyWebhook(secret, r.Header.Get(WebhookTimestampHeader), hook, r.URL.EscapedPath(),
+		r.Header.Get(WebhookSignatureHeader), body, maxAge, time.Now()); err != nil {
+		return err
+	}
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(body, &head); err != nil {
+		return fmt.Errorf("verifying webhook: decoding body: %w", err)
+	}
+	if head.Type != hook {
+		return fmt.Errorf("verifying webhook: body type %q is not the signed hook %q", head.Type, hook)
 	}
 	return nil
 }
