@@ -30,8 +30,9 @@ const (
 // Handlers and middlewares are registered on the server once; they read the
 // active policy on every call.
 type hub struct {
-	server *realtime.Server
-	policy atomic.Pointer[policy]
+	server  *realtime.Server
+	policy  atomic.Pointer[policy]
+	backoff *connectBackoff // refusals of the connect hook, across reloads
 	// generation counts the policies activated; a socket records the one
 	// that authorized it, so reverify knows whom to check again.
 	generation atomic.Uint64
@@ -50,7 +51,7 @@ type hubEntry struct {
 }
 
 func newHub(opts realtime.Options) *hub {
-	h := &hub{}
+	h := &hub{backoff: newConnectBackoff()}
 	h.policy.Store(&policy{logger: zap.NewNop(), namespaces: []string{"/"}, mode: AuthOff})
 	h.server = realtime.NewServer(opts)
 	h.setupNamespace(h.server.Of("/"))

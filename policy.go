@@ -132,6 +132,7 @@ func (h *Handler) buildPolicy(repl *caddy.Replacer, logger *zap.Logger) (*policy
 		if err != nil {
 			return nil, err
 		}
+		w.tokens = p.sources
 		p.webhook = w
 	}
 	return p, nil

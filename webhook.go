@@ -2,6 +2,7 @@ package socketio
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -31,7 +32,9 @@ import (
 const (
 	DefaultWebhookTimeout        = 10 * time.Second
 	DefaultWebhookMaxConcurrency = 64
-	DefaultWebhookQueue          = 16
+	// DefaultWebhookConnectConcurrency is the connect calls' own pool.
+	DefaultWebhookConnectConcurrency = 64
+	DefaultWebhookQueue              = 16
 )
 
 // webhookCloseGrace bounds how long Cleanup lets calls in flight finish (a
@@ -98,9 +101,20 @@ type Webhook struct {
 	// Default: 10s.
 	Timeout caddy.Duration `json:"timeout,omitempty"`
 
-	// MaxConcurrency bounds the calls in flight across all sockets.
-	// Default: 64.
+	// MaxConcurrency bounds the event and disconnect calls in flight
+	// across all sockets. Default: 64.
 	MaxConcurrency int `json:"max_concurrency,omitempty"`
+
+	// ConnectConcurrency bounds the connect calls in flight. They have a
+	// pool of their own, so that clients connecting (or a loop of refused
+	// ones) never take the slots of connected sockets' events. Default: 64.
+	ConnectConcurrency int `json:"connect_concurrency,omitempty"`
+
+	// MaxBody bounds the JSON body of one call, in bytes. An event whose
+	// arguments make it larger is not sent: its ack gets
+	// "webhook failed: body too large"; a connect call that large refuses
+	// the socket. Default: 1048576 (1 MiB).
+	MaxBody int64 `json:"max_body,omitempty"`
 
 	// Queue bounds the events of one socket waiting for the backend; an
 	// event over it is answered with an ack error. Default: 16.
@@ -150,8 +164,8 @@ func (wh *Webhook) check() error {
 			}
 		}
 	}
-	if wh.Timeout < 0 || wh.MaxConcurrency < 0 || wh.Queue < 0 {
-		bad("timeout, max_concurrency and queue must not be negative")
+	if wh.Timeout < 0 || wh.MaxConcurrency < 0 || wh.ConnectConcurrency < 0 || wh.Queue < 0 || wh.MaxBody < 0 {
+		bad("timeout, max_concurrency, connect_concurrency, queue and max_body must not be negative")
 	}
 	for _, name := range slices.Concat(wh.Headers, wh.Cookies) {
 		if name == "" {
@@ -185,11 +199,16 @@ type webhooks struct {
 	cookies    []string
 	timeout    time.Duration
 	queue      int
+	maxBody    int
 	logger     *zap.Logger
+	// tokens are where the policy reads the JWT; those handshake values
+	// are never copied into a call.
+	tokens []auth.Source
 
 	client    *http.Client
 	transport *http.Transport
-	sem       chan struct{}
+	sem       chan struct{} // event and disconnect calls
+	connSem   chan struct{} // connect calls
 	ctx       context.Context
 	cancel    context.CancelFunc
 
@@ -242,6 +261,8 @@ func (wh *Webhook) build(repl *caddy.Replacer, logger *zap.Logger) (*webhooks, e
 		maxConc = DefaultWebhookMaxConcurrency
 	}
 	w.sem = make(chan struct{}, maxConc)
+	w.connSem = make(chan struct{}, cmp.Or(wh.ConnectConcurrency, DefaultWebhookConnectConcurrency))
+	w.maxBody = int(cmp.Or(wh.MaxBody, DefaultWebhookMaxBody))
 	w.transport = &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: w.timeout, KeepAlive: 30 * time.Second}).DialContext,
 		MaxIdleConnsPerHost:   maxConc,
@@ -370,6 +391,9 @@ func (w *webhooks) body(s *realtime.Socket, kind string) *webhookBody {
 	}
 	b.Address = hs.Address
 	for _, name := range w.headers {
+		if w.isToken(auth.SourceHeader, name) {
+			continue
+		}
 		if vals := hs.Headers.Values(name); len(vals) > 0 {
 			if b.Headers == nil {
 				b.Headers = make(map[string]string)
@@ -380,6 +404,9 @@ func (w *webhooks) body(s *realtime.Socket, kind string) *webhookBody {
 	if len(w.cookies) > 0 {
 		r := &http.Request{Header: http.Header{"Cookie": hs.Headers.Values("Cookie")}}
 		for _, name := range w.cookies {
+			if w.isToken(auth.SourceCookie, name) {
+				continue
+			}
 			if c, err := r.Cookie(name); err == nil {
 				if b.Cookies == nil {
 					b.Cookies = make(map[string]string)
@@ -436,11 +463,18 @@ func (w *webhooks) call(url string, body *webhookBody) (*webhookReply, error) {
 	if err != nil {
 		return nil, &webhookError{"bad arguments", fmt.Errorf("encoding webhook body: %w", err)}
 	}
+	if len(payload) > w.maxBody {
+		return nil, &webhookError{"body too large", fmt.Errorf("webhook body of %d bytes is over max_body %d", len(payload), w.maxBody)}
+	}
 	ctx, cancel := context.WithTimeout(w.ctx, w.timeout)
 	defer cancel()
+	sem := w.sem
+	if body.Type == "connect" {
+		sem = w.connSem
+	}
 	select {
-	case w.sem <- struct{}{}:
-		defer func() { <-w.sem }()
+	case sem <- struct{}{}:
+		defer func() { <-sem }()
 	case <-ctx.Done():
 		return nil, w.ctxError(ctx, "waiting for a free slot")
 	}
@@ -586,14 +620,23 @@ func (h *hub) webhookConnect(s *realtime.Socket) error {
 	q := &webhookQueue{}
 	s.Set(webhookQueueKey, q)
 	if w.connect != "" {
+		sid, addr := s.SessionID(), s.Handshake().Address
+		if d := h.backoff.wait(sid, addr); d > 0 {
+			if ce := w.logger.Check(zap.DebugLevel, "socket.io connect refused: recently refused by the connect hook"); ce != nil {
+				ce.Write(zap.String("namespace", s.Namespace().Name()), zap.String("remote", addr), zap.Duration("retry_after", d))
+			}
+			return &realtime.ConnectError{Message: errRetryLater, Data: map[string]any{"retryAfter": d.Milliseconds()}}
+		}
 		reply, err := w.call(w.connect, w.connectBody(s))
 		if err != nil {
 			w.logFailure(s, "connect", err)
 			return &realtime.ConnectError{Message: err.Error()}
 		}
 		if len(reply.Error) > 0 {
+			h.backoff.refused(sid, addr)
 			return refusal(reply.Error)
 		}
+		h.backoff.admitted(sid)
 		if d, err := decodeRaw(reply.Data); err != nil {
 			w.logFailure(s, "connect", &webhookError{"bad reply", err})
 			return &realtime.ConnectError{Message: "webhook failed: bad reply"}
@@ -619,9 +662,18 @@ func (h *hub) webhookConnect(s *realtime.Socket) error {
 func (w *webhooks) connectBody(s *realtime.Socket) *webhookBody {
 	b := w.body(s, "connect")
 	if hs := s.Handshake(); hs != nil {
-		b.Auth = hs.Auth
+		// The verified claims are in the body; the raw token never is.
+		for k, v := range hs.Auth {
+			if w.isToken(auth.SourceAuth, k) {
+				continue
+			}
+			if b.Auth == nil {
+				b.Auth = make(map[string]any, len(hs.Auth))
+			}
+			b.Auth[k] = v
+		}
 		for k, vals := range hs.Query {
-			if k == "EIO" || k == "transport" || k == "t" || k == "sid" || len(vals) == 0 {
+			if k == "EIO" || k == "transport" || k == "t" || k == "sid" || len(vals) == 0 || w.isToken(auth.SourceQuery, k) {
 				continue
 			}
 			if b.Query == nil {
@@ -631,6 +683,25 @@ func (w *webhooks) connectBody(s *realtime.Socket) *webhookBody {
 		}
 	}
 	return b
+}
+
+// errRetryLater refuses a CONNECT while its client waits out the backoff
+// of the connect hook's refusals (connectBackoff); the connect_error data
+// holds retryAfter, in milliseconds.
+const errRetryLater = "too many refused connects, retry later"
+
+// isToken reports whether a handshake value of this kind and name is where
+// the policy reads the JWT (header names compare case-insensitively).
+func (w *webhooks) isToken(kind, name string) bool {
+	for _, src := range w.tokens {
+		if src.Kind != kind {
+			continue
+		}
+		if src.Name == name || (kind == auth.SourceHeader && strings.EqualFold(src.Name, name)) {
+			return true
+		}
+	}
+	return false
 }
 
 // refusal turns a connect hook's error into the client's connect_error:
@@ -883,9 +954,11 @@ func (w *webhooks) logFailure(s *realtime.Socket, kind string, err error) {
 //		disconnect      <url>
 //		headers         <name>...
 //		cookies         <name>...
-//		timeout         <duration>
-//		max_concurrency <n>
-//		queue           <n>
+//		timeout             <duration>
+//		max_concurrency     <n>
+//		connect_concurrency <n>
+//		queue               <n>
+//		max_body            <size>
 //	}
 //
 // events may be given several times, one line per URL.
@@ -927,19 +1000,24 @@ func (h *Handler) unmarshalWebhook(d *caddyfile.Dispenser) error {
 			err = listArg(d, &wh.Cookies)
 		case "timeout":
 			err = durationArg(d, &wh.Timeout)
-		case "max_concurrency", "queue":
+		case "max_concurrency", "connect_concurrency", "queue":
 			var s string
 			if err = oneArg(d, &s); err == nil {
 				n, perr := strconv.Atoi(s)
 				if perr != nil || n <= 0 {
 					return d.Errf("webhook: %s: want a positive number, got %q", sub, s)
 				}
-				if sub == "queue" {
+				switch sub {
+				case "queue":
 					wh.Queue = n
-				} else {
+				case "connect_concurrency":
+					wh.ConnectConcurrency = n
+				default:
 					wh.MaxConcurrency = n
 				}
 			}
+		case "max_body":
+			err = sizeArg(d, &wh.MaxBody)
 		default:
 			return d.Errf("webhook: unrecognized subdirective %q", sub)
 		}
