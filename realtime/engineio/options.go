@@ -45,12 +45,18 @@ type Options struct {
 	// that has not completed it in time is dropped and the session stays
 	// on polling. Default: 10s.
 	UpgradeTimeout time.Duration
-	// AllowedOrigins: nil/empty = same origin only (an Origin header whose
-	// host differs from r.Host is refused); "*" allows any origin;
-	// otherwise exact origins like "https://example.com"
+	// AllowedOrigins: nil/empty = same origin only (an Origin header is
+	// refused unless its scheme is RequestScheme(r) and its host[:port] is
+	// r.Host; a default port, :80 or :443, may be left out on either side;
+	// schemes other than http and https never match); "*" allows any
+	// origin; otherwise exact origins like "https://example.com"
 	// (scheme://host[:port]). Requests without an Origin header are always
 	// allowed (non-browser clients).
 	AllowedOrigins []string
+	// RequestScheme returns the scheme, "http" or "https", under which the
+	// client reached the server, for the same-origin check. Set it behind a
+	// TLS-terminating proxy. Default: "https" if r.TLS != nil, else "http".
+	RequestScheme func(r *http.Request) string
 	// AllowRequest, when set, may refuse a handshake (no sid): HTTP 403
 	// {"code":4,"message":<err.Error() or "Forbidden">}.
 	AllowRequest func(r *http.Request) error
@@ -98,6 +104,9 @@ func newConfig(o Options) *config {
 	}
 	if c.MaxQueuedMessages <= 0 {
 		c.MaxQueuedMessages = DefaultMaxQueuedMessages
+	}
+	if c.RequestScheme == nil {
+		c.RequestScheme = defaultRequestScheme
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = DefaultWriteTimeout
@@ -201,12 +210,42 @@ func (c *config) originAllowed(r *http.Request, origin string) bool {
 		return true
 	}
 	if len(c.origins) == 0 {
-		u, err := url.Parse(origin)
-		if err != nil || u.Host == "" {
-			return false
-		}
-		return strings.EqualFold(u.Host, r.Host)
+		return sameOrigin(origin, c.RequestScheme(r), r.Host)
 	}
 	_, ok := c.origins[normalizeOrigin(origin)]
 	return ok
+}
+
+func defaultRequestScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// sameOrigin reports whether origin is scheme://host, the origin of a
+// request with that scheme and Host header. Only http and https origins
+// can match: a page of any other scheme is never this server's.
+func sameOrigin(origin, scheme, host string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") ||
+		u.RawQuery != "" || u.Fragment != "" {
+		return false
+	}
+	scheme = strings.ToLower(scheme)
+	if u.Scheme != scheme || (scheme != "http" && scheme != "https") {
+		return false
+	}
+	return strings.EqualFold(withoutDefaultPort(u.Host, scheme), withoutDefaultPort(host, scheme))
+}
+
+// withoutDefaultPort drops the scheme's default port from host:port.
+func withoutDefaultPort(host, scheme string) string {
+	switch {
+	case scheme == "http" && strings.HasSuffix(host, ":80"):
+		return host[:len(host)-len(":80")]
+	case scheme == "https" && strings.HasSuffix(host, ":443"):
+		return host[:len(host)-len(":443")]
+	}
+	return host
 }
