@@ -19,6 +19,9 @@ const (
 	DefaultUpgradeTimeout    = 10 * time.Second
 	DefaultMaxQueuedMessages = 1024
 	DefaultWriteTimeout      = 10 * time.Second
+
+	// DefaultMaxPayloadPackets bounds the packets of one polling POST.
+	DefaultMaxPayloadPackets = 10_000
 )
 
 // Transport names as they appear in the "transport" query parameter.
@@ -36,6 +39,11 @@ type Options struct {
 	// MaxPayload bounds one polling POST body and one websocket frame, in
 	// bytes; it is announced in the handshake. Default: 1000000.
 	MaxPayload int64
+	// MaxPayloadPackets bounds the packets in one polling POST: a payload
+	// with more is refused with HTTP 400 {"code":3,"message":"Bad
+	// request"} before any of them is delivered, and the session is closed
+	// ("parse error"). Default: 10000.
+	MaxPayloadPackets int
 	// Transports lists the enabled transports, "polling" and/or
 	// "websocket"; order is irrelevant. Default: both.
 	Transports []string
@@ -101,6 +109,9 @@ func newConfig(o Options) *config {
 	}
 	if c.UpgradeTimeout <= 0 {
 		c.UpgradeTimeout = DefaultUpgradeTimeout
+	}
+	if c.MaxPayloadPackets <= 0 {
+		c.MaxPayloadPackets = DefaultMaxPayloadPackets
 	}
 	if c.MaxQueuedMessages <= 0 {
 		c.MaxQueuedMessages = DefaultMaxQueuedMessages

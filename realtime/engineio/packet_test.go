@@ -7,11 +7,16 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func decodeAll(body []byte) ([]packet, error) {
+	return decodeAllMax(body, DefaultMaxPayloadPackets)
+}
+
+func decodeAllMax(body []byte, maxPackets int) ([]packet, error) {
 	var out []packet
-	err := decodePayload(body, func(p packet) error {
+	err := decodePayload(body, maxPackets, func(p packet) error {
 		out = append(out, p)
 		return nil
 	})
@@ -38,6 +43,9 @@ func TestDecodePayload(t *testing.T) {
 		{"letter type", "abc", nil, true},
 		{"bad base64", "b@@", nil, true},
 		{"unpadded base64", "bAQIDBA", nil, true},
+		{"invalid UTF-8", "4\xff", nil, true},
+		{"invalid UTF-8 in a later packet", "4a\x1e4\xc3", nil, true},
+		{"latin1 byte", "4caf\xe9", nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,6 +60,35 @@ func TestDecodePayload(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestDecodePayloadPacketLimit: a payload with more packets than the
+// limit is refused before any packet is decoded or handed over.
+func TestDecodePayloadPacketLimit(t *testing.T) {
+	tests := []struct {
+		body    string
+		max     int
+		wantErr error
+		want    int
+	}{
+		{"4a", 1, nil, 1},
+		{"4a\x1e4b", 1, errTooManyPackets, 0},
+		{"4a\x1e4b\x1e4c", 3, nil, 3},
+		{"4a\x1e4b\x1e4c\x1e4d", 3, errTooManyPackets, 0},
+		{strings.Repeat("4\x1e", 10_000) + "4", DefaultMaxPayloadPackets, errTooManyPackets, 0},
+		{strings.Repeat("4\x1e", 9_999) + "4", DefaultMaxPayloadPackets, nil, 10_000},
+		// Over the limit is refused even when a later record is malformed.
+		{"4a\x1e4b\x1e9", 2, errTooManyPackets, 0},
+		{"4a\x1e9", 2, errMalformedPacket, 1},
+	}
+	for _, tt := range tests {
+		calls := 0
+		err := decodePayload([]byte(tt.body), tt.max, func(packet) error { calls++; return nil })
+		if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) || calls != tt.want {
+			t.Errorf("%d records, limit %d: %d packets handed over, err %v; want %d, %v",
+				strings.Count(tt.body, "\x1e")+1, tt.max, calls, err, tt.want, tt.wantErr)
+		}
 	}
 }
 
@@ -139,10 +176,13 @@ func FuzzDecodePayload(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		pkts, err := decodeAll(body)
 		if err != nil {
-			if !errors.Is(err, errMalformedPacket) {
-				t.Fatalf("error %v does not wrap errMalformedPacket", err)
+			if !errors.Is(err, errMalformedPacket) && !errors.Is(err, errTooManyPackets) {
+				t.Fatalf("error %v wraps neither errMalformedPacket nor errTooManyPackets", err)
 			}
 			return
+		}
+		if !utf8.Valid(body) {
+			t.Fatal("payload that is not UTF-8 accepted")
 		}
 		if len(pkts) == 0 {
 			t.Fatal("no packet and no error")
@@ -160,6 +200,18 @@ func FuzzDecodePayload(f *testing.F) {
 			}
 		}
 	})
+}
+
+// manyRecords joins n records made by rec into one payload.
+func manyRecords(n int, rec func(i int) string) []byte {
+	var b []byte
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b = append(b, recordSeparator)
+		}
+		b = append(b, rec(i)...)
+	}
+	return b
 }
 
 func benchPackets() []outPacket {
@@ -186,6 +238,6 @@ func BenchmarkDecodePayload(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		n := 0
-		_ = decodePayload(body, func(packet) error { n++; return nil })
+		_ = decodePayload(body, DefaultMaxPayloadPackets, func(packet) error { n++; return nil })
 	}
 }

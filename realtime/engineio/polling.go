@@ -102,7 +102,9 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Session)
 
 // serveData handles a polling POST: the client's packets. Only one POST
 // may be in flight; a body over MaxPayload is refused with 413 and the
-// session stays open; a malformed packet closes the session.
+// session stays open; a body that does not decode (not UTF-8, a bad
+// packet, more than MaxPayloadPackets packets) is refused with 400 and
+// closes the session.
 func (srv *Server) serveData(w http.ResponseWriter, r *http.Request, s *Session) {
 	s.mu.Lock()
 	if s.postActive {
@@ -146,14 +148,18 @@ func (srv *Server) serveData(w http.ResponseWriter, r *http.Request, s *Session)
 		writeOK(w)
 		return
 	}
-	err = decodePayload(body, func(p packet) error {
+	err = decodePayload(body, s.cfg.MaxPayloadPackets, func(p packet) error {
 		if !s.handlePacket(p) {
 			return errStopPayload
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStopPayload) {
-		if ce := s.log.Check(zap.DebugLevel, "bad polling payload"); ce != nil {
+		if errors.Is(err, errTooManyPackets) {
+			s.log.Warn("closing session: polling payload over the packet limit",
+				zap.String("reason", ReasonParseError), zap.Int("limit_packets", s.cfg.MaxPayloadPackets),
+				zap.Int("bytes", len(body)), zap.String("remote", r.RemoteAddr))
+		} else if ce := s.log.Check(zap.DebugLevel, "bad polling payload"); ce != nil {
 			ce.Write(zap.Error(err))
 		}
 		s.closeWith(ReasonParseError, kindError, false)
