@@ -5,6 +5,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -212,6 +215,55 @@ func manyRecords(n int, rec func(i int) string) []byte {
 		b = append(b, rec(i)...)
 	}
 	return b
+}
+
+func samePackets(a, b []packet) bool {
+	return slices.EqualFunc(a, b, func(p, q packet) bool {
+		return p.typ == q.typ && p.binary == q.binary && bytes.Equal(p.data, q.data)
+	})
+}
+
+// FuzzDecodePayloadMany feeds the decoder payloads of many packets against
+// a packet limit (limit+1, so from 1 to 65536): a payload over the limit,
+// or not UTF-8, is refused before a single packet is handed over; any
+// other decodes exactly as without a limit, never handing over more
+// packets than the limit. Seeds in testdata/fuzz/FuzzDecodePayloadMany
+// sit at and just over the limits, the default one included.
+func FuzzDecodePayloadMany(f *testing.F) {
+	f.Add(manyRecords(100, func(i int) string { return "4" + strconv.Itoa(i) }), uint16(99))
+	f.Add(manyRecords(101, func(i int) string { return "4" + strconv.Itoa(i) }), uint16(99))
+	f.Add(manyRecords(64, func(int) string { return "bAQIDBA==" }), uint16(63))
+	f.Add(manyRecords(64, func(int) string { return "" }), uint16(1000))
+	f.Fuzz(func(t *testing.T, body []byte, limit uint16) {
+		maxPackets := int(limit) + 1
+		records := bytes.Count(body, []byte{recordSeparator}) + 1
+		var got []packet
+		err := decodePayload(body, maxPackets, func(p packet) error {
+			got = append(got, p)
+			if len(got) > maxPackets {
+				t.Fatalf("packet %d handed over, limit %d", len(got), maxPackets)
+			}
+			return nil
+		})
+		switch {
+		case !utf8.Valid(body):
+			if !errors.Is(err, errMalformedPacket) || len(got) != 0 {
+				t.Fatalf("payload not UTF-8: %d packets, err %v", len(got), err)
+			}
+		case records > maxPackets:
+			if !errors.Is(err, errTooManyPackets) || len(got) != 0 {
+				t.Fatalf("%d records, limit %d: %d packets, err %v", records, maxPackets, len(got), err)
+			}
+		default:
+			want, wantErr := decodeAllMax(body, math.MaxInt)
+			if (err == nil) != (wantErr == nil) || !samePackets(got, want) {
+				t.Fatalf("with limit %d: %v, %v; without: %v, %v", maxPackets, got, err, want, wantErr)
+			}
+			if err == nil && len(got) != records {
+				t.Fatalf("%d records decoded to %d packets", records, len(got))
+			}
+		}
+	})
 }
 
 func benchPackets() []outPacket {
