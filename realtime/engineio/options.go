@@ -37,7 +37,9 @@ type Options struct {
 	// PingTimeout is how long the server waits for the pong. Default: 20s.
 	PingTimeout time.Duration
 	// MaxPayload bounds one polling POST body and one websocket frame, in
-	// bytes; it is announced in the handshake. Default: 1000000.
+	// bytes; it is announced in the handshake. It also bounds the encoded
+	// payload of one polling GET response (which always carries at least
+	// one packet; the rest waits for the next poll). Default: 1000000.
 	MaxPayload int64
 	// MaxPayloadPackets bounds the packets in one polling POST: a payload
 	// with more is refused with HTTP 400 {"code":3,"message":"Bad

@@ -157,16 +157,21 @@ func payloadSize(pkts []outPacket) int {
 		if i > 0 {
 			n++
 		}
-		switch {
-		case p.msg == nil:
-			n++
-		case p.msg.binary:
-			n += 1 + base64.StdEncoding.EncodedLen(len(p.msg.frame))
-		default:
-			n += len(p.msg.frame)
-		}
+		n += encodedSize(p)
 	}
 	return n
+}
+
+// encodedSize is the length of one packet's record in a polling payload.
+func encodedSize(p outPacket) int {
+	switch {
+	case p.msg == nil:
+		return 1
+	case p.msg.binary:
+		return 1 + base64.StdEncoding.EncodedLen(len(p.msg.frame))
+	default:
+		return len(p.msg.frame)
+	}
 }
 
 // Message is one Engine.IO message packet, immutable once built and safe

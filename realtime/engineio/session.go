@@ -265,6 +265,44 @@ func (s *Session) takeQueueLocked(dst []outPacket) []outPacket {
 	return dst
 }
 
+// takePollLocked takes from the head of the queue, in order, the packets
+// of one polling response: as many as fit in limit bytes of encoded
+// payload, and at least one. It returns them appended to dst and their
+// encoded size.
+func (s *Session) takePollLocked(dst []outPacket, limit int64) ([]outPacket, int) {
+	size, n := 0, 0
+	for _, p := range s.queue {
+		next := size + encodedSize(p)
+		if n > 0 {
+			next++ // record separator
+		}
+		if n > 0 && int64(next) > limit {
+			break
+		}
+		size = next
+		n++
+	}
+	dst = append(dst, s.queue[:n]...)
+	clear(s.queue[:n])
+	if n == len(s.queue) {
+		if cap(s.queue) > maxIdleQueueCap {
+			s.queue = nil
+		} else {
+			s.queue = s.queue[:0]
+		}
+	} else {
+		// The array is released once appends outgrow what is left.
+		s.queue = s.queue[n:]
+	}
+	return dst, size
+}
+
+// dropQueueLocked empties the queue without sending it.
+func (s *Session) dropQueueLocked() {
+	clear(s.queue)
+	s.queue = nil
+}
+
 // startHeartbeat arms the ping timer (Engine.IO v4: the server pings).
 // One timer per session serves both the interval and the pong deadline.
 func (s *Session) startHeartbeat() {
@@ -423,8 +461,7 @@ func (s *Session) closeWith(reason string, kind closeKind, async bool) {
 		s.hbTimer.Stop()
 	}
 	if kind != kindGraceful && kind != kindShutdown {
-		clear(s.queue)
-		s.queue = nil
+		s.dropQueueLocked()
 	}
 	if s.transport == TransportPolling && !s.getActive {
 		switch kind {
