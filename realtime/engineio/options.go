@@ -13,16 +13,31 @@ import (
 // Defaults taken from the Node reference server (engine.io 6.x), so that a
 // client tuned for Node behaves the same against this server.
 const (
-	DefaultPingInterval      = 25 * time.Second
-	DefaultPingTimeout       = 20 * time.Second
-	DefaultMaxPayload        = 1_000_000 // Node maxHttpBufferSize
-	DefaultUpgradeTimeout    = 10 * time.Second
-	DefaultMaxQueuedMessages = 1024
-	DefaultWriteTimeout      = 10 * time.Second
+	DefaultPingInterval   = 25 * time.Second
+	DefaultPingTimeout    = 20 * time.Second
+	DefaultMaxPayload     = 1_000_000 // Node maxHttpBufferSize
+	DefaultUpgradeTimeout = 10 * time.Second
+	DefaultWriteTimeout   = 10 * time.Second
+
+	// Send queue bounds (Node has none; these keep a slow client from
+	// growing server memory). See Options.MaxBufferedBytes.
+	DefaultMaxBufferedBytes     = 1 << 20 // 1 MiB
+	DefaultMaxBufferedBytesHard = 8 << 20 // 8 MiB
+	DefaultSlowClientGrace      = 5 * time.Second
 
 	// DefaultMaxPayloadPackets bounds the packets of one polling POST.
 	DefaultMaxPayloadPackets = 10_000
+
+	// Deprecated: MaxQueuedMessages is ignored; the queue is bounded in
+	// bytes (DefaultMaxBufferedBytes, DefaultMaxBufferedBytesHard).
+	DefaultMaxQueuedMessages = 1024
 )
+
+// QueueEntryOverhead is what every queued message counts on top of its
+// encoded size against MaxBufferedBytes and MaxBufferedBytesHard, so that
+// a flood of tiny messages is bounded too (it is about what a queue entry
+// and its Message cost in memory).
+const QueueEntryOverhead = 64
 
 // Transport names as they appear in the "transport" query parameter.
 const (
@@ -70,9 +85,30 @@ type Options struct {
 	// AllowRequest, when set, may refuse a handshake (no sid): HTTP 403
 	// {"code":4,"message":<err.Error() or "Forbidden">}.
 	AllowRequest func(r *http.Request) error
-	// MaxQueuedMessages bounds the outgoing queue of one session, in
-	// messages; a session over it is closed with reason "write queue full"
-	// (a slow client must not grow server memory). Default: 1024.
+	// MaxBufferedBytes is the soft bound of one session's outgoing
+	// backlog: messages queued and not yet written to the network, each
+	// counting its encoded size (a text message's type byte and data, a
+	// binary message's bytes) plus QueueEntryOverhead. A backlog may pass
+	// it during a burst; a session whose backlog stays over it
+	// continuously for SlowClientGrace is closed with reason "write queue
+	// full". The grace restarts whenever the backlog falls back to the
+	// bound, so a client that keeps reading is not dropped by a burst it
+	// is draining. SendVolatile drops messages that would pass it.
+	// Default: 1 MiB.
+	MaxBufferedBytes int64
+	// MaxBufferedBytesHard is the hard cap of the backlog: a Send that
+	// would pass it queues nothing, returns ErrQueueFull and closes the
+	// session at once ("write queue full"). It is raised to at least
+	// MaxBufferedBytes and to MaxPayload+QueueEntryOverhead (one message of
+	// the largest size a client accepts always fits). A stalled session
+	// holds at most this much, plus one polling response. Default: 8 MiB.
+	MaxBufferedBytesHard int64
+	// SlowClientGrace is how long a backlog may stay over
+	// MaxBufferedBytes before the session is closed as slow. Default: 5s.
+	SlowClientGrace time.Duration
+	// Deprecated: MaxQueuedMessages is ignored. The queue is bounded in
+	// bytes: see MaxBufferedBytes, MaxBufferedBytesHard and
+	// SlowClientGrace.
 	MaxQueuedMessages int
 	// WriteTimeout is the deadline of one websocket write. Default: 10s.
 	WriteTimeout time.Duration
@@ -115,8 +151,15 @@ func newConfig(o Options) *config {
 	if c.MaxPayloadPackets <= 0 {
 		c.MaxPayloadPackets = DefaultMaxPayloadPackets
 	}
-	if c.MaxQueuedMessages <= 0 {
-		c.MaxQueuedMessages = DefaultMaxQueuedMessages
+	if c.MaxBufferedBytes <= 0 {
+		c.MaxBufferedBytes = DefaultMaxBufferedBytes
+	}
+	if c.MaxBufferedBytesHard <= 0 {
+		c.MaxBufferedBytesHard = DefaultMaxBufferedBytesHard
+	}
+	c.MaxBufferedBytesHard = max(c.MaxBufferedBytesHard, c.MaxBufferedBytes, c.MaxPayload+QueueEntryOverhead)
+	if c.SlowClientGrace <= 0 {
+		c.SlowClientGrace = DefaultSlowClientGrace
 	}
 	if c.RequestScheme == nil {
 		c.RequestScheme = defaultRequestScheme
