@@ -92,6 +92,9 @@ func TestPollingStalledPeerHardCap(t *testing.T) {
 			t.Errorf("log field %s holds %d bytes (payload?)", k, len(s))
 		}
 	}
+	<-r.s.Done()
+	ts.srv.Close()
+	waitNoEngineGoroutines(t)
 }
 
 // One polling response carries at most MaxPayload bytes (or a single
@@ -266,6 +269,13 @@ func TestWebSocketBurst(t *testing.T) {
 	}
 	t.Logf("published %d messages in %v; the slow session took %d before %v; heap growth peak %d bytes (%.1f MiB), bound %d",
 		total, elapsed.Round(time.Millisecond), slowAccepted, slowErr, peak, float64(peak)/(1<<20), memoryBound)
+	select {
+	case <-sr.s.Done(): // its writer was stuck in a write: closing the socket ended it
+	case <-time.After(testTimeout):
+		t.Fatal("slow session not released")
+	}
+	ts.srv.Close()
+	waitNoEngineGoroutines(t)
 }
 
 // TestSlowClientGrace: a backlog over the soft bound closes the session
@@ -330,6 +340,9 @@ func TestSlowClientGrace(t *testing.T) {
 		if code, _ := ts.get(sid); code != 400 {
 			t.Errorf("GET after the close: %d", code)
 		}
+		<-r.s.Done()
+		ts.srv.Close()
+		waitNoEngineGoroutines(t)
 	})
 
 	t.Run("reading websocket survives", func(t *testing.T) {
@@ -366,6 +379,8 @@ func TestSlowClientGrace(t *testing.T) {
 		if n := r.closes.Load(); n != 0 {
 			t.Fatal("reading session closed")
 		}
+		ts.srv.Close()
+		waitNoEngineGoroutines(t)
 	})
 }
 
