@@ -90,9 +90,9 @@ func TestServerClose(t *testing.T) {
 func TestServerCloseStuckClient(t *testing.T) {
 	defer func(g time.Duration) { shutdownGrace = g }(shutdownGrace)
 	shutdownGrace = 300 * time.Millisecond
-	srv := NewServer(Options{PingInterval: time.Minute, WriteTimeout: time.Minute, MaxQueuedMessages: 1 << 20})
+	srv := NewServer(Options{PingInterval: time.Minute, WriteTimeout: time.Minute, MaxBufferedBytesHard: 1 << 30, SlowClientGrace: time.Minute})
 	recs := make(chan *recorder, 1)
-	srv.SetOptions(Options{PingInterval: time.Minute, WriteTimeout: time.Minute, MaxQueuedMessages: 1 << 20,
+	srv.SetOptions(Options{PingInterval: time.Minute, WriteTimeout: time.Minute, MaxBufferedBytesHard: 1 << 30, SlowClientGrace: time.Minute,
 		OnSession: func(s *Session) { r := newRecorder(s, false); s.SetHandler(r); recs <- r }})
 	hs := httptest.NewServer(srv)
 	defer hs.Close()

@@ -12,9 +12,9 @@ var (
 	// ErrSessionClosed means the session is closed or closing; the message
 	// was not queued.
 	ErrSessionClosed = errors.New("engineio: session closed")
-	// ErrQueueFull means the session's outgoing queue was over
-	// Options.MaxQueuedMessages; the message was not queued and the session
-	// is being closed with reason "write queue full".
+	// ErrQueueFull means the session's backlog would have passed
+	// Options.MaxBufferedBytesHard; the messages were not queued and the
+	// session is being closed with reason "write queue full".
 	ErrQueueFull = errors.New("engineio: write queue full")
 )
 

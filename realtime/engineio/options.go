@@ -13,13 +13,31 @@ import (
 // Defaults taken from the Node reference server (engine.io 6.x), so that a
 // client tuned for Node behaves the same against this server.
 const (
-	DefaultPingInterval      = 25 * time.Second
-	DefaultPingTimeout       = 20 * time.Second
-	DefaultMaxPayload        = 1_000_000 // Node maxHttpBufferSize
-	DefaultUpgradeTimeout    = 10 * time.Second
+	DefaultPingInterval   = 25 * time.Second
+	DefaultPingTimeout    = 20 * time.Second
+	DefaultMaxPayload     = 1_000_000 // Node maxHttpBufferSize
+	DefaultUpgradeTimeout = 10 * time.Second
+	DefaultWriteTimeout   = 10 * time.Second
+
+	// Send queue bounds (Node has none; these keep a slow client from
+	// growing server memory). See Options.MaxBufferedBytes.
+	DefaultMaxBufferedBytes     = 1 << 20 // 1 MiB
+	DefaultMaxBufferedBytesHard = 8 << 20 // 8 MiB
+	DefaultSlowClientGrace      = 5 * time.Second
+
+	// DefaultMaxPayloadPackets bounds the packets of one polling POST.
+	DefaultMaxPayloadPackets = 10_000
+
+	// Deprecated: MaxQueuedMessages is ignored; the queue is bounded in
+	// bytes (DefaultMaxBufferedBytes, DefaultMaxBufferedBytesHard).
 	DefaultMaxQueuedMessages = 1024
-	DefaultWriteTimeout      = 10 * time.Second
 )
+
+// QueueEntryOverhead is what every queued message counts on top of its
+// encoded size against MaxBufferedBytes and MaxBufferedBytesHard, so that
+// a flood of tiny messages is bounded too (it is about what a queue entry
+// and its Message cost in memory).
+const QueueEntryOverhead = 64
 
 // Transport names as they appear in the "transport" query parameter.
 const (
@@ -34,8 +52,15 @@ type Options struct {
 	// PingTimeout is how long the server waits for the pong. Default: 20s.
 	PingTimeout time.Duration
 	// MaxPayload bounds one polling POST body and one websocket frame, in
-	// bytes; it is announced in the handshake. Default: 1000000.
+	// bytes; it is announced in the handshake. It also bounds the encoded
+	// payload of one polling GET response (which always carries at least
+	// one packet; the rest waits for the next poll). Default: 1000000.
 	MaxPayload int64
+	// MaxPayloadPackets bounds the packets in one polling POST: a payload
+	// with more is refused with HTTP 400 {"code":3,"message":"Bad
+	// request"} before any of them is delivered, and the session is closed
+	// ("parse error"). Default: 10000.
+	MaxPayloadPackets int
 	// Transports lists the enabled transports, "polling" and/or
 	// "websocket"; order is irrelevant. Default: both.
 	Transports []string
@@ -45,18 +70,45 @@ type Options struct {
 	// that has not completed it in time is dropped and the session stays
 	// on polling. Default: 10s.
 	UpgradeTimeout time.Duration
-	// AllowedOrigins: nil/empty = same origin only (an Origin header whose
-	// host differs from r.Host is refused); "*" allows any origin;
-	// otherwise exact origins like "https://example.com"
+	// AllowedOrigins: nil/empty = same origin only (an Origin header is
+	// refused unless its scheme is RequestScheme(r) and its host[:port] is
+	// r.Host; a default port, :80 or :443, may be left out on either side;
+	// schemes other than http and https never match); "*" allows any
+	// origin; otherwise exact origins like "https://example.com"
 	// (scheme://host[:port]). Requests without an Origin header are always
 	// allowed (non-browser clients).
 	AllowedOrigins []string
+	// RequestScheme returns the scheme, "http" or "https", under which the
+	// client reached the server, for the same-origin check. Set it behind a
+	// TLS-terminating proxy. Default: "https" if r.TLS != nil, else "http".
+	RequestScheme func(r *http.Request) string
 	// AllowRequest, when set, may refuse a handshake (no sid): HTTP 403
 	// {"code":4,"message":<err.Error() or "Forbidden">}.
 	AllowRequest func(r *http.Request) error
-	// MaxQueuedMessages bounds the outgoing queue of one session, in
-	// messages; a session over it is closed with reason "write queue full"
-	// (a slow client must not grow server memory). Default: 1024.
+	// MaxBufferedBytes is the soft bound of one session's outgoing
+	// backlog: messages queued and not yet written to the network, each
+	// counting its encoded size (a text message's type byte and data, a
+	// binary message's bytes) plus QueueEntryOverhead. A backlog may pass
+	// it during a burst; a session whose backlog stays over it
+	// continuously for SlowClientGrace is closed with reason "write queue
+	// full". The grace restarts whenever the backlog falls back to the
+	// bound, so a client that keeps reading is not dropped by a burst it
+	// is draining. SendVolatile drops messages that would pass it.
+	// Default: 1 MiB.
+	MaxBufferedBytes int64
+	// MaxBufferedBytesHard is the hard cap of the backlog: a Send that
+	// would pass it queues nothing, returns ErrQueueFull and closes the
+	// session at once ("write queue full"). It is raised to at least
+	// MaxBufferedBytes and to MaxPayload+QueueEntryOverhead (one message of
+	// the largest size a client accepts always fits). A stalled session
+	// holds at most this much, plus one polling response. Default: 8 MiB.
+	MaxBufferedBytesHard int64
+	// SlowClientGrace is how long a backlog may stay over
+	// MaxBufferedBytes before the session is closed as slow. Default: 5s.
+	SlowClientGrace time.Duration
+	// Deprecated: MaxQueuedMessages is ignored. The queue is bounded in
+	// bytes: see MaxBufferedBytes, MaxBufferedBytesHard and
+	// SlowClientGrace.
 	MaxQueuedMessages int
 	// WriteTimeout is the deadline of one websocket write. Default: 10s.
 	WriteTimeout time.Duration
@@ -96,8 +148,21 @@ func newConfig(o Options) *config {
 	if c.UpgradeTimeout <= 0 {
 		c.UpgradeTimeout = DefaultUpgradeTimeout
 	}
-	if c.MaxQueuedMessages <= 0 {
-		c.MaxQueuedMessages = DefaultMaxQueuedMessages
+	if c.MaxPayloadPackets <= 0 {
+		c.MaxPayloadPackets = DefaultMaxPayloadPackets
+	}
+	if c.MaxBufferedBytes <= 0 {
+		c.MaxBufferedBytes = DefaultMaxBufferedBytes
+	}
+	if c.MaxBufferedBytesHard <= 0 {
+		c.MaxBufferedBytesHard = DefaultMaxBufferedBytesHard
+	}
+	c.MaxBufferedBytesHard = max(c.MaxBufferedBytesHard, c.MaxBufferedBytes, c.MaxPayload+QueueEntryOverhead)
+	if c.SlowClientGrace <= 0 {
+		c.SlowClientGrace = DefaultSlowClientGrace
+	}
+	if c.RequestScheme == nil {
+		c.RequestScheme = defaultRequestScheme
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = DefaultWriteTimeout
@@ -201,12 +266,42 @@ func (c *config) originAllowed(r *http.Request, origin string) bool {
 		return true
 	}
 	if len(c.origins) == 0 {
-		u, err := url.Parse(origin)
-		if err != nil || u.Host == "" {
-			return false
-		}
-		return strings.EqualFold(u.Host, r.Host)
+		return sameOrigin(origin, c.RequestScheme(r), r.Host)
 	}
 	_, ok := c.origins[normalizeOrigin(origin)]
 	return ok
+}
+
+func defaultRequestScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// sameOrigin reports whether origin is scheme://host, the origin of a
+// request with that scheme and Host header. Only http and https origins
+// can match: a page of any other scheme is never this server's.
+func sameOrigin(origin, scheme, host string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") ||
+		u.RawQuery != "" || u.Fragment != "" {
+		return false
+	}
+	scheme = strings.ToLower(scheme)
+	if u.Scheme != scheme || (scheme != "http" && scheme != "https") {
+		return false
+	}
+	return strings.EqualFold(withoutDefaultPort(u.Host, scheme), withoutDefaultPort(host, scheme))
+}
+
+// withoutDefaultPort drops the scheme's default port from host:port.
+func withoutDefaultPort(host, scheme string) string {
+	switch {
+	case scheme == "http" && strings.HasSuffix(host, ":80"):
+		return host[:len(host)-len(":80")]
+	case scheme == "https" && strings.HasSuffix(host, ":443"):
+		return host[:len(host)-len(":443")]
+	}
+	return host
 }

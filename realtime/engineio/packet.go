@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -30,6 +31,9 @@ const binaryPrefix byte = 'b'
 // errMalformedPacket is the cause of every decoding failure; a client
 // sending one has its session closed with reason "parse error".
 var errMalformedPacket = errors.New("malformed packet")
+
+// errTooManyPackets: a polling payload over Options.MaxPayloadPackets.
+var errTooManyPackets = errors.New("too many packets")
 
 // packet is one decoded client packet. data never includes the type byte
 // and has its capacity capped so that a handler appending to it cannot
@@ -61,9 +65,17 @@ func decodePacket(rec []byte) (packet, error) {
 }
 
 // decodePayload calls fn for each packet of a polling payload, in order.
-// It stops at the first malformed record (packets before it have been
-// handed to fn, as Node does) or at the first error fn returns.
-func decodePayload(body []byte, fn func(packet) error) error {
+// A payload that is not UTF-8 or holds more than maxPackets packets is
+// refused before fn is called (errMalformedPacket, errTooManyPackets).
+// Otherwise it stops at the first malformed record (packets before it
+// have been handed to fn, as Node does) or at the first error fn returns.
+func decodePayload(body []byte, maxPackets int, fn func(packet) error) error {
+	if !utf8.Valid(body) {
+		return fmt.Errorf("decoding payload: invalid UTF-8: %w", errMalformedPacket)
+	}
+	if !atMostRecords(body, maxPackets) {
+		return fmt.Errorf("decoding payload: more than %d packets: %w", maxPackets, errTooManyPackets)
+	}
 	for {
 		rec := body
 		i := bytes.IndexByte(body, recordSeparator)
@@ -79,6 +91,21 @@ func decodePayload(body []byte, fn func(packet) error) error {
 		}
 		if i < 0 {
 			return nil
+		}
+		body = body[i+1:]
+	}
+}
+
+// atMostRecords reports whether a payload holds at most max records; it
+// looks at no more than max separators.
+func atMostRecords(body []byte, max int) bool {
+	for n := 1; ; n++ {
+		if n > max {
+			return false
+		}
+		i := bytes.IndexByte(body, recordSeparator)
+		if i < 0 {
+			return true
 		}
 		body = body[i+1:]
 	}
@@ -130,16 +157,21 @@ func payloadSize(pkts []outPacket) int {
 		if i > 0 {
 			n++
 		}
-		switch {
-		case p.msg == nil:
-			n++
-		case p.msg.binary:
-			n += 1 + base64.StdEncoding.EncodedLen(len(p.msg.frame))
-		default:
-			n += len(p.msg.frame)
-		}
+		n += encodedSize(p)
 	}
 	return n
+}
+
+// encodedSize is the length of one packet's record in a polling payload.
+func encodedSize(p outPacket) int {
+	switch {
+	case p.msg == nil:
+		return 1
+	case p.msg.binary:
+		return 1 + base64.StdEncoding.EncodedLen(len(p.msg.frame))
+	default:
+		return len(p.msg.frame)
+	}
 }
 
 // Message is one Engine.IO message packet, immutable once built and safe

@@ -5,13 +5,21 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func decodeAll(body []byte) ([]packet, error) {
+	return decodeAllMax(body, DefaultMaxPayloadPackets)
+}
+
+func decodeAllMax(body []byte, maxPackets int) ([]packet, error) {
 	var out []packet
-	err := decodePayload(body, func(p packet) error {
+	err := decodePayload(body, maxPackets, func(p packet) error {
 		out = append(out, p)
 		return nil
 	})
@@ -38,6 +46,9 @@ func TestDecodePayload(t *testing.T) {
 		{"letter type", "abc", nil, true},
 		{"bad base64", "b@@", nil, true},
 		{"unpadded base64", "bAQIDBA", nil, true},
+		{"invalid UTF-8", "4\xff", nil, true},
+		{"invalid UTF-8 in a later packet", "4a\x1e4\xc3", nil, true},
+		{"latin1 byte", "4caf\xe9", nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -52,6 +63,35 @@ func TestDecodePayload(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestDecodePayloadPacketLimit: a payload with more packets than the
+// limit is refused before any packet is decoded or handed over.
+func TestDecodePayloadPacketLimit(t *testing.T) {
+	tests := []struct {
+		body    string
+		max     int
+		wantErr error
+		want    int
+	}{
+		{"4a", 1, nil, 1},
+		{"4a\x1e4b", 1, errTooManyPackets, 0},
+		{"4a\x1e4b\x1e4c", 3, nil, 3},
+		{"4a\x1e4b\x1e4c\x1e4d", 3, errTooManyPackets, 0},
+		{strings.Repeat("4\x1e", 10_000) + "4", DefaultMaxPayloadPackets, errTooManyPackets, 0},
+		{strings.Repeat("4\x1e", 9_999) + "4", DefaultMaxPayloadPackets, nil, 10_000},
+		// Over the limit is refused even when a later record is malformed.
+		{"4a\x1e4b\x1e9", 2, errTooManyPackets, 0},
+		{"4a\x1e9", 2, errMalformedPacket, 1},
+	}
+	for _, tt := range tests {
+		calls := 0
+		err := decodePayload([]byte(tt.body), tt.max, func(packet) error { calls++; return nil })
+		if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) || calls != tt.want {
+			t.Errorf("%d records, limit %d: %d packets handed over, err %v; want %d, %v",
+				strings.Count(tt.body, "\x1e")+1, tt.max, calls, err, tt.want, tt.wantErr)
+		}
 	}
 }
 
@@ -139,10 +179,13 @@ func FuzzDecodePayload(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		pkts, err := decodeAll(body)
 		if err != nil {
-			if !errors.Is(err, errMalformedPacket) {
-				t.Fatalf("error %v does not wrap errMalformedPacket", err)
+			if !errors.Is(err, errMalformedPacket) && !errors.Is(err, errTooManyPackets) {
+				t.Fatalf("error %v wraps neither errMalformedPacket nor errTooManyPackets", err)
 			}
 			return
+		}
+		if !utf8.Valid(body) {
+			t.Fatal("payload that is not UTF-8 accepted")
 		}
 		if len(pkts) == 0 {
 			t.Fatal("no packet and no error")
@@ -157,6 +200,67 @@ func FuzzDecodePayload(f *testing.F) {
 		for _, p := range pkts {
 			if p.typ == typeMessage && !p.binary && bytes.IndexByte(p.data, recordSeparator) >= 0 {
 				t.Fatal("separator inside a text packet")
+			}
+		}
+	})
+}
+
+// manyRecords joins n records made by rec into one payload.
+func manyRecords(n int, rec func(i int) string) []byte {
+	var b []byte
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b = append(b, recordSeparator)
+		}
+		b = append(b, rec(i)...)
+	}
+	return b
+}
+
+func samePackets(a, b []packet) bool {
+	return slices.EqualFunc(a, b, func(p, q packet) bool {
+		return p.typ == q.typ && p.binary == q.binary && bytes.Equal(p.data, q.data)
+	})
+}
+
+// FuzzDecodePayloadMany feeds the decoder payloads of many packets against
+// a packet limit (limit+1, so from 1 to 65536): a payload over the limit,
+// or not UTF-8, is refused before a single packet is handed over; any
+// other decodes exactly as without a limit, never handing over more
+// packets than the limit. Seeds in testdata/fuzz/FuzzDecodePayloadMany
+// sit at and just over the limits, the default one included.
+func FuzzDecodePayloadMany(f *testing.F) {
+	f.Add(manyRecords(100, func(i int) string { return "4" + strconv.Itoa(i) }), uint16(99))
+	f.Add(manyRecords(101, func(i int) string { return "4" + strconv.Itoa(i) }), uint16(99))
+	f.Add(manyRecords(64, func(int) string { return "bAQIDBA==" }), uint16(63))
+	f.Add(manyRecords(64, func(int) string { return "" }), uint16(1000))
+	f.Fuzz(func(t *testing.T, body []byte, limit uint16) {
+		maxPackets := int(limit) + 1
+		records := bytes.Count(body, []byte{recordSeparator}) + 1
+		var got []packet
+		err := decodePayload(body, maxPackets, func(p packet) error {
+			got = append(got, p)
+			if len(got) > maxPackets {
+				t.Fatalf("packet %d handed over, limit %d", len(got), maxPackets)
+			}
+			return nil
+		})
+		switch {
+		case !utf8.Valid(body):
+			if !errors.Is(err, errMalformedPacket) || len(got) != 0 {
+				t.Fatalf("payload not UTF-8: %d packets, err %v", len(got), err)
+			}
+		case records > maxPackets:
+			if !errors.Is(err, errTooManyPackets) || len(got) != 0 {
+				t.Fatalf("%d records, limit %d: %d packets, err %v", records, maxPackets, len(got), err)
+			}
+		default:
+			want, wantErr := decodeAllMax(body, math.MaxInt)
+			if (err == nil) != (wantErr == nil) || !samePackets(got, want) {
+				t.Fatalf("with limit %d: %v, %v; without: %v, %v", maxPackets, got, err, want, wantErr)
+			}
+			if err == nil && len(got) != records {
+				t.Fatalf("%d records decoded to %d packets", records, len(got))
 			}
 		}
 	})
@@ -186,6 +290,6 @@ func BenchmarkDecodePayload(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		n := 0
-		_ = decodePayload(body, func(packet) error { n++; return nil })
+		_ = decodePayload(body, DefaultMaxPayloadPackets, func(packet) error { n++; return nil })
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -20,9 +21,10 @@ var (
 )
 
 // servePoll answers a polling GET: it blocks until something is queued,
-// then returns every queued packet in one payload. Only one GET may be in
-// flight: a second one is refused and closes the session, the first then
-// gets the close packet.
+// then returns the queued packets in one payload of at most MaxPayload
+// bytes (at least one packet; the rest waits for the next GET). Only one
+// GET may be in flight: a second one is refused and closes the session,
+// the first then gets the close packet.
 func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Session) {
 	s.mu.Lock()
 	if s.getActive {
@@ -38,15 +40,14 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Session)
 		if s.closed {
 			switch s.kind {
 			case kindGraceful, kindShutdown:
-				pkts := s.takeQueueLocked(nil)
-				pkts = append(pkts, outPacket{typ: typeClose})
-				body = appendPayload(make([]byte, 0, payloadSize(pkts)), pkts)
+				body = s.lastPollLocked()
 			case kindClient:
 				body = noopPayload
+				s.lingering = false
 			default:
 				body = closePayload
+				s.lingering = false
 			}
-			s.lingering = false
 			break
 		}
 		if s.transport != TransportPolling {
@@ -56,8 +57,8 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Session)
 			break
 		}
 		if len(s.queue) > 0 {
-			pkts := s.takeQueueLocked(make([]outPacket, 0, len(s.queue)))
-			body = appendPayload(make([]byte, 0, payloadSize(pkts)), pkts)
+			pkts, size := s.takePollLocked(nil, s.cfg.MaxPayload)
+			body = appendPayload(make([]byte, 0, size), pkts)
 			break
 		}
 		if s.probed {
@@ -102,7 +103,9 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Session)
 
 // serveData handles a polling POST: the client's packets. Only one POST
 // may be in flight; a body over MaxPayload is refused with 413 and the
-// session stays open; a malformed packet closes the session.
+// session stays open; a body that does not decode (not UTF-8, a bad
+// packet, more than MaxPayloadPackets packets) is refused with 400 and
+// closes the session.
 func (srv *Server) serveData(w http.ResponseWriter, r *http.Request, s *Session) {
 	s.mu.Lock()
 	if s.postActive {
@@ -146,14 +149,18 @@ func (srv *Server) serveData(w http.ResponseWriter, r *http.Request, s *Session)
 		writeOK(w)
 		return
 	}
-	err = decodePayload(body, func(p packet) error {
+	err = decodePayload(body, s.cfg.MaxPayloadPackets, func(p packet) error {
 		if !s.handlePacket(p) {
 			return errStopPayload
 		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, errStopPayload) {
-		if ce := s.log.Check(zap.DebugLevel, "bad polling payload"); ce != nil {
+		if errors.Is(err, errTooManyPackets) {
+			s.log.Warn("closing session: polling payload over the packet limit",
+				zap.String("reason", ReasonParseError), zap.Int("limit_packets", s.cfg.MaxPayloadPackets),
+				zap.Int("bytes", len(body)), zap.String("remote", r.RemoteAddr))
+		} else if ce := s.log.Check(zap.DebugLevel, "bad polling payload"); ce != nil {
 			ce.Write(zap.Error(err))
 		}
 		s.closeWith(ReasonParseError, kindError, false)
@@ -161,6 +168,28 @@ func (srv *Server) serveData(w http.ResponseWriter, r *http.Request, s *Session)
 		return
 	}
 	writeOK(w)
+}
+
+// lastPollLocked builds the response of a GET to a gracefully closed
+// session: queued packets, then the close packet once they all fit. A
+// backlog over MaxPayload takes several GETs, so the session lingers for
+// the next one (up to pollingCloseLinger since the close, or since this
+// GET if none was lingering); on shutdown no later GET comes and what
+// does not fit is dropped.
+func (s *Session) lastPollLocked() []byte {
+	// Room for the separator and "1" after the packets.
+	pkts, size := s.takePollLocked(nil, s.cfg.MaxPayload-2)
+	if len(s.queue) > 0 && s.kind == kindGraceful {
+		if !s.lingering {
+			s.lingering = true
+			s.lingerTimer = time.AfterFunc(pollingCloseLinger, s.endLinger)
+		}
+		return appendPayload(make([]byte, 0, size), pkts)
+	}
+	s.dropQueueLocked()
+	s.lingering = false
+	pkts = append(pkts, outPacket{typ: typeClose})
+	return appendPayload(make([]byte, 0, size+2), pkts)
 }
 
 func writeOK(w http.ResponseWriter) {

@@ -3,9 +3,14 @@ package engineio
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 func TestPollingRoundTrip(t *testing.T) {
@@ -102,7 +107,12 @@ func TestPollingBadPayload(t *testing.T) {
 		{"empty body", "", nil},
 		{"empty record", "4a\x1e\x1e4b", []string{"t:a"}},
 		{"bad base64", "b!!!", nil},
+		{"unpadded base64", "bAQIDBA", nil},
 		{"valid packets before the bad one are delivered", "4ok\x1e9x", []string{"t:ok"}},
+		{"invalid UTF-8", "4\xff\xfe", nil},
+		{"truncated UTF-8 sequence", "4caf\xc3", nil},
+		{"UTF-16 surrogate in UTF-8", "4\xed\xa0\x80", nil},
+		{"invalid UTF-8 after valid packets", "4ok\x1e4\xc3(", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -326,4 +336,87 @@ func TestPollingReleasePolls(t *testing.T) {
 	if code, body := ts.get(sid); code != 200 || body != "4still here" {
 		t.Errorf("GET after release: %d %q", code, body)
 	}
+}
+
+// payloadOf joins n text packets "4<i>" into one polling payload.
+func payloadOf(n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteByte(recordSeparator)
+		}
+		b.WriteByte('4')
+		b.WriteString(strconv.Itoa(i))
+	}
+	return b.String()
+}
+
+// TestPollingPacketLimit: a POST with more than MaxPayloadPackets packets
+// is refused as a bad request, none of its packets delivered, and the
+// session is closed; one under the limit is delivered whole.
+func TestPollingPacketLimit(t *testing.T) {
+	t.Run("30000 packets refused", func(t *testing.T) {
+		core, logs := observer.New(zapcore.WarnLevel)
+		ts := newTServer(t, Options{Logger: zap.New(core)})
+		sid := ts.handshake()
+		r := ts.session()
+		code, body := ts.post(sid, payloadOf(30_000))
+		if code != 400 || body != `{"code":3,"message":"Bad request"}` {
+			t.Errorf("POST: %d %q", code, body)
+		}
+		if reason := r.waitClose(t); reason != ReasonParseError {
+			t.Errorf("OnClose(%q)", reason)
+		}
+		if n := len(r.messages()); n != 0 {
+			t.Errorf("%d packets of the refused payload delivered", n)
+		}
+		if code, _ := ts.get(sid); code != 400 {
+			t.Errorf("GET after the refusal: %d", code)
+		}
+		entries := logs.FilterField(zap.Int("limit_packets", DefaultMaxPayloadPackets)).All()
+		if len(entries) != 1 || entries[0].ContextMap()["sid"] != sid {
+			t.Errorf("log entries naming the limit: %v (all: %v)", entries, logs.All())
+		}
+	})
+	t.Run("5000 packets accepted", func(t *testing.T) {
+		recs := make(chan *recorder, 1)
+		ts := newTServer(t, Options{OnSession: func(s *Session) {
+			r := newRecorder(s, false)
+			r.got = make(chan struct{}, 10_000) // all 5000 before the POST returns
+			s.SetHandler(r)
+			recs <- r
+		}})
+		ts.sessions = recs
+		sid := ts.handshake()
+		r := ts.session()
+		if code, body := ts.post(sid, payloadOf(5_000)); code != 200 || body != "ok" {
+			t.Fatalf("POST: %d %q", code, body)
+		}
+		got := r.waitMessages(t, 5_000)
+		for i, m := range got {
+			if m != "t:"+strconv.Itoa(i) {
+				t.Fatalf("message %d is %q", i, m)
+			}
+		}
+		if n := r.closes.Load(); n != 0 {
+			t.Error("session closed")
+		}
+	})
+	t.Run("custom limit", func(t *testing.T) {
+		ts := newTServer(t, Options{MaxPayloadPackets: 3})
+		sid := ts.handshake()
+		r := ts.session()
+		if code, _ := ts.post(sid, payloadOf(3)); code != 200 {
+			t.Errorf("POST of 3 packets: %d", code)
+		}
+		if code, _ := ts.post(sid, payloadOf(4)); code != 400 {
+			t.Errorf("POST of 4 packets: %d", code)
+		}
+		if reason := r.waitClose(t); reason != ReasonParseError {
+			t.Errorf("OnClose(%q)", reason)
+		}
+		if got := r.messages(); len(got) != 3 {
+			t.Errorf("delivered %q", got)
+		}
+	})
 }

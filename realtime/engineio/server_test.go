@@ -1,6 +1,7 @@
 package engineio
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -147,7 +148,17 @@ func TestOriginAllowed(t *testing.T) {
 	}{
 		{"no origin", nil, "example.com", "", true},
 		{"same origin", nil, "example.com:8080", "http://example.com:8080", true},
-		{"same origin case", nil, "Example.com", "https://example.COM", true},
+		{"same origin case", nil, "Example.com", "HTTP://example.COM", true},
+		{"same origin trailing slash", nil, "example.com", "http://example.com/", true},
+		{"default port in Host", nil, "example.com:80", "http://example.com", true},
+		{"default port in Origin", nil, "example.com", "http://example.com:80", true},
+		{"https origin on a plain request", nil, "example.com", "https://example.com", false},
+		{"https default port on a plain request", nil, "example.com:443", "https://example.com", false},
+		{"gopher scheme", nil, "example.com", "gopher://example.com", false},
+		{"ws scheme", nil, "example.com", "ws://example.com", false},
+		{"file scheme", nil, "example.com", "file://example.com", false},
+		{"origin with a path", nil, "example.com", "http://example.com/app", false},
+		{"origin with user info", nil, "example.com", "http://u@example.com", false},
 		{"other host", nil, "example.com", "https://evil.com", false},
 		{"other port", nil, "example.com:8080", "http://example.com:9090", false},
 		{"null origin", nil, "example.com", "null", false},
@@ -167,6 +178,81 @@ func TestOriginAllowed(t *testing.T) {
 			r.Host = tt.host
 			if got := cfg.originAllowed(r, tt.origin); got != tt.want {
 				t.Errorf("originAllowed = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestOriginAllowedScheme: the same-origin check uses RequestScheme, by
+// default https exactly when the request came over TLS.
+func TestOriginAllowedScheme(t *testing.T) {
+	tests := []struct {
+		name   string
+		tls    bool
+		scheme func(*http.Request) string
+		origin string
+		want   bool
+	}{
+		{"https origin over TLS", true, nil, "https://example.com", true},
+		{"http origin over TLS", true, nil, "http://example.com", false},
+		{"proxy says https", false, func(*http.Request) string { return "https" }, "https://example.com", true},
+		{"proxy says https, http origin", false, func(*http.Request) string { return "https" }, "http://example.com", false},
+		{"proxy scheme case", false, func(*http.Request) string { return "HTTPS" }, "https://example.com", true},
+		{"scheme other than http(s) never matches", false, func(*http.Request) string { return "gopher" }, "gopher://example.com", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := newConfig(Options{RequestScheme: tt.scheme})
+			r := httptest.NewRequest("GET", "http://example.com/", nil)
+			if tt.tls {
+				r.TLS = &tls.ConnectionState{}
+			}
+			if got := cfg.originAllowed(r, tt.origin); got != tt.want {
+				t.Errorf("originAllowed = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSameOriginSchemeRefused: against a plain-http server, an Origin with
+// the right host but another scheme is refused with 403 and gets no CORS
+// headers (before, host:port alone was compared, so gopher://host passed
+// and was reflected with credentials).
+func TestSameOriginSchemeRefused(t *testing.T) {
+	ts := newTServer(t, Options{})
+	host := strings.TrimPrefix(ts.hs.URL, "http://")
+	tests := []struct {
+		origin string
+		status int
+	}{
+		{"http://" + host, 200},
+		{"https://" + host, 403},
+		{"gopher://" + host, 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.origin, func(t *testing.T) {
+			code, h, body := ts.do("GET", "EIO=4&transport=polling", "", http.Header{"Origin": {tt.origin}})
+			if code != tt.status {
+				t.Fatalf("polling handshake: %d %q, want %d", code, body, tt.status)
+			}
+			acao := h.Get("Access-Control-Allow-Origin")
+			if tt.status == 200 {
+				ts.session()
+				if acao != tt.origin || h.Get("Access-Control-Allow-Credentials") != "true" {
+					t.Errorf("CORS headers %v", h)
+				}
+				return
+			}
+			if body != `{"code":4,"message":"Forbidden"}` || acao != "" || h.Get("Access-Control-Allow-Credentials") != "" {
+				t.Errorf("refusal %q with headers %v", body, h)
+			}
+			c, resp, err := ts.dial("EIO=4&transport=websocket", http.Header{"Origin": {tt.origin}})
+			if err == nil {
+				c.Close()
+				t.Fatal("websocket handshake accepted")
+			}
+			if resp == nil || resp.StatusCode != 403 {
+				t.Errorf("websocket handshake: %v %v", resp, err)
 			}
 		})
 	}

@@ -86,10 +86,20 @@ type Session struct {
 	// while an upgrade briefly lets two connections carry client packets.
 	recvMu sync.Mutex
 
-	mu         sync.Mutex
-	handler    Handler
-	transport  string
-	queue      []outPacket
+	mu        sync.Mutex
+	handler   Handler
+	transport string
+	queue     []outPacket
+	// The backlog, in bytes as counted by cost: queuedBytes for the
+	// messages in queue, writingBytes for those the websocket writer took
+	// and has not finished writing. slowSince is when the backlog went
+	// over MaxBufferedBytes (zero while it is not); slowTimer then closes
+	// the session after SlowClientGrace.
+	queuedBytes  int64
+	writingBytes int64
+	slowSince    time.Time
+	slowTimer    *time.Timer
+
 	wsNotify   chan struct{} // wakes the websocket writer (1-buffered)
 	pollNotify chan struct{} // wakes a pending polling GET (1-buffered)
 
@@ -173,8 +183,9 @@ func (s *Session) SetHandler(h Handler) {
 
 // Writable reports whether a packet sent now would go out without waiting
 // behind others, Node's transport.writable: a polling GET is waiting, or
-// the websocket has nothing queued. Volatile emits are dropped when it is
-// false.
+// the websocket has nothing queued (and its backlog is within
+// Options.MaxBufferedBytes). Volatile emits are dropped when it is false;
+// SendVolatile makes that decision and the queueing in one step.
 func (s *Session) Writable() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -182,7 +193,7 @@ func (s *Session) Writable() bool {
 		return false
 	}
 	if s.transport == TransportWebSocket {
-		return len(s.queue) == 0
+		return len(s.queue) == 0 && s.backlogLocked() <= s.cfg.MaxBufferedBytes
 	}
 	return s.getActive && s.probe == nil
 }
@@ -191,35 +202,126 @@ func (s *Session) Writable() bool {
 // and its connections are released.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
+// cost is what a queued message counts against the backlog bounds.
+func cost(m *Message) int64 { return int64(len(m.frame)) + QueueEntryOverhead }
+
+func costOf(msgs []*Message) int64 {
+	var n int64
+	for _, m := range msgs {
+		if m != nil {
+			n += cost(m)
+		}
+	}
+	return n
+}
+
+// backlogLocked is the session's backlog in bytes (see cost).
+func (s *Session) backlogLocked() int64 { return s.queuedBytes + s.writingBytes }
+
+// BufferedBytes returns the session's backlog: the bytes, as counted against
+// Options.MaxBufferedBytes, of the messages sent and not yet written to
+// the network.
+func (s *Session) BufferedBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.backlogLocked()
+}
+
 // Send queues messages, atomically and in order, and never blocks. It
 // returns ErrSessionClosed if the session is closed or closing, and
-// ErrQueueFull if the queue would exceed Options.MaxQueuedMessages; then
-// nothing is queued and the session is closing ("write queue full").
-// Safe from any goroutine.
+// ErrQueueFull if the backlog would pass Options.MaxBufferedBytesHard;
+// then nothing is queued and the session is closing ("write queue full").
+// A backlog over Options.MaxBufferedBytes for longer than
+// Options.SlowClientGrace closes the session too. Safe from any goroutine.
 func (s *Session) Send(msgs ...*Message) error {
+	add := costOf(msgs)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return ErrSessionClosed
 	}
-	if len(s.queue)+len(msgs) > s.cfg.MaxQueuedMessages {
-		queued := len(s.queue)
+	if backlog := s.backlogLocked(); backlog+add > s.cfg.MaxBufferedBytesHard {
 		s.mu.Unlock()
-		s.log.Warn("closing slow client",
-			zap.String("reason", ReasonQueueFull), zap.Int("queued", queued))
+		s.log.Warn("closing slow client: send queue over its hard limit",
+			zap.String("reason", ReasonQueueFull), zap.Int64("queued_bytes", backlog),
+			zap.Int64("limit_bytes", s.cfg.MaxBufferedBytesHard))
 		// OnClose runs on another goroutine: Send may be called with
 		// locks held (a broadcast over a room) that OnClose needs.
 		s.closeWith(ReasonQueueFull, kindOverflow, true)
 		return ErrQueueFull
 	}
+	s.queueLocked(msgs, add)
+	s.mu.Unlock()
+	return nil
+}
+
+// SendVolatile queues messages as Send does, unless the backlog would
+// pass Options.MaxBufferedBytes: then they are dropped, and the session
+// is left as it is. It reports whether they were queued (false as well
+// when the session is closed).
+func (s *Session) SendVolatile(msgs ...*Message) bool {
+	add := costOf(msgs)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.backlogLocked()+add > s.cfg.MaxBufferedBytes {
+		return false
+	}
+	s.queueLocked(msgs, add)
+	return true
+}
+
+// queueLocked appends messages whose cost is add, and starts the slow
+// client grace if that takes the backlog over the soft bound.
+func (s *Session) queueLocked(msgs []*Message, add int64) {
 	for _, m := range msgs {
 		if m != nil {
 			s.queue = append(s.queue, outPacket{typ: typeMessage, msg: m})
 		}
 	}
+	s.queuedBytes += add
+	s.checkBacklogLocked()
 	s.notifyLocked()
+}
+
+// checkBacklogLocked starts the slow-client grace when the backlog is
+// over the soft bound and stops it when it is back under it; call it
+// after every change of the backlog.
+func (s *Session) checkBacklogLocked() {
+	over := s.backlogLocked() > s.cfg.MaxBufferedBytes
+	switch {
+	case over && s.slowSince.IsZero() && !s.closed:
+		s.slowSince = time.Now()
+		if s.slowTimer == nil {
+			s.slowTimer = time.AfterFunc(s.cfg.SlowClientGrace, s.onSlowTimer)
+		} else {
+			s.slowTimer.Reset(s.cfg.SlowClientGrace)
+		}
+	case !over && !s.slowSince.IsZero():
+		s.slowSince = time.Time{}
+		s.slowTimer.Stop()
+	}
+}
+
+// onSlowTimer closes a session whose backlog has stayed over the soft
+// bound for SlowClientGrace. A timer that fires for an earlier period
+// over the bound sees the later start and re-arms.
+func (s *Session) onSlowTimer() {
+	s.mu.Lock()
+	if s.closed || s.slowSince.IsZero() {
+		s.mu.Unlock()
+		return
+	}
+	if d := s.cfg.SlowClientGrace - time.Since(s.slowSince); d > 0 {
+		s.slowTimer.Reset(d)
+		s.mu.Unlock()
+		return
+	}
+	backlog, since := s.backlogLocked(), s.slowSince
 	s.mu.Unlock()
-	return nil
+	s.log.Warn("closing slow client: send queue over its soft limit for too long",
+		zap.String("reason", ReasonQueueFull), zap.Int64("queued_bytes", backlog),
+		zap.Int64("limit_bytes", s.cfg.MaxBufferedBytes), zap.Duration("over_for", time.Since(since)))
+	s.closeWith(ReasonQueueFull, kindOverflow, false)
 }
 
 // Close closes the session from the server side: queued packets are
@@ -253,8 +355,9 @@ func signal(c chan struct{}) {
 }
 
 // takeQueueLocked returns the queued packets appended to dst and empties
-// the queue, releasing it if a burst made it large.
-func (s *Session) takeQueueLocked(dst []outPacket) []outPacket {
+// the queue, releasing it if a burst made it large. Their bytes move from
+// queuedBytes to writingBytes, the caller's to write (see wroteLocked).
+func (s *Session) takeQueueLocked(dst []outPacket) ([]outPacket, int64) {
 	dst = append(dst, s.queue...)
 	clear(s.queue)
 	if cap(s.queue) > maxIdleQueueCap {
@@ -262,7 +365,62 @@ func (s *Session) takeQueueLocked(dst []outPacket) []outPacket {
 	} else {
 		s.queue = s.queue[:0]
 	}
-	return dst
+	n := s.queuedBytes
+	s.queuedBytes = 0
+	s.writingBytes += n
+	return dst, n
+}
+
+// wroteLocked records that n bytes taken by takeQueueLocked are written.
+func (s *Session) wroteLocked(n int64) {
+	s.writingBytes -= n
+	s.checkBacklogLocked()
+}
+
+// takePollLocked takes from the head of the queue, in order, the packets
+// of one polling response: as many as fit in limit bytes of encoded
+// payload, and at least one. It returns them appended to dst and their
+// encoded size. Their bytes leave the backlog: the response is built
+// from them at once.
+func (s *Session) takePollLocked(dst []outPacket, limit int64) ([]outPacket, int) {
+	size, n := 0, 0
+	var taken int64
+	for _, p := range s.queue {
+		next := size + encodedSize(p)
+		if n > 0 {
+			next++ // record separator
+		}
+		if n > 0 && int64(next) > limit {
+			break
+		}
+		size = next
+		n++
+		if p.msg != nil {
+			taken += cost(p.msg)
+		}
+	}
+	dst = append(dst, s.queue[:n]...)
+	clear(s.queue[:n])
+	if n == len(s.queue) {
+		if cap(s.queue) > maxIdleQueueCap {
+			s.queue = nil
+		} else {
+			s.queue = s.queue[:0]
+		}
+	} else {
+		// The array is released once appends outgrow what is left.
+		s.queue = s.queue[n:]
+	}
+	s.queuedBytes -= taken
+	s.checkBacklogLocked()
+	return dst, size
+}
+
+// dropQueueLocked empties the queue without sending it.
+func (s *Session) dropQueueLocked() {
+	clear(s.queue)
+	s.queue = nil
+	s.queuedBytes = 0
 }
 
 // startHeartbeat arms the ping timer (Engine.IO v4: the server pings).
@@ -422,9 +580,11 @@ func (s *Session) closeWith(reason string, kind closeKind, async bool) {
 	if s.hbTimer != nil {
 		s.hbTimer.Stop()
 	}
+	if s.slowTimer != nil {
+		s.slowTimer.Stop()
+	}
 	if kind != kindGraceful && kind != kindShutdown {
-		clear(s.queue)
-		s.queue = nil
+		s.dropQueueLocked()
 	}
 	if s.transport == TransportPolling && !s.getActive {
 		switch kind {
@@ -512,6 +672,9 @@ func (s *Session) finalize() {
 	}
 	if s.lingerTimer != nil {
 		s.lingerTimer.Stop()
+	}
+	if s.slowTimer != nil {
+		s.slowTimer.Stop()
 	}
 	s.mu.Unlock()
 	s.srv.remove(s)

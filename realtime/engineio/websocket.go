@@ -275,10 +275,15 @@ func readErrorReason(err error) string {
 // requires, then closes the socket (which ends readLoop).
 func (s *Session) writeLoop(c *websocket.Conn) {
 	var batch []outPacket
+	var written int64 // bytes of the batch just written, still in the backlog
 	idle := time.NewTimer(writerLinger)
 	defer idle.Stop()
 	for {
 		s.mu.Lock()
+		if written > 0 {
+			s.wroteLocked(written)
+			written = 0
+		}
 		for len(s.queue) == 0 && !s.closed {
 			s.mu.Unlock()
 			idle.Reset(writerLinger)
@@ -299,7 +304,8 @@ func (s *Session) writeLoop(c *websocket.Conn) {
 			s.mu.Lock()
 		}
 		closed, kind := s.closed, s.kind
-		batch = s.takeQueueLocked(batch[:0])
+		var n int64
+		batch, n = s.takeQueueLocked(batch[:0])
 		s.mu.Unlock()
 		if closed {
 			s.finishWrites(c, kind, batch)
@@ -313,6 +319,7 @@ func (s *Session) writeLoop(c *websocket.Conn) {
 			s.finishWrites(c, kindOverflow, nil)
 			return
 		}
+		written = n
 		clear(batch)
 		if cap(batch) > maxIdleQueueCap {
 			batch = nil

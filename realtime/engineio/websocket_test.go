@@ -288,9 +288,10 @@ func TestUpgradeAbortedByOtherPacket(t *testing.T) {
 }
 
 // Slow client: a websocket that never reads. Sends fail with ErrQueueFull
-// once the bounded queue is full, and the session is closed.
+// once the backlog reaches the hard cap, and the session is closed.
 func TestWebSocketSlowClient(t *testing.T) {
-	ts := newTServer(t, Options{MaxQueuedMessages: 16, WriteTimeout: 30 * time.Second})
+	ts := newTServer(t, Options{MaxBufferedBytes: 64 << 10, MaxBufferedBytesHard: 1 << 20, MaxPayload: 1000,
+		SlowClientGrace: time.Minute, WriteTimeout: 30 * time.Second})
 	c := ts.mustDial("EIO=4&transport=websocket")
 	read(t, c)
 	r := ts.session()
