@@ -153,10 +153,27 @@ func (c *conn) connect(p *parser.Packet) {
 // disconnectAll disconnects every socket of the connection, each with its
 // DISCONNECT packet, then closes the connection once they are written.
 func (c *conn) disconnectAll() {
+	c.disconnectAllWith("server namespace disconnect", "forced server close")
+}
+
+// disconnectAllWith is disconnectAll with the reasons the sockets'
+// disconnect handlers and the session get. Every socket is claimed before
+// any packet is written, so a client that closes the transport on the
+// first DISCONNECT cannot change the others' reason.
+func (c *conn) disconnectAllWith(socketReason, sessionReason string) {
+	var claimed []*Socket
 	for _, s := range c.socketList() {
-		s.disconnect()
+		if s.claimClose() {
+			claimed = append(claimed, s)
+		}
 	}
-	c.sess.Close("forced server close")
+	for _, s := range claimed {
+		s.writeDisconnect()
+	}
+	for _, s := range claimed {
+		s.finishClose(socketReason)
+	}
+	c.sess.Close(sessionReason)
 }
 
 // socketList snapshots the connection's sockets, to act on them without

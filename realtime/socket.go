@@ -304,11 +304,17 @@ func (s *Socket) Disconnect(close bool) {
 }
 
 func (s *Socket) disconnect() {
-	if !s.connected.Load() {
+	if !s.claimClose() {
 		return
 	}
-	_ = s.send(&parser.Packet{Type: parser.Disconnect, Namespace: s.nsp.name, ID: parser.NoID})
-	s.onClose("server namespace disconnect")
+	s.writeDisconnect()
+	s.finishClose("server namespace disconnect")
+}
+
+// writeDisconnect queues the DISCONNECT packet of a socket whose close was
+// claimed (so send, which wants a connected socket, would refuse).
+func (s *Socket) writeDisconnect() {
+	_ = s.conn.write(mustEncode(&parser.Packet{Type: parser.Disconnect, Namespace: s.nsp.name, ID: parser.NoID}))
 }
 
 // send encodes p and queues it for this socket alone.
@@ -437,10 +443,24 @@ func (s *Socket) refuse() {
 // onClose drops the socket once: handlers hear the reason, then it leaves
 // its rooms and pending acknowledgements fail.
 func (s *Socket) onClose(reason string) {
+	if s.claimClose() {
+		s.finishClose(reason)
+	}
+}
+
+// claimClose marks a connected socket disconnected; true for the one
+// caller that must then finishClose it.
+func (s *Socket) claimClose() bool {
 	if !s.connected.CompareAndSwap(true, false) {
-		return
+		return false
 	}
 	s.gone.Store(true)
+	return true
+}
+
+// finishClose runs the disconnect handlers of a claimed socket and lets it
+// go: rooms, namespace, connection, pending acknowledgements.
+func (s *Socket) finishClose(reason string) {
 	s.mu.Lock()
 	fns := s.onDisconnect
 	s.mu.Unlock()
