@@ -3,6 +3,7 @@ package realtime
 import (
 	"errors"
 	"maps"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
@@ -13,12 +14,24 @@ import (
 	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
 )
 
+// session is what a conn uses of its *engineio.Session (an interface so
+// that fuzz tests can drive a conn without a network).
+type session interface {
+	ID() string
+	Request() *http.Request
+	Transport() string
+	Writable() bool
+	Send(msgs ...*engineio.Message) error
+	Close(reason string)
+}
+
 // conn is one Engine.IO session seen from Socket.IO: it decodes packets,
 // routes them to the socket of their namespace, and holds those sockets.
 // (Node calls it Client.)
 type conn struct {
 	srv  *Server
-	sess *engineio.Session
+	sess session
+	opts *Options       // the server's options when the connection opened
 	dec  parser.Decoder // used by the reader goroutine only
 
 	mu           sync.Mutex
@@ -28,9 +41,9 @@ type conn struct {
 	closed       bool
 }
 
-func newConn(srv *Server, sess *engineio.Session, connectTimeout time.Duration) *conn {
-	c := &conn{srv: srv, sess: sess, sockets: make(map[string]*Socket, 1)}
-	c.connectTimer = time.AfterFunc(connectTimeout, c.onConnectTimeout)
+func newConn(srv *Server, sess session, opts *Options) *conn {
+	c := &conn{srv: srv, sess: sess, opts: opts, sockets: make(map[string]*Socket, 1)}
+	c.connectTimer = time.AfterFunc(opts.ConnectTimeout, c.onConnectTimeout)
 	return c
 }
 

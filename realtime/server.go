@@ -70,7 +70,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) onSession(sess *engineio.Session) {
-	c := newConn(s, sess, s.opts.Load().ConnectTimeout)
+	c := newConn(s, sess, s.opts.Load())
 	sess.SetHandler(c)
 	s.mu.Lock()
 	if s.closed {
