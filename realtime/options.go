@@ -12,7 +12,19 @@ import (
 // namespace joined before it is closed (Node's connectTimeout).
 const DefaultConnectTimeout = 45 * time.Second
 
-// Options configure a Server. Zero values take Node socket.io 4.x defaults.
+// Defaults of the limits in Options. Node socket.io has none of them; they
+// bound what one client can make the server do or hold.
+const (
+	// DefaultEventRate is the sustained event rate a socket may send, in
+	// events per second.
+	DefaultEventRate = 500
+	// DefaultEventBurst is how many events a socket may send at once, above
+	// the sustained rate.
+	DefaultEventBurst = 1000
+)
+
+// Options configure a Server. Zero values take Node socket.io 4.x defaults,
+// and the defaults above for the limits Node does not have.
 type Options struct {
 	// Engine configures the Engine.IO layer: heartbeat, payload limit,
 	// transports, upgrades, origins. Its OnSession is set by the Server.
@@ -24,7 +36,41 @@ type Options struct {
 	Logger *zap.Logger
 	// NewAdapter builds the Adapter of each namespace. Default: NewMemoryAdapter.
 	NewAdapter func(n *Namespace) Adapter
+
+	// EventRate and EventBurst set the token bucket that every socket's
+	// events go through before any handler (On, OnAny) sees them: a socket
+	// may send EventBurst events at once and EventRate events per second
+	// sustained. An event over the limit is dropped; if it asked for an
+	// acknowledgement, the client gets [{"error":"rate limit exceeded"}].
+	// A socket that is limited logs one warning (the first time only).
+	//
+	// A socket that keeps exceeding the limit is disconnected: when
+	// EventBurst of its events were dropped within one refill window
+	// (EventBurst/EventRate, the time an empty bucket takes to fill: 2s
+	// with the defaults), every socket of its connection gets a DISCONNECT
+	// packet and the connection is closed, as Socket.Disconnect(true) does,
+	// with the reason "rate limit exceeded". A client that sends at up to
+	// twice the rate is throttled, above that it is disconnected.
+	//
+	// Defaults (zero): 500 events/s, burst 1000. A negative value of either
+	// turns the limit off.
+	EventRate  float64
+	EventBurst int
+	// OnLimited, when set, is called when a limit acts on a socket, with one
+	// of the Limit* names: for counting (metrics). It runs on the socket's
+	// reader goroutine and must not block.
+	OnLimited func(s *Socket, limit string)
 }
+
+// Names of the limits passed to Options.OnLimited.
+const (
+	// LimitEventRate: the socket started being limited by the event rate:
+	// once per refill window in which some of its events were dropped.
+	LimitEventRate = "event_rate"
+	// LimitEventRateDisconnect: the socket was disconnected for exceeding
+	// the event rate.
+	LimitEventRateDisconnect = "event_rate_disconnect"
+)
 
 func (o Options) withDefaults() Options {
 	if o.ConnectTimeout <= 0 {
@@ -39,5 +85,14 @@ func (o Options) withDefaults() Options {
 	if o.NewAdapter == nil {
 		o.NewAdapter = func(n *Namespace) Adapter { return NewMemoryAdapter(n) }
 	}
+	if o.EventRate == 0 {
+		o.EventRate = DefaultEventRate
+	}
+	if o.EventBurst == 0 {
+		o.EventBurst = DefaultEventBurst
+	}
 	return o
 }
+
+// rateLimited reports whether the event limit is on.
+func (o *Options) rateLimited() bool { return o.EventRate > 0 && o.EventBurst > 0 }

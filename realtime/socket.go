@@ -39,6 +39,8 @@ type Socket struct {
 	connected atomic.Bool // CONNECT answered and not yet disconnected
 	gone      atomic.Bool // disconnected or refused: may not join rooms again
 
+	limiter *eventLimiter // nil when the event limit is off; reader goroutine only
+
 	mu           sync.Mutex
 	handlers     map[string]EventHandler
 	anyHandlers  []AnyHandler
@@ -48,12 +50,16 @@ type Socket struct {
 }
 
 func newSocket(n *Namespace, c *conn, auth map[string]any) *Socket {
-	return &Socket{
+	s := &Socket{
 		id:        newID(),
 		nsp:       n,
 		conn:      c,
 		handshake: newHandshake(c.sess.Request(), auth),
 	}
+	if o := c.opts; o.rateLimited() {
+		s.limiter = newEventLimiter(o.EventRate, o.EventBurst, time.Now())
+	}
+	return s
 }
 
 // ID is the socket's id, 20 characters of base64url like Node's. It is also
@@ -363,6 +369,12 @@ func (s *Socket) onPacket(p *parser.Packet) {
 func (s *Socket) onEvent(p *parser.Packet) {
 	all, _ := p.Data.([]any)
 	if len(all) == 0 {
+		return
+	}
+	if !s.limitEvent() {
+		if p.ID != parser.NoID {
+			s.ackError(p.ID, errRateLimited)
+		}
 		return
 	}
 	event := eventName(all[0])
