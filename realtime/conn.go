@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -72,6 +73,15 @@ func (c *conn) OnMessage(data []byte, binary bool) {
 	if p == nil {
 		return // waiting for attachments
 	}
+	if over(len(p.Namespace), c.opts.MaxNamespaceLength) {
+		// No lookup, not even in c.sockets: a client cannot have joined it.
+		if p.Type == parser.Connect {
+			c.refuseLongNamespace(p.Namespace)
+		} else {
+			c.sess.Close("parse error")
+		}
+		return
+	}
 	c.mu.Lock()
 	s := c.sockets[p.Namespace]
 	busy := c.connecting[p.Namespace]
@@ -92,6 +102,20 @@ func (c *conn) OnMessage(data []byte, binary bool) {
 		return
 	}
 	s.onPacket(p)
+}
+
+// refuseLongNamespace answers a CONNECT whose namespace name is over the
+// limit. The reply names the namespace cut to the limit, so that it stays
+// small: the client cannot match it to its socket, which times out on its
+// side as for a server that never answers.
+func (c *conn) refuseLongNamespace(name string) {
+	if ce := c.srv.logger().Check(zap.DebugLevel, "connect refused: namespace name too long"); ce != nil {
+		ce.Write(zap.String("namespace", cut(name, 64)), zap.Int("bytes", len(name)),
+			zap.Int("max", c.opts.MaxNamespaceLength), zap.String("session", c.sess.ID()))
+	}
+	short := name[:runeStartBefore(name, c.opts.MaxNamespaceLength)]
+	_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: short, ID: parser.NoID,
+		Data: connectErrorPayload{Message: "Invalid namespace"}}))
 }
 
 // OnClose implements engineio.Handler.
@@ -222,4 +246,16 @@ func mustEncode(p *parser.Packet) []*engineio.Message {
 		return nil
 	}
 	return msgs
+}
+
+// runeStartBefore returns the largest i <= n (and <= len(s)) at which a
+// rune of s starts, so that s[:i] does not end inside a UTF-8 sequence.
+func runeStartBefore(s string, n int) int {
+	if n >= len(s) {
+		return len(s)
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return n
 }

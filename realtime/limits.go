@@ -10,7 +10,8 @@ import (
 // Messages of the acknowledgements answered for dropped events, in the
 // module's ack-error shape [{"error": "..."}].
 const (
-	errRateLimited = "rate limit exceeded"
+	errRateLimited      = "rate limit exceeded"
+	errEventNameTooLong = "event name too long"
 )
 
 // eventLimiter is a socket's token bucket for client events. It is used on
@@ -119,4 +120,12 @@ func (s *Socket) limited(limit string) {
 // ackError answers an acknowledgement request with [{"error": msg}].
 func (s *Socket) ackError(id int64, msg string) {
 	_ = s.ackFunc(id)(map[string]any{"error": msg})
+}
+
+// cut shortens a name for a log line to at most n bytes, at a rune start.
+func cut(name string, n int) string {
+	if len(name) <= n {
+		return name
+	}
+	return name[:runeStartBefore(name, n)] + "…"
 }

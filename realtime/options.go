@@ -21,6 +21,11 @@ const (
 	// DefaultEventBurst is how many events a socket may send at once, above
 	// the sustained rate.
 	DefaultEventBurst = 1000
+	// DefaultMaxNamespaceLength bounds a namespace name a client may
+	// CONNECT to, in bytes, the leading "/" included.
+	DefaultMaxNamespaceLength = 256
+	// DefaultMaxEventNameLength bounds the name of a client event, in bytes.
+	DefaultMaxEventNameLength = 256
 )
 
 // Options configure a Server. Zero values take Node socket.io 4.x defaults,
@@ -56,6 +61,15 @@ type Options struct {
 	// turns the limit off.
 	EventRate  float64
 	EventBurst int
+	// MaxNamespaceLength bounds the namespace name of a client's CONNECT, in
+	// bytes: a longer one is answered with CONNECT_ERROR "Invalid namespace"
+	// without looking it up. Default (zero): 256; negative: no bound.
+	MaxNamespaceLength int
+	// MaxEventNameLength bounds the name of a client's event, in bytes: a
+	// longer one is dropped before any handler, and answered with
+	// [{"error":"event name too long"}] if it asked for an acknowledgement.
+	// Default (zero): 256; negative: no bound.
+	MaxEventNameLength int
 	// OnLimited, when set, is called when a limit acts on a socket, with one
 	// of the Limit* names: for counting (metrics). It runs on the socket's
 	// reader goroutine and must not block.
@@ -70,6 +84,8 @@ const (
 	// LimitEventRateDisconnect: the socket was disconnected for exceeding
 	// the event rate.
 	LimitEventRateDisconnect = "event_rate_disconnect"
+	// LimitEventName: an event was dropped for its name's length.
+	LimitEventName = "event_name"
 )
 
 func (o Options) withDefaults() Options {
@@ -91,8 +107,24 @@ func (o Options) withDefaults() Options {
 	if o.EventBurst == 0 {
 		o.EventBurst = DefaultEventBurst
 	}
+	o.MaxNamespaceLength = limitOr(o.MaxNamespaceLength, DefaultMaxNamespaceLength)
+	o.MaxEventNameLength = limitOr(o.MaxEventNameLength, DefaultMaxEventNameLength)
 	return o
 }
+
+// limitOr resolves a size limit: zero takes def, negative means none (-1).
+func limitOr(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return -1
+	}
+	return v
+}
+
+// over reports whether n exceeds limit (a resolved limit: -1 is none).
+func over(n, limit int) bool { return limit >= 0 && n > limit }
 
 // rateLimited reports whether the event limit is on.
 func (o *Options) rateLimited() bool { return o.EventRate > 0 && o.EventBurst > 0 }

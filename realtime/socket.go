@@ -378,6 +378,17 @@ func (s *Socket) onEvent(p *parser.Packet) {
 		return
 	}
 	event := eventName(all[0])
+	if limit := s.conn.opts.MaxEventNameLength; over(len(event), limit) {
+		if ce := s.nsp.srv.logger().Check(zap.DebugLevel, "socket.io event dropped: "+errEventNameTooLong); ce != nil {
+			ce.Write(zap.String("socket", s.id), zap.String("namespace", s.nsp.name),
+				zap.String("event", cut(event, 64)), zap.Int("bytes", len(event)), zap.Int("max", limit))
+		}
+		s.limited(LimitEventName)
+		if p.ID != parser.NoID {
+			s.ackError(p.ID, errEventNameTooLong)
+		}
+		return
+	}
 	args := all[1:]
 	var ack AckFunc
 	if p.ID != parser.NoID {
