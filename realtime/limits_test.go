@@ -105,7 +105,7 @@ func testRateLimitFlood(t *testing.T, d *nodeclient.Driver) {
 			if s.Handshake().Query.Get("sender") == "" {
 				return
 			}
-			s.Join("room")
+			_ = s.Join("room")
 			s.OnAny(func(s *Socket, event string, args []any, _ AckFunc) {
 				if event != "m" {
 					return

@@ -21,6 +21,11 @@ const (
 	// DefaultEventBurst is how many events a socket may send at once, above
 	// the sustained rate.
 	DefaultEventBurst = 1000
+	// DefaultMaxRoomsPerSocket bounds the rooms one socket is in, its own
+	// id-room not counted.
+	DefaultMaxRoomsPerSocket = 256
+	// DefaultMaxRoomNameLength bounds a room name, in bytes.
+	DefaultMaxRoomNameLength = 256
 	// DefaultMaxNamespaceLength bounds a namespace name a client may
 	// CONNECT to, in bytes, the leading "/" included.
 	DefaultMaxNamespaceLength = 256
@@ -61,6 +66,13 @@ type Options struct {
 	// turns the limit off.
 	EventRate  float64
 	EventBurst int
+	// MaxRoomsPerSocket bounds the rooms a socket can be in, its own id-room
+	// not counted: a Join beyond it fails with ErrTooManyRooms. Default
+	// (zero): 256; negative: no bound.
+	MaxRoomsPerSocket int
+	// MaxRoomNameLength bounds the room names Join accepts, in bytes
+	// (ErrRoomNameTooLong). Default (zero): 256; negative: no bound.
+	MaxRoomNameLength int
 	// MaxNamespaceLength bounds the namespace name of a client's CONNECT, in
 	// bytes: a longer one is answered with CONNECT_ERROR "Invalid namespace"
 	// without looking it up. Default (zero): 256; negative: no bound.
@@ -72,7 +84,8 @@ type Options struct {
 	MaxEventNameLength int
 	// OnLimited, when set, is called when a limit acts on a socket, with one
 	// of the Limit* names: for counting (metrics). It runs on the socket's
-	// reader goroutine and must not block.
+	// reader goroutine, or on the goroutine that called Join, and must not
+	// block.
 	OnLimited func(s *Socket, limit string)
 }
 
@@ -86,6 +99,8 @@ const (
 	LimitEventRateDisconnect = "event_rate_disconnect"
 	// LimitEventName: an event was dropped for its name's length.
 	LimitEventName = "event_name"
+	// LimitRooms: a Join was refused (too many rooms or a name too long).
+	LimitRooms = "rooms"
 )
 
 func (o Options) withDefaults() Options {
@@ -107,6 +122,8 @@ func (o Options) withDefaults() Options {
 	if o.EventBurst == 0 {
 		o.EventBurst = DefaultEventBurst
 	}
+	o.MaxRoomsPerSocket = limitOr(o.MaxRoomsPerSocket, DefaultMaxRoomsPerSocket)
+	o.MaxRoomNameLength = limitOr(o.MaxRoomNameLength, DefaultMaxRoomNameLength)
 	o.MaxNamespaceLength = limitOr(o.MaxNamespaceLength, DefaultMaxNamespaceLength)
 	o.MaxEventNameLength = limitOr(o.MaxEventNameLength, DefaultMaxEventNameLength)
 	return o

@@ -40,6 +40,7 @@ type Socket struct {
 	gone      atomic.Bool // disconnected or refused: may not join rooms again
 
 	limiter *eventLimiter // nil when the event limit is off; reader goroutine only
+	joinMu  sync.Mutex    // serializes Join's count and add on adapters other than MemoryAdapter
 
 	mu           sync.Mutex
 	handlers     map[string]EventHandler
@@ -149,14 +150,74 @@ func (s *Socket) Info() SocketInfo {
 
 // Join puts the socket in rooms. A middleware may call it before the socket
 // is connected; a refused socket leaves them again.
-func (s *Socket) Join(rooms ...string) {
-	if len(rooms) == 0 || s.gone.Load() {
-		return
+//
+// Join is all or nothing: it joins no room and returns an error wrapping
+// ErrRoomNameTooLong when a name is longer than Options.MaxRoomNameLength,
+// or ErrTooManyRooms when the socket would be in more than
+// Options.MaxRoomsPerSocket rooms (its own id-room is not counted, nor are
+// rooms it is already in: joining those again is a no-op). A socket that
+// has disconnected joins nothing and gets ErrSocketClosed.
+func (s *Socket) Join(rooms ...string) error {
+	if len(rooms) == 0 {
+		return nil
 	}
-	s.nsp.adapter.AddAll(s.id, rooms)
+	if s.gone.Load() {
+		return fmt.Errorf("joining rooms: %w", ErrSocketClosed)
+	}
+	o := s.conn.opts
+	for _, r := range rooms {
+		if over(len(r), o.MaxRoomNameLength) {
+			s.limited(LimitRooms)
+			return fmt.Errorf("joining room %q: %w (%d bytes, at most %d)",
+				cut(r, 64), ErrRoomNameTooLong, len(r), o.MaxRoomNameLength)
+		}
+	}
+	var err error
+	if a, ok := s.nsp.adapter.(*MemoryAdapter); ok {
+		err = a.addAllBounded(s.id, rooms, o.MaxRoomsPerSocket)
+	} else {
+		err = s.joinOther(rooms, o.MaxRoomsPerSocket)
+	}
+	if err != nil {
+		s.limited(LimitRooms)
+		return err
+	}
 	if s.gone.Load() {
 		s.nsp.adapter.DelAll(s.id) // lost a race with onClose
+		return fmt.Errorf("joining rooms: %w", ErrSocketClosed)
 	}
+	return nil
+}
+
+// joinOther counts and joins on an adapter that cannot bound the count
+// itself; joinMu keeps two Joins of the socket from passing the same count.
+func (s *Socket) joinOther(rooms []string, limit int) error {
+	s.joinMu.Lock()
+	defer s.joinMu.Unlock()
+	if limit >= 0 {
+		have := make(map[string]struct{})
+		for _, r := range s.nsp.adapter.SocketRooms(s.id) {
+			if r != s.id {
+				have[r] = struct{}{}
+			}
+		}
+		n := len(have)
+		for _, r := range rooms {
+			if _, in := have[r]; !in && r != s.id {
+				have[r] = struct{}{}
+				n++
+			}
+		}
+		if n > limit {
+			return tooManyRooms(n, limit)
+		}
+	}
+	s.nsp.adapter.AddAll(s.id, rooms)
+	return nil
+}
+
+func tooManyRooms(n, limit int) error {
+	return fmt.Errorf("joining rooms: %w (%d, at most %d)", ErrTooManyRooms, n, limit)
 }
 
 // Leave takes the socket out of room.
