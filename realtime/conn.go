@@ -134,7 +134,7 @@ func (c *conn) OnClose(reason string) {
 
 func (c *conn) connect(p *parser.Packet) {
 	name := p.Namespace
-	n := c.srv.lookupNamespace(name)
+	n := c.srv.acquireNamespace(name)
 	if n == nil {
 		_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: name, ID: parser.NoID,
 			Data: connectErrorPayload{Message: "Invalid namespace"}}))
@@ -145,6 +145,7 @@ func (c *conn) connect(p *parser.Packet) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		c.srv.releaseNamespace(n)
 		return
 	}
 	if c.connecting == nil {
@@ -170,6 +171,7 @@ func (c *conn) connect(p *parser.Packet) {
 	c.mu.Unlock()
 	if closed || err != nil {
 		s.refuse()
+		c.srv.releaseNamespace(n)
 	}
 	if closed {
 		return
@@ -182,7 +184,7 @@ func (c *conn) connect(p *parser.Packet) {
 			Data: newConnectErrorPayload(err)}))
 		return
 	}
-	n.add(s)
+	c.srv.admitNamespace(n, s)
 	s.connect()
 	n.fireConnection(s)
 }

@@ -543,7 +543,8 @@ func (s *Socket) claimClose() bool {
 }
 
 // finishClose runs the disconnect handlers of a claimed socket and lets it
-// go: rooms, namespace, connection, pending acknowledgements.
+// go: rooms, namespace (which may go too, if dynamic and now empty),
+// connection, pending acknowledgements.
 func (s *Socket) finishClose(reason string) {
 	s.mu.Lock()
 	fns := s.onDisconnect
@@ -552,7 +553,7 @@ func (s *Socket) finishClose(reason string) {
 		s.safeCall("disconnect", func() { fn(s, reason) })
 	}
 	s.nsp.adapter.DelAll(s.id)
-	s.nsp.remove(s)
+	s.nsp.srv.leaveNamespace(s.nsp, s)
 	s.conn.remove(s)
 	s.mu.Lock()
 	acks := s.acks
