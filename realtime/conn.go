@@ -40,10 +40,20 @@ type conn struct {
 	connecting   map[string]bool    // namespaces whose CONNECT is in a middleware
 	connectTimer *time.Timer
 	closed       bool
+
+	// The attachment timer closes the connection when a binary packet's
+	// attachments are late. The reader arms it when the decoder starts
+	// waiting and disarms it when it stops; attSeq tells the timer whether
+	// the wait it was armed for is still the current one.
+	attWaiting bool // the timer is armed; reader goroutine only
+	attMu      sync.Mutex
+	attTimer   *time.Timer
+	attSeq     uint64
 }
 
 func newConn(srv *Server, sess session, opts *Options) *conn {
 	c := &conn{srv: srv, sess: sess, opts: opts, sockets: make(map[string]*Socket, 1)}
+	c.dec.MaxAttachmentBytes = opts.MaxAttachmentBytes
 	c.connectTimer = time.AfterFunc(opts.ConnectTimeout, c.onConnectTimeout)
 	return c
 }
@@ -63,6 +73,14 @@ func (c *conn) onConnectTimeout() {
 // OnMessage implements engineio.Handler.
 func (c *conn) OnMessage(data []byte, binary bool) {
 	p, err := c.dec.Add(data, binary)
+	if w := c.dec.Waiting(); w != c.attWaiting {
+		c.attWaiting = w
+		if !c.setAttachmentTimer(w) {
+			// The timer fired as the wait ended: it was too late.
+			c.sess.Close("parse error")
+			return
+		}
+	}
 	if err != nil {
 		if ce := c.srv.logger().Check(zap.DebugLevel, "closing connection on a bad packet"); ce != nil {
 			ce.Write(zap.String("session", c.sess.ID()), zap.Error(err))
@@ -104,6 +122,43 @@ func (c *conn) OnMessage(data []byte, binary bool) {
 	s.onPacket(p)
 }
 
+// setAttachmentTimer arms (on) or disarms the attachment timer; false when
+// disarming found that the timer had fired already (its function may be
+// about to see that it is stale, so the caller closes the connection).
+func (c *conn) setAttachmentTimer(on bool) bool {
+	c.attMu.Lock()
+	defer c.attMu.Unlock()
+	c.attSeq++
+	if c.attTimer != nil {
+		fired := !c.attTimer.Stop()
+		c.attTimer = nil
+		if fired {
+			return false
+		}
+	}
+	if on {
+		seq := c.attSeq
+		c.attTimer = time.AfterFunc(c.opts.AttachmentTimeout, func() { c.onAttachmentTimeout(seq) })
+	}
+	return true
+}
+
+// onAttachmentTimeout runs on the timer's goroutine: it touches no decoder
+// state, it only closes the connection if the wait it was armed for is
+// still on.
+func (c *conn) onAttachmentTimeout(seq uint64) {
+	c.attMu.Lock()
+	current := seq == c.attSeq
+	c.attMu.Unlock()
+	if !current {
+		return
+	}
+	if ce := c.srv.logger().Check(zap.DebugLevel, "closing connection: binary attachments late"); ce != nil {
+		ce.Write(zap.String("session", c.sess.ID()), zap.Duration("timeout", c.opts.AttachmentTimeout))
+	}
+	c.sess.Close("parse error")
+}
+
 // refuseLongNamespace answers a CONNECT whose namespace name is over the
 // limit. The reply names the namespace cut to the limit, so that it stays
 // small: the client cannot match it to its socket, which times out on its
@@ -126,6 +181,13 @@ func (c *conn) OnClose(reason string) {
 		c.connectTimer.Stop()
 	}
 	c.mu.Unlock()
+	c.attMu.Lock()
+	c.attSeq++
+	if c.attTimer != nil {
+		c.attTimer.Stop()
+		c.attTimer = nil
+	}
+	c.attMu.Unlock()
 	for _, s := range c.socketList() {
 		s.onClose(reason)
 	}

@@ -31,6 +31,9 @@ const (
 	DefaultMaxNamespaceLength = 256
 	// DefaultMaxEventNameLength bounds the name of a client event, in bytes.
 	DefaultMaxEventNameLength = 256
+	// DefaultAttachmentTimeout bounds how long the binary attachments of one
+	// packet may take to arrive after its header.
+	DefaultAttachmentTimeout = 10 * time.Second
 )
 
 // Options configure a Server. Zero values take Node socket.io 4.x defaults,
@@ -82,6 +85,15 @@ type Options struct {
 	// [{"error":"event name too long"}] if it asked for an acknowledgement.
 	// Default (zero): 256; negative: no bound.
 	MaxEventNameLength int
+	// MaxAttachmentBytes bounds the total size of the binary attachments of
+	// one packet; a connection whose attachments go over it is closed with
+	// "parse error" at once. Default (zero): Engine.MaxPayload (itself
+	// 1000000 by default).
+	MaxAttachmentBytes int64
+	// AttachmentTimeout closes a connection ("parse error") when the binary
+	// attachments a packet announced have not all arrived within it after
+	// the packet's header. Default (zero): 10s.
+	AttachmentTimeout time.Duration
 	// OnLimited, when set, is called when a limit acts on a socket, with one
 	// of the Limit* names: for counting (metrics). It runs on the socket's
 	// reader goroutine, or on the goroutine that called Join, and must not
@@ -126,6 +138,15 @@ func (o Options) withDefaults() Options {
 	o.MaxRoomNameLength = limitOr(o.MaxRoomNameLength, DefaultMaxRoomNameLength)
 	o.MaxNamespaceLength = limitOr(o.MaxNamespaceLength, DefaultMaxNamespaceLength)
 	o.MaxEventNameLength = limitOr(o.MaxEventNameLength, DefaultMaxEventNameLength)
+	if o.MaxAttachmentBytes <= 0 {
+		o.MaxAttachmentBytes = o.Engine.MaxPayload
+		if o.MaxAttachmentBytes <= 0 {
+			o.MaxAttachmentBytes = engineio.DefaultMaxPayload
+		}
+	}
+	if o.AttachmentTimeout <= 0 {
+		o.AttachmentTimeout = DefaultAttachmentTimeout
+	}
 	return o
 }
 
