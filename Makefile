@@ -44,5 +44,6 @@ bench:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./realtime/parser/
 	$(GO) test -run '^$$' -fuzz FuzzJSON -fuzztime 60s ./realtime/parser/
+	$(GO) test -run '^$$' -fuzz FuzzNames -fuzztime 60s ./realtime/
 	$(GO) test -run '^$$' -fuzz FuzzDecodePayload -fuzztime 60s ./realtime/engineio/
 	$(GO) test -run '^$$' -fuzz FuzzAPIRequest -fuzztime 60s .
