@@ -44,8 +44,9 @@ bench:
 # FuzzDecodePayloadMany's seeds hold up to 10,001 packets: at the default
 # -fuzzminimizetime (60s) minimizing one new input takes most of its run.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./realtime/parser/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime 60s ./realtime/parser/
 	$(GO) test -run '^$$' -fuzz FuzzJSON -fuzztime 60s ./realtime/parser/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePayload$$' -fuzztime 60s ./realtime/engineio/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePayloadMany$$' -fuzztime 60s -fuzzminimizetime 2s ./realtime/engineio/
+	$(GO) test -run '^$$' -fuzz FuzzNames -fuzztime 60s ./realtime/
 	$(GO) test -run '^$$' -fuzz FuzzAPIRequest -fuzztime 60s .

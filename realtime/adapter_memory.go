@@ -35,6 +35,10 @@ func NewMemoryAdapter(n *Namespace) *MemoryAdapter {
 func (a *MemoryAdapter) AddAll(id string, rooms []string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.addAllLocked(id, rooms)
+}
+
+func (a *MemoryAdapter) addAllLocked(id string, rooms []string) {
 	mine, known := a.sids[id]
 	if !known {
 		a.sids[id] = nil
@@ -55,6 +59,44 @@ func (a *MemoryAdapter) AddAll(id string, rooms []string) {
 		}
 		members[id] = struct{}{}
 	}
+}
+
+// addAllBounded is AddAll for Socket.Join: it adds nothing and returns an
+// error wrapping ErrTooManyRooms when id would be in more than limit rooms
+// (id-room and rooms it is in already not counted; limit < 0: no bound).
+// Count and add happen under one lock, so concurrent Joins cannot both
+// pass the bound.
+func (a *MemoryAdapter) addAllBounded(id string, rooms []string, limit int) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if limit >= 0 {
+		mine := a.sids[id]
+		n := len(mine)
+		var seen map[string]struct{} // new rooms named more than once
+		for _, r := range rooms {
+			if r == id {
+				continue
+			}
+			if _, in := mine[r]; in {
+				continue
+			}
+			if len(rooms) > 1 {
+				if _, dup := seen[r]; dup {
+					continue
+				}
+				if seen == nil {
+					seen = make(map[string]struct{}, len(rooms))
+				}
+				seen[r] = struct{}{}
+			}
+			n++
+		}
+		if n > limit {
+			return tooManyRooms(n, limit)
+		}
+	}
+	a.addAllLocked(id, rooms)
+	return nil
 }
 
 // Del implements Adapter. A socket stays in its own id-room.
@@ -251,10 +293,11 @@ func (a *MemoryAdapter) FetchSockets(_ context.Context, opts BroadcastOptions) (
 	return out, nil
 }
 
-// AddSockets implements Adapter.
+// AddSockets implements Adapter. A socket that may not join (too many
+// rooms, a name too long) is left as it is.
 func (a *MemoryAdapter) AddSockets(opts BroadcastOptions, rooms []string) {
 	for _, s := range a.selected(opts) {
-		s.Join(rooms...)
+		_ = s.Join(rooms...)
 	}
 }
 

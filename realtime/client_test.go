@@ -50,14 +50,24 @@ type clientEnv struct {
 // that none of its goroutines is left.
 func startClientEnv(t *testing.T, d *nodeclient.Driver, version string, extra func(*Server)) *clientEnv {
 	t.Helper()
+	return startClientEnvWith(t, d, version, nil, extra)
+}
+
+// startClientEnvWith is startClientEnv with options changed by opts first.
+func startClientEnvWith(t *testing.T, d *nodeclient.Driver, version string, opts func(*Options), extra func(*Server)) *clientEnv {
+	t.Helper()
 	baseline := realtimeGoroutines()
-	srv := NewServer(Options{
+	o := Options{
 		Engine: engineio.Options{
 			PingInterval: time.Second,
 			PingTimeout:  3 * time.Second,
 		},
 		ConnectTimeout: 5 * time.Second,
-	})
+	}
+	if opts != nil {
+		opts(&o)
+	}
+	srv := NewServer(o)
 	for _, name := range []string{"/", "/admin"} {
 		standardHandlers(srv.Of(name))
 	}

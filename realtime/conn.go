@@ -3,9 +3,11 @@ package realtime
 import (
 	"errors"
 	"maps"
+	"net/http"
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"go.uber.org/zap"
 
@@ -13,12 +15,24 @@ import (
 	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
 )
 
+// session is what a conn uses of its *engineio.Session (an interface so
+// that fuzz tests can drive a conn without a network).
+type session interface {
+	ID() string
+	Request() *http.Request
+	Transport() string
+	Writable() bool
+	Send(msgs ...*engineio.Message) error
+	Close(reason string)
+}
+
 // conn is one Engine.IO session seen from Socket.IO: it decodes packets,
 // routes them to the socket of their namespace, and holds those sockets.
 // (Node calls it Client.)
 type conn struct {
 	srv  *Server
-	sess *engineio.Session
+	sess session
+	opts *Options       // the server's options when the connection opened
 	dec  parser.Decoder // used by the reader goroutine only
 
 	mu           sync.Mutex
@@ -26,11 +40,21 @@ type conn struct {
 	connecting   map[string]bool    // namespaces whose CONNECT is in a middleware
 	connectTimer *time.Timer
 	closed       bool
+
+	// The attachment timer closes the connection when a binary packet's
+	// attachments are late. The reader arms it when the decoder starts
+	// waiting and disarms it when it stops; attSeq tells the timer whether
+	// the wait it was armed for is still the current one.
+	attWaiting bool // the timer is armed; reader goroutine only
+	attMu      sync.Mutex
+	attTimer   *time.Timer
+	attSeq     uint64
 }
 
-func newConn(srv *Server, sess *engineio.Session, connectTimeout time.Duration) *conn {
-	c := &conn{srv: srv, sess: sess, sockets: make(map[string]*Socket, 1)}
-	c.connectTimer = time.AfterFunc(connectTimeout, c.onConnectTimeout)
+func newConn(srv *Server, sess session, opts *Options) *conn {
+	c := &conn{srv: srv, sess: sess, opts: opts, sockets: make(map[string]*Socket, 1)}
+	c.dec.MaxAttachmentBytes = opts.MaxAttachmentBytes
+	c.connectTimer = time.AfterFunc(opts.ConnectTimeout, c.onConnectTimeout)
 	return c
 }
 
@@ -49,6 +73,14 @@ func (c *conn) onConnectTimeout() {
 // OnMessage implements engineio.Handler.
 func (c *conn) OnMessage(data []byte, binary bool) {
 	p, err := c.dec.Add(data, binary)
+	if w := c.dec.Waiting(); w != c.attWaiting {
+		c.attWaiting = w
+		if !c.setAttachmentTimer(w) {
+			// The timer fired as the wait ended: it was too late.
+			c.sess.Close("parse error")
+			return
+		}
+	}
 	if err != nil {
 		if ce := c.srv.logger().Check(zap.DebugLevel, "closing connection on a bad packet"); ce != nil {
 			ce.Write(zap.String("session", c.sess.ID()), zap.Error(err))
@@ -58,6 +90,15 @@ func (c *conn) OnMessage(data []byte, binary bool) {
 	}
 	if p == nil {
 		return // waiting for attachments
+	}
+	if over(len(p.Namespace), c.opts.MaxNamespaceLength) {
+		// No lookup, not even in c.sockets: a client cannot have joined it.
+		if p.Type == parser.Connect {
+			c.refuseLongNamespace(p.Namespace)
+		} else {
+			c.sess.Close("parse error")
+		}
+		return
 	}
 	c.mu.Lock()
 	s := c.sockets[p.Namespace]
@@ -81,6 +122,57 @@ func (c *conn) OnMessage(data []byte, binary bool) {
 	s.onPacket(p)
 }
 
+// setAttachmentTimer arms (on) or disarms the attachment timer; false when
+// disarming found that the timer had fired already (its function may be
+// about to see that it is stale, so the caller closes the connection).
+func (c *conn) setAttachmentTimer(on bool) bool {
+	c.attMu.Lock()
+	defer c.attMu.Unlock()
+	c.attSeq++
+	if c.attTimer != nil {
+		fired := !c.attTimer.Stop()
+		c.attTimer = nil
+		if fired {
+			return false
+		}
+	}
+	if on {
+		seq := c.attSeq
+		c.attTimer = time.AfterFunc(c.opts.AttachmentTimeout, func() { c.onAttachmentTimeout(seq) })
+	}
+	return true
+}
+
+// onAttachmentTimeout runs on the timer's goroutine: it touches no decoder
+// state, it only closes the connection if the wait it was armed for is
+// still on.
+func (c *conn) onAttachmentTimeout(seq uint64) {
+	c.attMu.Lock()
+	current := seq == c.attSeq
+	c.attMu.Unlock()
+	if !current {
+		return
+	}
+	if ce := c.srv.logger().Check(zap.DebugLevel, "closing connection: binary attachments late"); ce != nil {
+		ce.Write(zap.String("session", c.sess.ID()), zap.Duration("timeout", c.opts.AttachmentTimeout))
+	}
+	c.sess.Close("parse error")
+}
+
+// refuseLongNamespace answers a CONNECT whose namespace name is over the
+// limit. The reply names the namespace cut to the limit, so that it stays
+// small: the client cannot match it to its socket, which times out on its
+// side as for a server that never answers.
+func (c *conn) refuseLongNamespace(name string) {
+	if ce := c.srv.logger().Check(zap.DebugLevel, "connect refused: namespace name too long"); ce != nil {
+		ce.Write(zap.String("namespace", cut(name, 64)), zap.Int("bytes", len(name)),
+			zap.Int("max", c.opts.MaxNamespaceLength), zap.String("session", c.sess.ID()))
+	}
+	short := name[:runeStartBefore(name, c.opts.MaxNamespaceLength)]
+	_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: short, ID: parser.NoID,
+		Data: connectErrorPayload{Message: "Invalid namespace"}}))
+}
+
 // OnClose implements engineio.Handler.
 func (c *conn) OnClose(reason string) {
 	c.mu.Lock()
@@ -89,6 +181,13 @@ func (c *conn) OnClose(reason string) {
 		c.connectTimer.Stop()
 	}
 	c.mu.Unlock()
+	c.attMu.Lock()
+	c.attSeq++
+	if c.attTimer != nil {
+		c.attTimer.Stop()
+		c.attTimer = nil
+	}
+	c.attMu.Unlock()
 	for _, s := range c.socketList() {
 		s.onClose(reason)
 	}
@@ -97,7 +196,7 @@ func (c *conn) OnClose(reason string) {
 
 func (c *conn) connect(p *parser.Packet) {
 	name := p.Namespace
-	n := c.srv.lookupNamespace(name)
+	n := c.srv.acquireNamespace(name)
 	if n == nil {
 		_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: name, ID: parser.NoID,
 			Data: connectErrorPayload{Message: "Invalid namespace"}}))
@@ -108,6 +207,7 @@ func (c *conn) connect(p *parser.Packet) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		c.srv.releaseNamespace(n)
 		return
 	}
 	if c.connecting == nil {
@@ -133,6 +233,7 @@ func (c *conn) connect(p *parser.Packet) {
 	c.mu.Unlock()
 	if closed || err != nil {
 		s.refuse()
+		c.srv.releaseNamespace(n)
 	}
 	if closed {
 		return
@@ -145,7 +246,7 @@ func (c *conn) connect(p *parser.Packet) {
 			Data: newConnectErrorPayload(err)}))
 		return
 	}
-	n.add(s)
+	c.srv.admitNamespace(n, s)
 	s.connect()
 	n.fireConnection(s)
 }
@@ -153,10 +254,27 @@ func (c *conn) connect(p *parser.Packet) {
 // disconnectAll disconnects every socket of the connection, each with its
 // DISCONNECT packet, then closes the connection once they are written.
 func (c *conn) disconnectAll() {
+	c.disconnectAllWith("server namespace disconnect", "forced server close")
+}
+
+// disconnectAllWith is disconnectAll with the reasons the sockets'
+// disconnect handlers and the session get. Every socket is claimed before
+// any packet is written, so a client that closes the transport on the
+// first DISCONNECT cannot change the others' reason.
+func (c *conn) disconnectAllWith(socketReason, sessionReason string) {
+	var claimed []*Socket
 	for _, s := range c.socketList() {
-		s.disconnect()
+		if s.claimClose() {
+			claimed = append(claimed, s)
+		}
 	}
-	c.sess.Close("forced server close")
+	for _, s := range claimed {
+		s.writeDisconnect()
+	}
+	for _, s := range claimed {
+		s.finishClose(socketReason)
+	}
+	c.sess.Close(sessionReason)
 }
 
 // socketList snapshots the connection's sockets, to act on them without
@@ -192,4 +310,16 @@ func mustEncode(p *parser.Packet) []*engineio.Message {
 		return nil
 	}
 	return msgs
+}
+
+// runeStartBefore returns the largest i <= n (and <= len(s)) at which a
+// rune of s starts, so that s[:i] does not end inside a UTF-8 sequence.
+func runeStartBefore(s string, n int) int {
+	if n >= len(s) {
+		return len(s)
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return n
 }

@@ -19,6 +19,12 @@ var (
 	ErrAckUsed = errors.New("ack already sent")
 	// ErrServerClosed is returned by operations on a closed Server.
 	ErrServerClosed = errors.New("server closed")
+	// ErrTooManyRooms is returned by Socket.Join when the socket would be in
+	// more rooms than Options.MaxRoomsPerSocket.
+	ErrTooManyRooms = errors.New("too many rooms")
+	// ErrRoomNameTooLong is returned by Socket.Join for a room name longer
+	// than Options.MaxRoomNameLength.
+	ErrRoomNameTooLong = errors.New("room name too long")
 )
 
 // ConnectError refuses a socket in a Middleware. The client receives a

@@ -23,11 +23,34 @@ type Namespace struct {
 	adapter Adapter
 	ackIDs  atomic.Int64
 
+	// Life of a namespace, for the Server (see Server's lock order):
+	// dynamic is set for a namespace an OfFunc created (and cleared by Of);
+	// joining counts the sockets that hold it while they are in its
+	// middlewares, so it is not dropped under them; state is guarded by
+	// Server.mu.
+	dynamic atomic.Bool
+	joining atomic.Int32
+	state   nsState
+
 	mu           sync.RWMutex
 	sockets      map[string]*Socket
 	middlewares  []Middleware
 	onConnection []func(*Socket)
 }
+
+// nsState is where a namespace is in its life.
+type nsState uint8
+
+const (
+	// nsLive: in Server.nsps, visible to Server.Namespace and Namespaces.
+	nsLive nsState = iota
+	// nsPending: a dynamic namespace set up for a CONNECT whose socket is
+	// still in the middlewares; invisible until one is admitted.
+	nsPending
+	// nsDropped: a dynamic namespace refused or left empty, forgotten by
+	// the Server; a later CONNECT creates a new one.
+	nsDropped
+)
 
 func newNamespace(srv *Server, name string, newAdapter func(*Namespace) Adapter) *Namespace {
 	n := &Namespace{name: name, srv: srv, sockets: make(map[string]*Socket)}
@@ -133,12 +156,6 @@ func (n *Namespace) runMiddlewares(s *Socket) (err error) {
 		}
 	}
 	return nil
-}
-
-func (n *Namespace) add(s *Socket) {
-	n.mu.Lock()
-	n.sockets[s.id] = s
-	n.mu.Unlock()
 }
 
 func (n *Namespace) remove(s *Socket) {

@@ -12,7 +12,32 @@ import (
 // namespace joined before it is closed (Node's connectTimeout).
 const DefaultConnectTimeout = 45 * time.Second
 
-// Options configure a Server. Zero values take Node socket.io 4.x defaults.
+// Defaults of the limits in Options. Node socket.io has none of them; they
+// bound what one client can make the server do or hold.
+const (
+	// DefaultEventRate is the sustained event rate a socket may send, in
+	// events per second.
+	DefaultEventRate = 500
+	// DefaultEventBurst is how many events a socket may send at once, above
+	// the sustained rate.
+	DefaultEventBurst = 1000
+	// DefaultMaxRoomsPerSocket bounds the rooms one socket is in, its own
+	// id-room not counted.
+	DefaultMaxRoomsPerSocket = 256
+	// DefaultMaxRoomNameLength bounds a room name, in bytes.
+	DefaultMaxRoomNameLength = 256
+	// DefaultMaxNamespaceLength bounds a namespace name a client may
+	// CONNECT to, in bytes, the leading "/" included.
+	DefaultMaxNamespaceLength = 256
+	// DefaultMaxEventNameLength bounds the name of a client event, in bytes.
+	DefaultMaxEventNameLength = 256
+	// DefaultAttachmentTimeout bounds how long the binary attachments of one
+	// packet may take to arrive after its header.
+	DefaultAttachmentTimeout = 10 * time.Second
+)
+
+// Options configure a Server. Zero values take Node socket.io 4.x defaults,
+// and the defaults above for the limits Node does not have.
 type Options struct {
 	// Engine configures the Engine.IO layer: heartbeat, payload limit,
 	// transports, upgrades, origins. Its OnSession is set by the Server.
@@ -24,7 +49,71 @@ type Options struct {
 	Logger *zap.Logger
 	// NewAdapter builds the Adapter of each namespace. Default: NewMemoryAdapter.
 	NewAdapter func(n *Namespace) Adapter
+
+	// EventRate and EventBurst set the token bucket that every socket's
+	// events go through before any handler (On, OnAny) sees them: a socket
+	// may send EventBurst events at once and EventRate events per second
+	// sustained. An event over the limit is dropped; if it asked for an
+	// acknowledgement, the client gets [{"error":"rate limit exceeded"}].
+	// A socket that is limited logs one warning (the first time only).
+	//
+	// A socket that keeps exceeding the limit is disconnected: when
+	// EventBurst of its events were dropped within one refill window
+	// (EventBurst/EventRate, the time an empty bucket takes to fill: 2s
+	// with the defaults), every socket of its connection gets a DISCONNECT
+	// packet and the connection is closed, as Socket.Disconnect(true) does,
+	// with the reason "rate limit exceeded". A client that sends at up to
+	// twice the rate is throttled, above that it is disconnected.
+	//
+	// Defaults (zero): 500 events/s, burst 1000. A negative value of either
+	// turns the limit off.
+	EventRate  float64
+	EventBurst int
+	// MaxRoomsPerSocket bounds the rooms a socket can be in, its own id-room
+	// not counted: a Join beyond it fails with ErrTooManyRooms. Default
+	// (zero): 256; negative: no bound.
+	MaxRoomsPerSocket int
+	// MaxRoomNameLength bounds the room names Join accepts, in bytes
+	// (ErrRoomNameTooLong). Default (zero): 256; negative: no bound.
+	MaxRoomNameLength int
+	// MaxNamespaceLength bounds the namespace name of a client's CONNECT, in
+	// bytes: a longer one is answered with CONNECT_ERROR "Invalid namespace"
+	// without looking it up. Default (zero): 256; negative: no bound.
+	MaxNamespaceLength int
+	// MaxEventNameLength bounds the name of a client's event, in bytes: a
+	// longer one is dropped before any handler, and answered with
+	// [{"error":"event name too long"}] if it asked for an acknowledgement.
+	// Default (zero): 256; negative: no bound.
+	MaxEventNameLength int
+	// MaxAttachmentBytes bounds the total size of the binary attachments of
+	// one packet; a connection whose attachments go over it is closed with
+	// "parse error" at once. Default (zero): Engine.MaxPayload (itself
+	// 1000000 by default).
+	MaxAttachmentBytes int64
+	// AttachmentTimeout closes a connection ("parse error") when the binary
+	// attachments a packet announced have not all arrived within it after
+	// the packet's header. Default (zero): 10s.
+	AttachmentTimeout time.Duration
+	// OnLimited, when set, is called when a limit acts on a socket, with one
+	// of the Limit* names: for counting (metrics). It runs on the socket's
+	// reader goroutine, or on the goroutine that called Join, and must not
+	// block.
+	OnLimited func(s *Socket, limit string)
 }
+
+// Names of the limits passed to Options.OnLimited.
+const (
+	// LimitEventRate: the socket started being limited by the event rate:
+	// once per refill window in which some of its events were dropped.
+	LimitEventRate = "event_rate"
+	// LimitEventRateDisconnect: the socket was disconnected for exceeding
+	// the event rate.
+	LimitEventRateDisconnect = "event_rate_disconnect"
+	// LimitEventName: an event was dropped for its name's length.
+	LimitEventName = "event_name"
+	// LimitRooms: a Join was refused (too many rooms or a name too long).
+	LimitRooms = "rooms"
+)
 
 func (o Options) withDefaults() Options {
 	if o.ConnectTimeout <= 0 {
@@ -39,5 +128,41 @@ func (o Options) withDefaults() Options {
 	if o.NewAdapter == nil {
 		o.NewAdapter = func(n *Namespace) Adapter { return NewMemoryAdapter(n) }
 	}
+	if o.EventRate == 0 {
+		o.EventRate = DefaultEventRate
+	}
+	if o.EventBurst == 0 {
+		o.EventBurst = DefaultEventBurst
+	}
+	o.MaxRoomsPerSocket = limitOr(o.MaxRoomsPerSocket, DefaultMaxRoomsPerSocket)
+	o.MaxRoomNameLength = limitOr(o.MaxRoomNameLength, DefaultMaxRoomNameLength)
+	o.MaxNamespaceLength = limitOr(o.MaxNamespaceLength, DefaultMaxNamespaceLength)
+	o.MaxEventNameLength = limitOr(o.MaxEventNameLength, DefaultMaxEventNameLength)
+	if o.MaxAttachmentBytes <= 0 {
+		o.MaxAttachmentBytes = o.Engine.MaxPayload
+		if o.MaxAttachmentBytes <= 0 {
+			o.MaxAttachmentBytes = engineio.DefaultMaxPayload
+		}
+	}
+	if o.AttachmentTimeout <= 0 {
+		o.AttachmentTimeout = DefaultAttachmentTimeout
+	}
 	return o
 }
+
+// limitOr resolves a size limit: zero takes def, negative means none (-1).
+func limitOr(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return -1
+	}
+	return v
+}
+
+// over reports whether n exceeds limit (a resolved limit: -1 is none).
+func over(n, limit int) bool { return limit >= 0 && n > limit }
+
+// rateLimited reports whether the event limit is on.
+func (o *Options) rateLimited() bool { return o.EventRate > 0 && o.EventBurst > 0 }

@@ -14,12 +14,28 @@ import (
 
 // Server is a Socket.IO server: an http.Handler for the Socket.IO path (it
 // does not look at the path itself), and the namespaces behind it.
+//
+// Lock order: Server.mu, then Namespace.mu; an Adapter's lock, then
+// Namespace.mu (MemoryAdapter selects sockets that way). Nothing takes
+// Server.mu while holding a Namespace's or an Adapter's lock, and no
+// Adapter method is called with Server.mu held (a dropped namespace's
+// adapter is closed after it is released). conn.mu and Socket.mu are taken
+// alone.
+//
+// Dynamic namespaces (OfFunc) are published, in nsps, only when a socket
+// has passed their middlewares: until then they wait in pending, where a
+// second CONNECT to the same name finds and shares them. Each socket holds
+// its namespace (Namespace.joining) from the lookup until it is admitted or
+// refused; a dynamic namespace is dropped, under Server.mu, only when it
+// has neither sockets nor holders, so a socket is always admitted to a
+// namespace that stays published.
 type Server struct {
 	engine *engineio.Server
 	opts   atomic.Pointer[Options]
 
 	mu        sync.RWMutex
-	nsps      map[string]*Namespace
+	nsps      map[string]*Namespace // published namespaces
+	pending   map[string]*Namespace // dynamic namespaces no socket was admitted to yet
 	dynamics  []dynamicNamespace
 	conns     map[*conn]struct{}
 	closed    bool
@@ -36,6 +52,7 @@ func NewServer(opts Options) *Server {
 	opts = opts.withDefaults()
 	s := &Server{
 		nsps:      make(map[string]*Namespace),
+		pending:   make(map[string]*Namespace),
 		conns:     make(map[*conn]struct{}),
 		closeDone: make(chan struct{}),
 	}
@@ -70,7 +87,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) onSession(sess *engineio.Session) {
-	c := newConn(s, sess, s.opts.Load().ConnectTimeout)
+	c := newConn(s, sess, s.opts.Load())
 	sess.SetHandler(c)
 	s.mu.Lock()
 	if s.closed {
@@ -96,12 +113,21 @@ func (s *Server) ConnCount() int {
 }
 
 // Of returns the namespace with that name, creating it if needed. Names
-// start with "/"; one without is given one.
+// start with "/"; one without is given one. A namespace got from Of stays
+// for the life of the Server, even one that an OfFunc created.
 func (s *Server) Of(name string) *Namespace {
 	name = normalizeNamespace(name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if n := s.nsps[name]; n != nil {
+		n.dynamic.Store(false)
+		return n
+	}
+	if n := s.pending[name]; n != nil {
+		delete(s.pending, name)
+		s.nsps[name] = n
+		n.state = nsLive
+		n.dynamic.Store(false)
 		return n
 	}
 	n := newNamespace(s, name, s.opts.Load().NewAdapter)
@@ -110,9 +136,17 @@ func (s *Server) Of(name string) *Namespace {
 }
 
 // OfFunc declares dynamic namespaces: a CONNECT to a namespace that does not
-// exist yet creates it when match accepts its name, and setup runs once on
-// the new namespace (to add middlewares and connection handlers) before the
-// socket connects. Matchers are tried in the order declared.
+// exist yet creates it when match accepts its name, and setup runs on the
+// new namespace (to add middlewares and connection handlers) before the
+// socket goes through them. Matchers are tried in the order declared.
+//
+// A dynamic namespace becomes visible (Namespace, Namespaces) once its
+// first socket has passed its middlewares: CONNECTs that are refused leave
+// nothing behind. It is dropped again when its last socket leaves (Node's
+// cleanupEmptyChildNamespaces), unless Of was called for it; the next
+// CONNECT to the name creates and sets up a new one. Two CONNECTs to a new
+// name at once share one namespace, but setup may run for a namespace that
+// is then discarded unused.
 func (s *Server) OfFunc(match func(name string) bool, setup func(*Namespace)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -138,11 +172,20 @@ func (s *Server) Namespaces() []*Namespace {
 	return out
 }
 
-// lookupNamespace finds the namespace a CONNECT names, creating a dynamic
-// one when a matcher accepts it; nil when there is none.
-func (s *Server) lookupNamespace(name string) *Namespace {
+// acquireNamespace finds the namespace a CONNECT names, setting up a
+// pending dynamic one when a matcher accepts it; nil when there is none.
+// The caller holds the namespace until admitNamespace or
+// releaseNamespace.
+func (s *Server) acquireNamespace(name string) *Namespace {
 	s.mu.RLock()
 	n := s.nsps[name]
+	if n == nil {
+		n = s.pending[name]
+	}
+	if n != nil {
+		// Under the read lock: a drop, which holds the write lock, sees it.
+		n.joining.Add(1)
+	}
 	dyn := s.dynamics
 	s.mu.RUnlock()
 	if n != nil {
@@ -152,22 +195,96 @@ func (s *Server) lookupNamespace(name string) *Namespace {
 		if !d.match(name) {
 			continue
 		}
-		// Set the namespace up before publishing it, so no socket can reach
-		// it before its middlewares are in place.
+		// Set the namespace up before anyone can find it, so no socket
+		// reaches it before its middlewares are in place.
 		fresh := newNamespace(s, name, s.opts.Load().NewAdapter)
+		fresh.dynamic.Store(true)
+		fresh.state = nsPending
 		if d.setup != nil {
 			d.setup(fresh)
 		}
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		if n = s.nsps[name]; n != nil { // another connection created it meanwhile
-			_ = fresh.adapter.Close()
-			return n
+		n = s.nsps[name]
+		if n == nil {
+			n = s.pending[name]
 		}
-		s.nsps[name] = fresh
-		return fresh
+		if n == nil { // still the first: ours waits for its first socket
+			n = fresh
+			s.pending[name] = n
+		}
+		n.joining.Add(1)
+		s.mu.Unlock()
+		if n != fresh { // another connection set one up meanwhile
+			s.closeAdapter(fresh)
+		}
+		return n
 	}
 	return nil
+}
+
+// admitNamespace adds a socket that passed the middlewares of n, which it
+// holds, publishing n if it was pending.
+func (s *Server) admitNamespace(n *Namespace, sock *Socket) {
+	s.mu.Lock()
+	if n.state == nsPending {
+		delete(s.pending, n.name)
+		s.nsps[n.name] = n
+		n.state = nsLive
+	}
+	n.mu.Lock()
+	n.sockets[sock.id] = sock
+	n.mu.Unlock()
+	n.joining.Add(-1)
+	s.mu.Unlock()
+}
+
+// releaseNamespace lets go of n for a socket that was refused.
+func (s *Server) releaseNamespace(n *Namespace) {
+	s.mu.Lock()
+	n.joining.Add(-1)
+	drop := s.dropIfEmptyLocked(n)
+	s.mu.Unlock()
+	if drop {
+		s.closeAdapter(n)
+	}
+}
+
+// leaveNamespace takes a disconnected socket out of n, and drops n if it
+// is dynamic and now empty.
+func (s *Server) leaveNamespace(n *Namespace, sock *Socket) {
+	if !n.dynamic.Load() {
+		n.remove(sock)
+		return
+	}
+	s.mu.Lock()
+	n.remove(sock)
+	drop := s.dropIfEmptyLocked(n)
+	s.mu.Unlock()
+	if drop {
+		s.closeAdapter(n)
+	}
+}
+
+// dropIfEmptyLocked forgets n if it is dynamic and nobody is in it or on
+// the way in; true when the caller must close its adapter. s.mu is held.
+func (s *Server) dropIfEmptyLocked(n *Namespace) bool {
+	if !n.dynamic.Load() || n.joining.Load() > 0 || n.state == nsDropped || n.Len() > 0 {
+		return false
+	}
+	switch n.state {
+	case nsPending:
+		delete(s.pending, n.name)
+	case nsLive:
+		delete(s.nsps, n.name)
+	}
+	n.state = nsDropped
+	return true
+}
+
+func (s *Server) closeAdapter(n *Namespace) {
+	if err := n.adapter.Close(); err != nil {
+		s.logger().Warn("closing adapter", zap.String("namespace", n.name), zap.Error(err))
+	}
 }
 
 // ReleasePolls answers every waiting polling request with a noop packet,
@@ -189,9 +306,7 @@ func (s *Server) Close() {
 	defer close(s.closeDone)
 	s.engine.Close()
 	for _, n := range s.Namespaces() {
-		if err := n.adapter.Close(); err != nil {
-			s.logger().Warn("closing adapter", zap.String("namespace", n.name), zap.Error(err))
-		}
+		s.closeAdapter(n)
 	}
 }
 

@@ -39,6 +39,9 @@ type Socket struct {
 	connected atomic.Bool // CONNECT answered and not yet disconnected
 	gone      atomic.Bool // disconnected or refused: may not join rooms again
 
+	limiter *eventLimiter // nil when the event limit is off; reader goroutine only
+	joinMu  sync.Mutex    // serializes Join's count and add on adapters other than MemoryAdapter
+
 	mu           sync.Mutex
 	handlers     map[string]EventHandler
 	anyHandlers  []AnyHandler
@@ -48,12 +51,16 @@ type Socket struct {
 }
 
 func newSocket(n *Namespace, c *conn, auth map[string]any) *Socket {
-	return &Socket{
+	s := &Socket{
 		id:        newID(),
 		nsp:       n,
 		conn:      c,
 		handshake: newHandshake(c.sess.Request(), auth),
 	}
+	if o := c.opts; o.rateLimited() {
+		s.limiter = newEventLimiter(o.EventRate, o.EventBurst, time.Now())
+	}
+	return s
 }
 
 // ID is the socket's id, 20 characters of base64url like Node's. It is also
@@ -143,14 +150,74 @@ func (s *Socket) Info() SocketInfo {
 
 // Join puts the socket in rooms. A middleware may call it before the socket
 // is connected; a refused socket leaves them again.
-func (s *Socket) Join(rooms ...string) {
-	if len(rooms) == 0 || s.gone.Load() {
-		return
+//
+// Join is all or nothing: it joins no room and returns an error wrapping
+// ErrRoomNameTooLong when a name is longer than Options.MaxRoomNameLength,
+// or ErrTooManyRooms when the socket would be in more than
+// Options.MaxRoomsPerSocket rooms (its own id-room is not counted, nor are
+// rooms it is already in: joining those again is a no-op). A socket that
+// has disconnected joins nothing and gets ErrSocketClosed.
+func (s *Socket) Join(rooms ...string) error {
+	if len(rooms) == 0 {
+		return nil
 	}
-	s.nsp.adapter.AddAll(s.id, rooms)
+	if s.gone.Load() {
+		return fmt.Errorf("joining rooms: %w", ErrSocketClosed)
+	}
+	o := s.conn.opts
+	for _, r := range rooms {
+		if over(len(r), o.MaxRoomNameLength) {
+			s.limited(LimitRooms)
+			return fmt.Errorf("joining room %q: %w (%d bytes, at most %d)",
+				cut(r, 64), ErrRoomNameTooLong, len(r), o.MaxRoomNameLength)
+		}
+	}
+	var err error
+	if a, ok := s.nsp.adapter.(*MemoryAdapter); ok {
+		err = a.addAllBounded(s.id, rooms, o.MaxRoomsPerSocket)
+	} else {
+		err = s.joinOther(rooms, o.MaxRoomsPerSocket)
+	}
+	if err != nil {
+		s.limited(LimitRooms)
+		return err
+	}
 	if s.gone.Load() {
 		s.nsp.adapter.DelAll(s.id) // lost a race with onClose
+		return fmt.Errorf("joining rooms: %w", ErrSocketClosed)
 	}
+	return nil
+}
+
+// joinOther counts and joins on an adapter that cannot bound the count
+// itself; joinMu keeps two Joins of the socket from passing the same count.
+func (s *Socket) joinOther(rooms []string, limit int) error {
+	s.joinMu.Lock()
+	defer s.joinMu.Unlock()
+	if limit >= 0 {
+		have := make(map[string]struct{})
+		for _, r := range s.nsp.adapter.SocketRooms(s.id) {
+			if r != s.id {
+				have[r] = struct{}{}
+			}
+		}
+		n := len(have)
+		for _, r := range rooms {
+			if _, in := have[r]; !in && r != s.id {
+				have[r] = struct{}{}
+				n++
+			}
+		}
+		if n > limit {
+			return tooManyRooms(n, limit)
+		}
+	}
+	s.nsp.adapter.AddAll(s.id, rooms)
+	return nil
+}
+
+func tooManyRooms(n, limit int) error {
+	return fmt.Errorf("joining rooms: %w (%d, at most %d)", ErrTooManyRooms, n, limit)
 }
 
 // Leave takes the socket out of room.
@@ -304,11 +371,17 @@ func (s *Socket) Disconnect(close bool) {
 }
 
 func (s *Socket) disconnect() {
-	if !s.connected.Load() {
+	if !s.claimClose() {
 		return
 	}
-	_ = s.send(&parser.Packet{Type: parser.Disconnect, Namespace: s.nsp.name, ID: parser.NoID})
-	s.onClose("server namespace disconnect")
+	s.writeDisconnect()
+	s.finishClose("server namespace disconnect")
+}
+
+// writeDisconnect queues the DISCONNECT packet of a socket whose close was
+// claimed (so send, which wants a connected socket, would refuse).
+func (s *Socket) writeDisconnect() {
+	_ = s.conn.write(mustEncode(&parser.Packet{Type: parser.Disconnect, Namespace: s.nsp.name, ID: parser.NoID}))
 }
 
 // send encodes p and queues it for this socket alone.
@@ -359,7 +432,24 @@ func (s *Socket) onEvent(p *parser.Packet) {
 	if len(all) == 0 {
 		return
 	}
+	if !s.limitEvent() {
+		if p.ID != parser.NoID {
+			s.ackError(p.ID, errRateLimited)
+		}
+		return
+	}
 	event := eventName(all[0])
+	if limit := s.conn.opts.MaxEventNameLength; over(len(event), limit) {
+		if ce := s.nsp.srv.logger().Check(zap.DebugLevel, "socket.io event dropped: "+errEventNameTooLong); ce != nil {
+			ce.Write(zap.String("socket", s.id), zap.String("namespace", s.nsp.name),
+				zap.String("event", cut(event, 64)), zap.Int("bytes", len(event)), zap.Int("max", limit))
+		}
+		s.limited(LimitEventName)
+		if p.ID != parser.NoID {
+			s.ackError(p.ID, errEventNameTooLong)
+		}
+		return
+	}
 	args := all[1:]
 	var ack AckFunc
 	if p.ID != parser.NoID {
@@ -437,10 +527,25 @@ func (s *Socket) refuse() {
 // onClose drops the socket once: handlers hear the reason, then it leaves
 // its rooms and pending acknowledgements fail.
 func (s *Socket) onClose(reason string) {
+	if s.claimClose() {
+		s.finishClose(reason)
+	}
+}
+
+// claimClose marks a connected socket disconnected; true for the one
+// caller that must then finishClose it.
+func (s *Socket) claimClose() bool {
 	if !s.connected.CompareAndSwap(true, false) {
-		return
+		return false
 	}
 	s.gone.Store(true)
+	return true
+}
+
+// finishClose runs the disconnect handlers of a claimed socket and lets it
+// go: rooms, namespace (which may go too, if dynamic and now empty),
+// connection, pending acknowledgements.
+func (s *Socket) finishClose(reason string) {
 	s.mu.Lock()
 	fns := s.onDisconnect
 	s.mu.Unlock()
@@ -448,7 +553,7 @@ func (s *Socket) onClose(reason string) {
 		s.safeCall("disconnect", func() { fn(s, reason) })
 	}
 	s.nsp.adapter.DelAll(s.id)
-	s.nsp.remove(s)
+	s.nsp.srv.leaveNamespace(s.nsp, s)
 	s.conn.remove(s)
 	s.mu.Lock()
 	acks := s.acks

@@ -15,9 +15,14 @@ type Decoder struct {
 	// MaxAttachments is the largest attachment count a packet may announce.
 	// Default (0): DefaultMaxAttachments.
 	MaxAttachments int
+	// MaxAttachmentBytes bounds the total size of one packet's attachments:
+	// the attachment that goes over it is an error. Default (0): no bound
+	// beyond what the transport puts on each message.
+	MaxAttachmentBytes int64
 
 	pending *Packet  // binary packet waiting for attachments, or nil
 	want    int      // attachments pending needs
+	size    int64    // bytes of the attachments received so far
 	atts    [][]byte // attachments received so far
 	slots   []slot   // where the attachments go in pending.Data
 }
@@ -42,6 +47,12 @@ func (d *Decoder) Add(data []byte, binary bool) (*Packet, error) {
 	if binary {
 		if d.pending == nil {
 			return nil, decodeError("binary message while no binary packet is pending")
+		}
+		d.size += int64(len(data))
+		if limit := d.MaxAttachmentBytes; limit > 0 && d.size > limit {
+			size := d.size
+			d.Reset()
+			return nil, decodeError("attachments of %d bytes or more, above the bound of %d", size, limit)
 		}
 		d.atts = append(d.atts, data)
 		if len(d.atts) < d.want {
@@ -88,6 +99,7 @@ func (d *Decoder) Add(data []byte, binary bool) (*Packet, error) {
 func (d *Decoder) Reset() {
 	d.pending = nil
 	d.want = 0
+	d.size = 0
 	clear(d.atts)
 	d.atts = d.atts[:0]
 	clear(d.slots)

@@ -337,6 +337,38 @@ func TestDecoderSequence(t *testing.T) {
 			t.Fatalf("got %#v", p)
 		}
 	})
+	t.Run("attachment bytes bounded", func(t *testing.T) {
+		d := Decoder{MaxAttachmentBytes: 10}
+		header := []byte(`53-["x",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1},{"_placeholder":true,"num":2}]`)
+		// At the bound, twice: the count starts again with each packet.
+		for range 2 {
+			if _, err := d.Add(header, false); err != nil {
+				t.Fatal(err)
+			}
+			for i, a := range [][]byte{make([]byte, 4), make([]byte, 6), {}} {
+				p, err := d.Add(a, true)
+				if err != nil || (p != nil) != (i == 2) {
+					t.Fatalf("attachment %d at the bound: %v, %v", i, p, err)
+				}
+			}
+		}
+		if _, err := d.Add(header, false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Add(make([]byte, 4), true); err != nil {
+			t.Fatal(err)
+		}
+		_, err := d.Add(make([]byte, 7), true)
+		if !errors.Is(err, ErrInvalidPacket) || !strings.Contains(err.Error(), "above the bound of 10") {
+			t.Fatalf("over the bound: err = %v", err)
+		}
+		if d.Waiting() {
+			t.Fatal("still waiting after the error")
+		}
+		if p, err := d.Add([]byte(`2["y"]`), false); err != nil || p == nil {
+			t.Fatalf("after the error: %v, %v", p, err)
+		}
+	})
 }
 
 func TestTypeString(t *testing.T) {

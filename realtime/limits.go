@@ -1,0 +1,131 @@
+package realtime
+
+import (
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Messages of the acknowledgements answered for dropped events, in the
+// module's ack-error shape [{"error": "..."}].
+const (
+	errRateLimited      = "rate limit exceeded"
+	errEventNameTooLong = "event name too long"
+)
+
+// eventLimiter is a socket's token bucket for client events. It is used on
+// the connection's reader goroutine only (events are delivered one at a
+// time, in order), so it needs no lock.
+type eventLimiter struct {
+	rate   float64 // tokens per second
+	burst  float64
+	tokens float64
+	last   time.Time
+
+	// Drops are counted per window of burst/rate: the window starts at the
+	// first drop after the previous one ended.
+	window      time.Duration
+	windowStart time.Time
+	dropped     int
+	warned      bool
+}
+
+// limitVerdict is what the limiter says of one event.
+type limitVerdict uint8
+
+const (
+	limitPass limitVerdict = iota
+	limitDrop
+	limitDropStart // dropped, the first drop of a window
+	limitDisconnect
+)
+
+func newEventLimiter(rate float64, burst int, now time.Time) *eventLimiter {
+	return &eventLimiter{
+		rate:   rate,
+		burst:  float64(burst),
+		tokens: float64(burst),
+		last:   now,
+		window: time.Duration(float64(burst) / rate * float64(time.Second)),
+	}
+}
+
+// take spends a token for one event at now.
+func (l *eventLimiter) take(now time.Time) limitVerdict {
+	if el := now.Sub(l.last); el > 0 {
+		l.tokens += el.Seconds() * l.rate
+		if l.tokens > l.burst {
+			l.tokens = l.burst
+		}
+		l.last = now
+	}
+	if l.tokens >= 1 {
+		l.tokens--
+		return limitPass
+	}
+	v := limitDrop
+	if l.dropped == 0 || now.Sub(l.windowStart) >= l.window {
+		l.windowStart = now
+		l.dropped = 0
+		v = limitDropStart
+	}
+	l.dropped++
+	if float64(l.dropped) >= l.burst {
+		return limitDisconnect
+	}
+	return v
+}
+
+func (l *eventLimiter) describe() string {
+	return fmt.Sprintf("%g events/s, burst %g", l.rate, l.burst)
+}
+
+// limitEvent applies the event rate limit; false when the event must be
+// dropped (the socket may have been disconnected).
+func (s *Socket) limitEvent() bool {
+	l := s.limiter
+	if l == nil {
+		return true
+	}
+	switch l.take(time.Now()) {
+	case limitPass:
+		return true
+	case limitDropStart:
+		if !l.warned {
+			l.warned = true
+			s.nsp.srv.logger().Warn("socket.io socket rate limited: dropping its events",
+				zap.String("socket", s.id), zap.String("namespace", s.nsp.name),
+				zap.String("session", s.conn.sess.ID()), zap.String("limit", l.describe()))
+		}
+		s.limited(LimitEventRate)
+	case limitDisconnect:
+		s.nsp.srv.logger().Info("socket.io socket disconnected: "+errRateLimited,
+			zap.String("socket", s.id), zap.String("namespace", s.nsp.name),
+			zap.String("session", s.conn.sess.ID()), zap.String("limit", l.describe()),
+			zap.Int("dropped", l.dropped), zap.Duration("within", time.Since(l.windowStart)))
+		s.limited(LimitEventRateDisconnect)
+		s.conn.disconnectAllWith(errRateLimited, errRateLimited)
+	}
+	return false
+}
+
+// limited reports a limit to Options.OnLimited.
+func (s *Socket) limited(limit string) {
+	if fn := s.conn.opts.OnLimited; fn != nil {
+		fn(s, limit)
+	}
+}
+
+// ackError answers an acknowledgement request with [{"error": msg}].
+func (s *Socket) ackError(id int64, msg string) {
+	_ = s.ackFunc(id)(map[string]any{"error": msg})
+}
+
+// cut shortens a name for a log line to at most n bytes, at a rune start.
+func cut(name string, n int) string {
+	if len(name) <= n {
+		return name
+	}
+	return name[:runeStartBefore(name, n)] + "…"
+}
