@@ -63,9 +63,20 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			disconnect      <url>
 //			headers         <name>...
 //			cookies         <name>...
-//			timeout         <duration>
-//			max_concurrency <n>
-//			queue           <n>
+//			timeout             <duration>
+//			max_concurrency     <n>
+//			connect_concurrency <n>
+//			queue               <n>
+//			max_body            <size>
+//		}
+//		limits {
+//			event_rate         <per second> [<burst>] | off
+//			max_rooms          <n>
+//			max_name_length    <bytes>
+//			send_buffer        <size> [<max size>]
+//			slow_client_grace  <duration>
+//			max_packets        <n>
+//			attachment_timeout <duration>
 //		}
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -133,6 +144,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = listArg(d, &h.LogEvents)
 		case "webhook":
 			err = h.unmarshalWebhook(d)
+		case "limits":
+			err = h.unmarshalLimits(d)
 		default:
 			return d.Errf("unrecognized subdirective %q", sub)
 		}
@@ -273,3 +286,73 @@ func messageArg(d *caddyfile.Dispenser) (*Message, error) {
 
 // Interface guards
 var _ caddyfile.Unmarshaler = (*Handler)(nil)
+
+// unmarshalLimits parses the limits subdirective of socketio.
+func (h *Handler) unmarshalLimits(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	l := &Limits{}
+	h.Limits = l
+	return eachSubdirective(d, "limits: ", func(sub string) error {
+		switch sub {
+		case "event_rate":
+			args := d.RemainingArgs()
+			if len(args) == 1 && args[0] == "off" {
+				l.EventRate, l.EventBurst = -1, -1
+				return nil
+			}
+			if len(args) < 1 || len(args) > 2 {
+				return d.Errf("limits: event_rate: want <per second> [<burst>] or off")
+			}
+			rate, err := strconv.ParseFloat(args[0], 64)
+			if err != nil || rate <= 0 {
+				return d.Errf("limits: event_rate: want a positive number of events per second, got %q", args[0])
+			}
+			l.EventRate = rate
+			if len(args) == 2 {
+				return positiveInt(d, "limits: event_rate: burst", args[1], &l.EventBurst)
+			}
+			return nil
+		case "max_rooms", "max_name_length", "max_packets":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			dst := map[string]*int{"max_rooms": &l.MaxRooms, "max_name_length": &l.MaxNameLength, "max_packets": &l.MaxPackets}[sub]
+			return positiveInt(d, "limits: "+sub, s, dst)
+		case "send_buffer":
+			args := d.RemainingArgs()
+			if len(args) < 1 || len(args) > 2 {
+				return d.Errf("limits: send_buffer: want <size> [<max size>]")
+			}
+			for i, a := range args {
+				n, err := humanize.ParseBytes(a)
+				if err != nil || n == 0 || n > 1<<40 {
+					return d.Errf("limits: send_buffer: invalid size %q", a)
+				}
+				if i == 0 {
+					l.SendBuffer = int64(n)
+				} else {
+					l.SendBufferMax = int64(n)
+				}
+			}
+			return nil
+		case "slow_client_grace":
+			return durationArg(d, &l.SlowClientGrace)
+		case "attachment_timeout":
+			return durationArg(d, &l.AttachmentTimeout)
+		}
+		return d.Errf("limits: unrecognized subdirective %q", sub)
+	})
+}
+
+// positiveInt parses a positive integer argument into dst.
+func positiveInt(d *caddyfile.Dispenser, what, s string, dst *int) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return d.Errf("%s: want a positive number, got %q", what, s)
+	}
+	*dst = n
+	return nil
+}

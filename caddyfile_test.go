@@ -101,6 +101,12 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"auth alg none", "socketio {\n\tauth {\n\t\tsecret x\n\t\talgorithms HS256 none\n\t}\n}", `algorithm "none" is never accepted, at Caddyfile:4`},
 		{"auth off with key", "socketio {\n\tauth off {\n\t\tsecret x\n\t}\n}", "mode off takes no key"},
 		{"auth bad leeway", "socketio {\n\tauth {\n\t\tsecret x\n\t\tleeway never\n\t}\n}", "at Caddyfile:4"},
+		{"limits unknown", "socketio {\n\tlimits {\n\t\tconnections 3\n\t}\n}", `limits: unrecognized subdirective "connections", at Caddyfile:3`},
+		{"limits bad rate", "socketio {\n\tlimits {\n\t\tevent_rate fast\n\t}\n}", `limits: event_rate: want a positive number of events per second, got "fast", at Caddyfile:3`},
+		{"limits bad burst", "socketio {\n\tlimits {\n\t\tevent_rate 10 -1\n\t}\n}", `burst: want a positive number, got "-1", at Caddyfile:3`},
+		{"limits zero rooms", "socketio {\n\tlimits {\n\t\tmax_rooms 0\n\t}\n}", `limits: max_rooms: want a positive number, got "0", at Caddyfile:3`},
+		{"limits bad buffer", "socketio {\n\tlimits {\n\t\tsend_buffer 1MiB lots\n\t}\n}", `limits: send_buffer: invalid size "lots", at Caddyfile:3`},
+		{"limits repeated", "socketio {\n\tlimits {\n\t\tmax_rooms 3\n\t\tmax_rooms 4\n\t}\n}", `limits: max_rooms: subdirective given twice, at Caddyfile:4`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

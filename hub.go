@@ -285,8 +285,12 @@ func (h *hub) connected(s *realtime.Socket) {
 	h.startExpiry(s)
 	v := view(s, p)
 	rooms := p.joinRooms(v)
-	s.Join(rooms...)
 	for _, room := range rooms {
+		if err := s.Join(room); err != nil {
+			p.logger.Warn("socket.io join rule not applied", zap.String("namespace", s.Namespace().Name()),
+				zap.String("socket", s.ID()), zap.String("room", cutForLog(room, maxLoggedName)), zap.Error(err))
+			continue
+		}
 		h.announce(p, s, v, room)
 	}
 	if m := p.emit; m != nil {
@@ -313,7 +317,7 @@ func (h *hub) onEvent(s *realtime.Socket, event string, args []any, ack realtime
 	if p.logs(event) {
 		if ce := p.logger.Check(zap.InfoLevel, "socket.io event"); ce != nil {
 			ce.Write(zap.String("namespace", s.Namespace().Name()), zap.String("socket", s.ID()),
-				zap.String("event", event), zap.String("args", argsForLog(args)))
+				zap.String("event", nameForLog(event)), zap.String("args", argsForLog(args)))
 		}
 	}
 	switch {
@@ -325,7 +329,7 @@ func (h *hub) onEvent(s *realtime.Socket, event string, args []any, ack realtime
 		rooms := slices.DeleteFunc(s.Rooms(), func(r string) bool { return r == s.ID() })
 		if len(rooms) > 0 {
 			if err := s.To(rooms...).Emit(event, args...); err != nil {
-				p.logger.Warn("socket.io relay failed", zap.String("event", event), zap.Error(err))
+				p.logger.Warn("socket.io relay failed", zap.String("event", nameForLog(event)), zap.Error(err))
 			}
 		}
 		if ack != nil {
@@ -362,9 +366,28 @@ func (h *hub) roomRequest(p *policy, s *realtime.Socket, args []any, ack realtim
 		reply(map[string]any{"ok": false, "error": "room not allowed"})
 		return
 	}
-	s.Join(room)
+	if slices.Contains(s.Rooms(), room) {
+		// Already in: a no-op, announced once only.
+		reply(map[string]any{"ok": true, "room": room})
+		return
+	}
+	if err := s.Join(room); err != nil {
+		reply(map[string]any{"ok": false, "error": joinError(err)})
+		return
+	}
 	reply(map[string]any{"ok": true, "room": room})
 	h.announce(p, s, v, room)
+}
+
+// joinError is what a client is told when a join fails.
+func joinError(err error) string {
+	switch {
+	case errors.Is(err, realtime.ErrTooManyRooms):
+		return "too many rooms"
+	case errors.Is(err, realtime.ErrRoomNameTooLong):
+		return "room name too long"
+	}
+	return "join failed"
 }
 
 // firstString reads the room name: a string argument or {"room": "..."}.

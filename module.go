@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -129,6 +130,11 @@ type Handler struct {
 	// Webhook sends client events, connections and disconnections to a
 	// backend as signed HTTP POSTs; an event's reply becomes its ack.
 	Webhook *Webhook `json:"webhook,omitempty"`
+
+	// Limits bound what one client may send (event rate, names, rooms,
+	// packets per request) and make the server hold (its send backlog).
+	// Each has a default that no interactive client notices.
+	Limits *Limits `json:"limits,omitempty"`
 
 	hub    *hub
 	entry  *hubEntry
@@ -266,8 +272,41 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !matchPath(h.match, r.URL.Path) {
 		return next.ServeHTTP(w, r)
 	}
-	h.hub.server.ServeHTTP(w, r)
+	h.hub.server.ServeHTTP(w, withClientAddr(r))
 	return nil
+}
+
+// withClientAddr gives the engine the client's address as Caddy determined
+// it: behind a proxy listed in trusted_proxies, the client IP from its
+// headers, not the proxy's; the socket's handshake address, the webhooks'
+// "address" and the connect backoff then see the real client.
+func withClientAddr(r *http.Request) *http.Request {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	if ip == "" {
+		return r
+	}
+	host, port, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil || host == ip {
+		return r
+	}
+	r = r.WithContext(r.Context()) // a shallow copy: the next handler keeps its own
+	r.RemoteAddr = net.JoinHostPort(ip, port)
+	return r
+}
+
+// requestScheme is the scheme the same-origin check compares an Origin
+// with: https over TLS, else http, or the X-Forwarded-Proto of a proxy that
+// Caddy trusts (trusted_proxies), which terminated TLS in front of it.
+func requestScheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	if trusted, _ := caddyhttp.GetVar(r.Context(), caddyhttp.TrustedProxyVarKey).(bool); trusted {
+		if p := strings.ToLower(r.Header.Get("X-Forwarded-Proto")); p == "https" || p == "http" {
+			return p
+		}
+	}
+	return "http"
 }
 
 // normalizePath makes the path absolute with a trailing slash, as Node's
@@ -405,12 +444,15 @@ func (h *Handler) check() error {
 	if err := h.Webhook.check(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := h.Limits.check(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
 // serverOptions turns the engine settings into realtime options.
 func (h *Handler) serverOptions() realtime.Options {
-	return realtime.Options{
+	o := realtime.Options{
 		Engine: engineio.Options{
 			PingInterval:    durationOr(h.PingInterval, DefaultPingInterval),
 			PingTimeout:     durationOr(h.PingTimeout, DefaultPingTimeout),
@@ -418,11 +460,14 @@ func (h *Handler) serverOptions() realtime.Options {
 			Transports:      slices.Clone(h.Transports),
 			DisableUpgrades: h.AllowUpgrades != nil && !*h.AllowUpgrades,
 			AllowedOrigins:  slices.Clone(h.Origins),
+			RequestScheme:   requestScheme,
 			Logger:          h.logger,
 		},
 		ConnectTimeout: durationOr(h.ConnectTimeout, DefaultConnectTimeout),
 		Logger:         h.logger,
 	}
+	h.Limits.apply(&o)
+	return o
 }
 
 func durationOr(d caddy.Duration, def time.Duration) time.Duration {

@@ -128,6 +128,9 @@ func TestProvisionErrors(t *testing.T) {
 		{"path with doubled slash", Handler{Path: "/a//b/"}, "must be a clean path"},
 		{"path with wildcard", Handler{Path: "/socket.io/*"}, "plain path prefix"},
 		{"path with escape", Handler{Path: "/socket%2eio/"}, "plain path prefix"},
+		{"send buffer max below soft", Handler{Limits: &Limits{SendBuffer: 2 << 20, SendBufferMax: 1 << 20}}, "below its soft bound"},
+		{"bad event rate", Handler{Limits: &Limits{EventRate: -3}}, "event_rate must be positive"},
+		{"rate off alone", Handler{Limits: &Limits{EventRate: -1, EventBurst: 10}}, "turned off together"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -562,7 +565,7 @@ func TestPlaceholders(t *testing.T) {
 
 func TestRoomAllowed(t *testing.T) {
 	v := &socketView{Claims: map[string]any{"sub": "a*"}}
-	p := &policy{allowRooms: []string{"room-{socketio.claims.sub}-*", "lobby", "x-{socketio.claims.missing}"}}
+	p := &policy{allowRooms: []string{"room-{socketio.claims.sub}-*", "lobby", "x-{socketio.claims.missing}"}, maxRoom: 256}
 	cases := []struct {
 		room string
 		want bool
@@ -573,7 +576,7 @@ func TestRoomAllowed(t *testing.T) {
 		{"lobby2", false},
 		{"x-", false},
 		{"", false},
-		{strings.Repeat("l", maxRoomName+1), false},
+		{strings.Repeat("l", 257), false},
 	}
 	for _, tc := range cases {
 		if got := p.roomAllowed(v, tc.room); got != tc.want {

@@ -29,6 +29,7 @@ type policy struct {
 	joinEvent  string
 	leaveEvent string
 	allowRooms []string
+	maxRoom    int // longest room name a client may request
 	announce   *Message
 	emit       *Message
 	relay      []string
@@ -52,6 +53,7 @@ func (h *Handler) buildPolicy(repl *caddy.Replacer, logger *zap.Logger) (*policy
 		mode:       AuthOff,
 		join:       slices.Clone(h.Join),
 		allowRooms: slices.Clone(h.AllowRooms),
+		maxRoom:    h.Limits.maxRoomName(),
 		announce:   h.Announce,
 		emit:       h.Emit,
 		relay:      slices.Clone(h.Relay),
@@ -173,7 +175,7 @@ func (p *policy) joinRooms(v *socketView) []string {
 
 // roomAllowed reports whether a client may join room on request.
 func (p *policy) roomAllowed(v *socketView, room string) bool {
-	if room == "" || len(room) > maxRoomName || looksLikeSocketID(room) {
+	if room == "" || len(room) > p.maxRoom || looksLikeSocketID(room) {
 		return false
 	}
 	repl := newReplacer(v, globEscape)

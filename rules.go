@@ -90,9 +90,6 @@ func looksLikeSocketID(room string) bool {
 // maxLoggedArgs bounds the JSON of an event's arguments in a log entry.
 const maxLoggedArgs = 512
 
-// maxRoomName bounds a room name a client may request.
-const maxRoomName = 256
-
 // argsForLog renders event arguments as compact JSON for a log entry, binary
 // attachments as "<N bytes>", cut at maxLoggedArgs bytes.
 func argsForLog(args []any) string {
@@ -106,15 +103,26 @@ func argsForLog(args []any) string {
 	if err := enc.Encode(clean); err != nil {
 		return "<unprintable>"
 	}
-	s := strings.TrimSuffix(buf.String(), "\n")
-	if len(s) > maxLoggedArgs {
-		cut := maxLoggedArgs
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "…"
+	return cutForLog(strings.TrimSuffix(buf.String(), "\n"), maxLoggedArgs)
+}
+
+// maxLoggedName bounds an event name in a log entry: a client chooses it,
+// and a 300 KB name must not become a 300 KB log line.
+const maxLoggedName = 128
+
+// nameForLog is an event name as logged, cut at maxLoggedName bytes.
+func nameForLog(name string) string { return cutForLog(name, maxLoggedName) }
+
+// cutForLog cuts s at n bytes, on a rune boundary, marking the cut.
+func cutForLog(s string, n int) string {
+	if len(s) <= n {
+		return s
 	}
-	return s
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 func scrubBinary(v any) any {

@@ -643,7 +643,10 @@ func (h *hub) webhookConnect(s *realtime.Socket) error {
 		} else if d != nil {
 			s.Set(webhookDataKey, d)
 		}
-		s.Join(slices.DeleteFunc(slices.Clone(reply.Rooms), func(r string) bool { return r == "" })...)
+		if err := s.Join(slices.DeleteFunc(slices.Clone(reply.Rooms), func(r string) bool { return r == "" })...); err != nil {
+			w.logFailure(s, "connect", &webhookError{"bad reply", fmt.Errorf("joining the rooms of the reply: %w", err)})
+			return &realtime.ConnectError{Message: "webhook failed: bad reply"}
+		}
 	}
 	// Registered before the socket connects, so no disconnect is missed.
 	s.OnDisconnect(func(s *realtime.Socket, reason string) {
@@ -755,7 +758,7 @@ func (h *hub) webhookEvent(p *policy, s *realtime.Socket, event string, args []a
 	if !q.push(webhookJob{w: w, url: url, body: b, ack: ack, s: s}, w.queue) {
 		w.logger.Warn("socket.io webhook queue full, event refused",
 			zap.String("namespace", b.Namespace), zap.String("socket", b.Socket),
-			zap.String("event", event), zap.Int("queue", w.queue))
+			zap.String("event", nameForLog(event)), zap.Int("queue", w.queue))
 		if ack != nil {
 			_ = ack(map[string]any{"error": (&webhookError{reason: "queue full"}).Error()})
 		}
@@ -912,8 +915,12 @@ func (j webhookJob) sendAck(reply *webhookReply) error {
 // apply runs one action on s.
 func (w *webhooks) apply(s *realtime.Socket, a webhookAction) {
 	for _, r := range a.Join {
-		if r != "" {
-			s.Join(r)
+		if r == "" {
+			continue
+		}
+		if err := s.Join(r); err != nil {
+			w.logger.Warn("socket.io webhook join action failed", zap.String("namespace", s.Namespace().Name()),
+				zap.String("socket", s.ID()), zap.String("room", cutForLog(r, maxLoggedName)), zap.Error(err))
 		}
 	}
 	for _, r := range a.Leave {
@@ -933,7 +940,7 @@ func (w *webhooks) apply(s *realtime.Socket, a webhookAction) {
 		}
 		if err != nil {
 			w.logger.Warn("socket.io webhook emit action failed", zap.String("namespace", s.Namespace().Name()),
-				zap.String("socket", s.ID()), zap.String("event", e.Event), zap.Error(err))
+				zap.String("socket", s.ID()), zap.String("event", nameForLog(e.Event)), zap.Error(err))
 		}
 	}
 }
