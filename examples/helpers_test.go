@@ -242,9 +242,10 @@ func (p *proc) waitHTTP(t testing.TB, client *http.Client, url string, want int)
 
 // testGlobal is the global options block the tests put in front of an
 // example (or into its own block): a loopback admin port of the test's own,
-// no persisted config, no change to the machine's trust store.
+// sites on loopback only, no persisted config, no change to the machine's
+// trust store.
 func testGlobal(adminPort int) string {
-	return fmt.Sprintf("\tadmin 127.0.0.1:%d\n\tpersist_config off\n\tskip_install_trust\n", adminPort)
+	return fmt.Sprintf("\tadmin 127.0.0.1:%d\n\tdefault_bind 127.0.0.1\n\tpersist_config off\n\tskip_install_trust\n", adminPort)
 }
 
 // withGlobal returns cfg with the test's global options: merged into the
