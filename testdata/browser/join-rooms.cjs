@@ -58,8 +58,26 @@ function rawEvents(page) {
   );
 }
 
+// protocols lists the HTTP versions the page's Socket.IO requests went
+// over (resource timing's nextHopProtocol: "http/1.1", "h2", "h3").
+function protocols(page) {
+  return page.evaluate(() => [
+    ...new Set(
+      performance
+        .getEntriesByType("resource")
+        .filter((e) => e.name.includes("/socket.io/"))
+        .map((e) => e.nextHopProtocol),
+    ),
+  ]);
+}
+
 async function state(page) {
-  return { status: await page.textContent("#status"), events: await eventLines(page), raw: await rawEvents(page) };
+  return {
+    status: await page.textContent("#status"),
+    events: await eventLines(page),
+    raw: await rawEvents(page),
+    protocols: await protocols(page),
+  };
 }
 
 // waitCount waits until the event list holds at least n lines equal to line.
