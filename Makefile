@@ -45,6 +45,12 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./realtime/...
 	testdata/bench/compare.sh
 
+# The official protocol suites against realtime/cmd/conformance; SUITES is
+# a folder with your clones of socketio/engine.io-protocol and
+# socketio/socket.io-protocol (docs/conformance.md).
+conformance:
+	@scripts/conformance.sh '$(SUITES)'
+
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./realtime/parser/
 	$(GO) test -run '^$$' -fuzz FuzzJSON -fuzztime 60s ./realtime/parser/
