@@ -36,6 +36,14 @@ func TestMakeExample(t *testing.T) {
 		skipOrFail(t, "finding make: %v", err)
 	}
 	root := repoRoot(t)
+	// make example runs `make deps` first; when that is out of date it runs
+	// npm ci, which replaces the node_modules other tests are using. Only
+	// run on installed deps (make test installs them first).
+	q := exec.Command(mk, "-q", "deps")
+	q.Dir = root
+	if err := q.Run(); err != nil {
+		skipOrFail(t, "make deps is not up to date (%v): run make deps first", err)
+	}
 
 	t.Run("port taken", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
