@@ -1,6 +1,8 @@
-# The two commands of the README's Quick start, and their helpers.
-#   make example   runs Caddyfile.example on :8080 (the tutorial's site)
+# The commands of the README and docs/, and their helpers.
+#   make example   runs Caddyfile.example on :8080 (the tutorial's site);
+#                  PORT=8081 ADMIN=localhost:2999 move it off taken ports
 #   make test      runs every test (Go unit, protocol, real clients, Caddy, browser)
+#   make conformance SUITES=<dir>   the official protocol suites (docs/conformance.md)
 
 GO       ?= go
 NPM      ?= npm
@@ -25,9 +27,11 @@ $(BUNDLE): $(NODE_STAMP)
 
 deps: $(NODE_STAMP) $(BUNDLE)
 
+PORT  ?= 8080
+ADMIN ?= localhost:2019
+
 example: deps
-	@echo "Open http://localhost:8080/?token=$$($(GO) run ./cmd/caddy socketio-token --sub demo-user --ttl 24h)"
-	$(GO) run ./cmd/caddy run --config Caddyfile.example --adapter caddyfile
+	@PORT='$(PORT)' ADMIN='$(ADMIN)' GO='$(GO)' scripts/example.sh
 
 token:
 	@$(GO) run ./cmd/caddy socketio-token --sub demo-user --ttl 24h
@@ -40,6 +44,12 @@ test: deps
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./realtime/...
 	testdata/bench/compare.sh
+
+# The official protocol suites against realtime/cmd/conformance; SUITES is
+# a folder with your clones of socketio/engine.io-protocol and
+# socketio/socket.io-protocol (docs/conformance.md).
+conformance:
+	@scripts/conformance.sh '$(SUITES)'
 
 # FuzzDecodePayloadMany's seeds hold up to 10,001 packets: at the default
 # -fuzzminimizetime (60s) minimizing one new input takes most of its run.

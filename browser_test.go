@@ -36,14 +36,22 @@ type browserResult struct {
 }
 
 type pageState struct {
-	Status string   `json:"status"`
-	Events []string `json:"events"`
+	Status string     `json:"status"`
+	Events []string   `json:"events"`
+	Raw    []rawEvent `json:"raw"`
 }
 
-// TestBrowserJoinRooms opens the example page twice in a headless Chromium,
-// joins room 7 in both, and checks that each page shows the other's join
-// and message, as in the tutorial's "joining the rooms" picture. The
-// screenshots are kept in testdata/artifacts/.
+// rawEvent is the event name and text behind one line of the page.
+type rawEvent struct {
+	Event string `json:"event"`
+	Text  string `json:"text"`
+}
+
+// TestBrowserJoinRooms opens the example page as two users in a headless
+// Chromium, joins room 7 in both, and checks what a person sees: the first
+// page shows the second user's join by name, each page shows the other's
+// message with its sender, and the tutorial's own events keep their names
+// and texts. The screenshots are kept in testdata/artifacts/.
 func TestBrowserJoinRooms(t *testing.T) {
 	t.Parallel()
 	root := repoRoot(t)
@@ -97,12 +105,19 @@ func TestBrowserJoinRooms(t *testing.T) {
 	}
 	t.Logf("browser %s; screenshots %v", res.Browser, res.Screenshots)
 
-	const announcement = "room-userId: You are in room number: 7"
-	// A: its join, B's join, its second join; B: its join, A's second join.
-	checkPage(t, "A", res.A, "alice", announcement, 3, "message_from_client: hello from page B", "sent: hello from page A")
-	checkPage(t, "B", res.B, "bob", announcement, 2, "message_from_client: hello from page A", "sent: hello from page B")
-	if slices.Contains(res.A.Events, "message_from_client: hello from page A") {
+	// A: its join and B's; B: its own. The tutorial's text is unchanged.
+	checkPage(t, "A", res.A, "alice", 2,
+		"You joined room 7 as alice", "bob joined room 7", "You say hello from page A", "bob says hello from page B")
+	checkPage(t, "B", res.B, "bob", 1,
+		"You joined room 7 as bob", "alice says hello from page A", "You say hello from page B")
+	if slices.Contains(res.A.Events, "alice says hello from page A") {
 		t.Errorf("page A got its own message back: %q", res.A.Events)
+	}
+	if slices.Contains(res.B.Events, "bob joined room 7") {
+		t.Errorf("page B announced its own join as someone else's: %q", res.B.Events)
+	}
+	if !slices.Contains(res.B.Raw, rawEvent{"message_from_client", "hello from page A"}) {
+		t.Errorf("page B has no message_from_client event with the text: %+v", res.B.Raw)
 	}
 
 	if len(res.Screenshots) != 3 {
@@ -120,34 +135,37 @@ func TestBrowserJoinRooms(t *testing.T) {
 	}
 }
 
-// checkPage checks one page's event list: the number of announcements, the
-// welcome message naming its user, and the given lines.
-func checkPage(t *testing.T, name string, p pageState, sub, announcement string, joins int, want ...string) {
+// checkPage checks one page: the status names its user, the tutorial's
+// room-userId announcement came joins times with the tutorial's text, the
+// welcome names the user, and the page shows the given lines.
+func checkPage(t *testing.T, name string, p pageState, sub string, joins int, want ...string) {
 	t.Helper()
-	if !strings.HasPrefix(p.Status, "connected as ") {
-		t.Errorf("page %s status %q, want connected", name, p.Status)
+	if !strings.HasPrefix(p.Status, "connected as "+sub+" ") {
+		t.Errorf("page %s status %q, want connected as %s", name, p.Status, sub)
 	}
 	n := 0
-	for _, e := range p.Events {
-		if e == announcement {
+	for _, e := range p.Raw {
+		if e == (rawEvent{"room-userId", "You are in room number: 7"}) {
 			n++
 		}
 	}
 	if n != joins {
-		t.Errorf("page %s shows %d announcements, want %d: %q", name, n, joins, p.Events)
+		t.Errorf("page %s shows %d room-userId announcements, want %d: %+v", name, n, joins, p.Raw)
 	}
-	welcome := fmt.Sprintf("message_from_server: Message: welcome %s, your socket id is ", sub)
-	if !slices.ContainsFunc(p.Events, func(e string) bool { return strings.HasPrefix(e, welcome) }) {
-		t.Errorf("page %s has no %q line: %q", name, welcome, p.Events)
+	welcome := fmt.Sprintf("Message: welcome %s, your socket id is ", sub)
+	if !slices.ContainsFunc(p.Raw, func(e rawEvent) bool {
+		return e.Event == "message_from_server" && strings.HasPrefix(e.Text, welcome)
+	}) {
+		t.Errorf("page %s has no message_from_server %q: %+v", name, welcome, p.Raw)
 	}
 	for _, w := range want {
 		if !slices.Contains(p.Events, w) {
 			t.Errorf("page %s does not show %q: %q", name, w, p.Events)
 		}
 	}
-	for _, e := range p.Events {
-		if strings.HasPrefix(e, "connect_error") {
-			t.Errorf("page %s shows %q", name, e)
+	for _, e := range p.Raw {
+		if e.Event == "connect_error" {
+			t.Errorf("page %s shows a refusal: %q", name, e.Text)
 		}
 	}
 }

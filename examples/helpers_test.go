@@ -1,0 +1,313 @@
+// Package examples tests what the README, docs/ and examples/ give a new
+// user to copy: every Caddyfile loads as it is (caddy validate), the
+// backends in examples/backend/ answer real webhooks, the emit API example
+// reaches a real client, and the HTTPS example serves polling over HTTP/2
+// and HTTP/3, WebSocket over TLS and the page to a browser that trusts
+// Caddy's local CA.
+//
+// The tests run a Caddy built from ./cmd/caddy, as `make example` does. Tools
+// from outside Go (node, php, python3 with Flask, chromium, certutil) are
+// looked up on the machine: a test skips when one is missing, and fails
+// instead when CI=true.
+package examples
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Bounds of every wait on a process started here.
+const (
+	// buildTimeout bounds `go build ./cmd/caddy` (minutes on a cold cache).
+	buildTimeout = 10 * time.Minute
+	// readyTimeout is how long a started process gets to accept connections.
+	readyTimeout = 20 * time.Second
+	// validateTimeout bounds one `caddy validate`.
+	validateTimeout = 30 * time.Second
+	// exitTimeout is how long a process may take to exit after SIGTERM.
+	exitTimeout = 10 * time.Second
+	// clientWait bounds every wait for a client event or an HTTP answer.
+	clientWait = 10 * time.Second
+)
+
+var (
+	caddyDir  string // holds the Caddy binary; made by TestMain
+	buildOnce sync.Once
+	buildPath string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "caddy-socketio-examples-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "creating a directory for the caddy binary: %v\n", err)
+		os.Exit(1)
+	}
+	caddyDir = dir
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// skipOrFail skips when something the test needs is missing from the
+// machine, and fails instead when CI=true.
+func skipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s (CI=true, so this is a failure, not a skip)", msg)
+	}
+	t.Skip(msg)
+}
+
+// repoRoot is the module root, one directory above this file.
+func repoRoot(t testing.TB) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("finding the source directory")
+	}
+	root := filepath.Dir(filepath.Dir(file))
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatalf("finding go.mod in %s: %v", root, err)
+	}
+	return root
+}
+
+// caddyBinary builds ./cmd/caddy once and returns its path.
+func caddyBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			buildErr = fmt.Errorf("finding the go command: %w", err)
+			return
+		}
+		out := filepath.Join(caddyDir, "caddy")
+		ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, "./cmd/caddy")
+		cmd.Dir = repoRoot(t)
+		cmd.WaitDelay = 5 * time.Second
+		if b, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building ./cmd/caddy: %w\n%s", err, b)
+			return
+		}
+		buildPath = out
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildPath
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// baseEnv is the environment of every process started here: the machine's
+// PATH and nothing else of the caller's, a HOME of its own, plus vars. So a
+// Caddyfile that needs a variable its text does not name fails here.
+func baseEnv(home string, vars ...string) []string {
+	env := []string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + home,
+		"XDG_CONFIG_HOME=" + filepath.Join(home, "config"),
+		"XDG_DATA_HOME=" + filepath.Join(home, "data"),
+	}
+	for _, k := range []string{"GOCACHE", "GOMODCACHE", "GOPATH", "GOFLAGS", "GOTOOLCHAIN", "TMPDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return append(env, vars...)
+}
+
+// syncBuffer collects a process's output.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// proc is a process started by a test and stopped by its cleanup.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	Log  *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+// startProc starts argv in dir with env; t.Cleanup ends it with SIGTERM
+// (then kill), bounded.
+func startProc(t testing.TB, name, dir string, env []string, argv ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, Log: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(argv[0], argv[1:]...)
+	p.cmd.Dir = dir
+	p.cmd.Env = env
+	p.cmd.Stdout = p.Log
+	p.cmd.Stderr = p.Log
+	p.cmd.WaitDelay = 2 * time.Second
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+func (p *proc) stop(t testing.TB) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return
+	case <-time.After(exitTimeout):
+	}
+	t.Errorf("%s did not exit %v after SIGTERM; killing it", p.name, exitTimeout)
+	_ = p.cmd.Process.Kill()
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// waitHTTP polls url until it answers with want (any status when want is
+// 0), and fails the test if p exits first or readyTimeout passes.
+func (p *proc) waitHTTP(t testing.TB, client *http.Client, url string, want int) {
+	t.Helper()
+	if client == nil {
+		client = &http.Client{Timeout: time.Second}
+	}
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if want == 0 || resp.StatusCode == want {
+				return
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited before serving %s: %v\n%s", p.name, url, p.err, p.Log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not serving %s after %v: %v\n%s", p.name, url, readyTimeout, err, p.Log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// testGlobal is the global options block the tests put in front of an
+// example (or into its own block): a loopback admin port of the test's own,
+// sites on loopback only, no persisted config, no change to the machine's
+// trust store.
+func testGlobal(adminPort int) string {
+	return fmt.Sprintf("\tadmin 127.0.0.1:%d\n\tdefault_bind 127.0.0.1\n\tpersist_config off\n\tskip_install_trust\n", adminPort)
+}
+
+// withGlobal returns cfg with the test's global options: merged into the
+// example's own global block if it has one, else in a block of their own.
+func withGlobal(cfg string, adminPort int) string {
+	lines := strings.SplitAfter(cfg, "\n")
+	for i, l := range lines {
+		s := strings.TrimSpace(l)
+		if s == "" || strings.HasPrefix(s, "#") {
+			continue
+		}
+		if s == "{" {
+			return strings.Join(lines[:i+1], "") + testGlobal(adminPort) + strings.Join(lines[i+1:], "")
+		}
+		break
+	}
+	return "{\n" + testGlobal(adminPort) + "}\n\n" + cfg
+}
+
+// stripComments drops comment lines and blank lines at the start, so a
+// Caddyfile's body can be compared with a copy in the docs.
+func stripComments(cfg string) string {
+	var out []string
+	for _, line := range strings.Split(cfg, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		out = append(out, line)
+	}
+	return strings.TrimSpace(collapseBlank(strings.Join(out, "\n"))) + "\n"
+}
+
+// collapseBlank turns runs of blank lines into one.
+func collapseBlank(s string) string {
+	for strings.Contains(s, "\n\n\n") {
+		s = strings.ReplaceAll(s, "\n\n\n", "\n\n")
+	}
+	return s
+}
+
+// startCaddy writes cfg into a temporary directory and runs it from the
+// repository root (the examples' `root` paths are relative to it) with
+// env. It returns once getURL answers.
+func startCaddy(t testing.TB, cfg string, env []string, client *http.Client, getURL string) *proc {
+	t.Helper()
+	bin := caddyBinary(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatalf("writing the Caddyfile: %v", err)
+	}
+	p := startProc(t, "caddy", repoRoot(t), env, bin, "run", "--config", path, "--adapter", "caddyfile")
+	p.waitHTTP(t, client, getURL, 0)
+	return p
+}
+
+// readFile reads a file of the repository.
+func readFile(t testing.TB, rel string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), rel))
+	if err != nil {
+		t.Fatalf("reading %s: %v", rel, err)
+	}
+	return string(b)
+}
