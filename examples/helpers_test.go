@@ -89,6 +89,9 @@ func repoRoot(t testing.TB) string {
 // caddyBinary builds ./cmd/caddy once and returns its path.
 func caddyBinary(t testing.TB) string {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs a real Caddy: skipped under -short (the fast loop)")
+	}
 	buildOnce.Do(func() {
 		goBin, err := exec.LookPath("go")
 		if err != nil {

@@ -31,6 +31,9 @@ func makeEnv(dir string) []string {
 // says why and what to do, when the site port is taken, and otherwise
 // prints the page URL and serves the page until stopped.
 func TestMakeExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs make example and its Caddy: skipped under -short (the fast loop)")
+	}
 	mk, err := exec.LookPath("make")
 	if err != nil {
 		skipOrFail(t, "finding make: %v", err)

@@ -46,6 +46,9 @@ type Env struct {
 // CI machine cannot silently pass without running the real clients.
 func Locate(t testing.TB) Env {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs Node: skipped under -short (the fast loop)")
+	}
 	env, err := locate()
 	if err != nil {
 		if os.Getenv("CI") == "true" {
