@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +23,7 @@ import (
 
 	"github.com/caddy-socketio/caddy-socketio/realtime"
 	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
+	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 )
 
 // Webhook defaults.
@@ -41,18 +39,6 @@ const (
 // disconnect notice on shutdown, say) before cancelling them. A variable so
 // tests can shorten it.
 var webhookCloseGrace = 5 * time.Second
-
-// Webhook header names. The signature is
-// "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + hook + "." + path +
-// "." + body)), where hook is the X-SocketIO-Hook value (connect, event or
-// disconnect) and path the URL path the call was sent to, so a backend can
-// refuse replayed or forged calls with its copy of the secret, and a call
-// signed for one hook or endpoint cannot be replayed against another.
-const (
-	WebhookTimestampHeader = "X-SocketIO-Timestamp"
-	WebhookSignatureHeader = "X-SocketIO-Signature"
-	WebhookHookHeader      = "X-SocketIO-Hook"
-)
 
 // DefaultWebhookMaxBody bounds a call's body (1 MiB, what a backend that
 // reads at most 1 MB can still verify).
@@ -85,9 +71,9 @@ type Webhook struct {
 	// reason.
 	Disconnect string `json:"disconnect,omitempty"`
 
-	// Secret signs every call (HMAC-SHA256, see the X-SocketIO-Signature
-	// header). Placeholders such as {env.WEBHOOK_SECRET} are resolved at
-	// load. Required.
+	// Secret signs every call (HMAC-SHA256, see webhook.Sign and the
+	// X-SocketIO-Signature header). Placeholders such as
+	// {env.WEBHOOK_SECRET} are resolved at load. Required.
 	Secret string `json:"secret,omitempty"`
 
 	// Headers lists handshake request headers copied into each call's body.
@@ -485,9 +471,9 @@ func (w *webhooks) call(url string, body *webhookBody) (*webhookReply, error) {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "caddy-socketio")
-	req.Header.Set(WebhookTimestampHeader, ts)
-	req.Header.Set(WebhookHookHeader, body.Type)
-	req.Header.Set(WebhookSignatureHeader, SignWebhook(w.secret, ts, body.Type, req.URL.EscapedPath(), payload))
+	req.Header.Set(webhook.TimestampHeader, ts)
+	req.Header.Set(webhook.HookHeader, body.Type)
+	req.Header.Set(webhook.SignatureHeader, webhook.Sign(w.secret, ts, body.Type, req.URL.EscapedPath(), payload))
 	resp, err := w.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -536,65 +522,6 @@ func (w *webhooks) ctxError(ctx context.Context, doing string) error {
 		return &webhookError{"server stopping", fmt.Errorf("%s: %w", doing, w.ctx.Err())}
 	}
 	return &webhookError{"timeout", fmt.Errorf("%s: %w", doing, ctx.Err())}
-}
-
-// SignWebhook returns the X-SocketIO-Signature value of a call:
-// "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + hook + "." + path +
-// "." + body)). path is the request's URL path in its escaped form, without
-// the query ("/hooks/socketio").
-func SignWebhook(secret []byte, timestamp, hook, path string, body []byte) string {
-	mac := hmac.New(sha256.New, secret)
-	for _, part := range []string{timestamp, hook, path} {
-		mac.Write([]byte(part))
-		mac.Write([]byte{'.'})
-	}
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
-}
-
-// VerifyWebhook checks a call's signature in constant time, and that its
-// timestamp is within maxAge of now (no check when maxAge is 0). hook is
-// the X-SocketIO-Hook header and path the URL path the backend was called
-// on; the body's "type" must then equal hook (see VerifyWebhookRequest,
-// which does both). Go backends can use it as is; it documents the scheme
-// for the others.
-func VerifyWebhook(secret []byte, timestamp, hook, path, signature string, body []byte, maxAge time.Duration, now time.Time) error {
-	ts, err := strconv.ParseInt(timestamp, 10, 64)
-	if err != nil {
-		return fmt.Errorf("verifying webhook: bad timestamp %q", timestamp)
-	}
-	if maxAge > 0 {
-		age := now.Sub(time.Unix(ts, 0))
-		if age > maxAge || age < -maxAge {
-			return errors.New("verifying webhook: timestamp too old or in the future")
-		}
-	}
-	want := SignWebhook(secret, timestamp, hook, path, body)
-	if !hmac.Equal([]byte(want), []byte(signature)) {
-		return errors.New("verifying webhook: signature mismatch")
-	}
-	return nil
-}
-
-// VerifyWebhookRequest verifies a call as a backend received it: body is
-// the request body it read, r the request (its headers and URL path). It
-// also checks that the body's "type" is the signed hook.
-func VerifyWebhookRequest(secret []byte, r *http.Request, body []byte, maxAge time.Duration) error {
-	hook := r.Header.Get(WebhookHookHeader)
-	if err := VerifyWebhook(secret, r.Header.Get(WebhookTimestampHeader), hook, r.URL.EscapedPath(),
-		r.Header.Get(WebhookSignatureHeader), body, maxAge, time.Now()); err != nil {
-		return err
-	}
-	var head struct {
-		Type string `json:"type"`
-	}
-	if err := json.Unmarshal(body, &head); err != nil {
-		return fmt.Errorf("verifying webhook: decoding body: %w", err)
-	}
-	if head.Type != hook {
-		return fmt.Errorf("verifying webhook: body type %q is not the signed hook %q", head.Type, hook)
-	}
-	return nil
 }
 
 // decodeRaw decodes an optional JSON value keeping numbers as json.Number.
