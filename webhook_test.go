@@ -493,6 +493,9 @@ func TestWebhookCleanupStopsCalls(t *testing.T) {
 		Events:  []WebhookRoute{{URL: b.url("/e"), Match: []string{"*"}}},
 		Timeout: caddy.Duration(30 * time.Second),
 	}}
+	// Read when the config is built.
+	defer func(g time.Duration) { webhookCloseGrace = g }(webhookCloseGrace)
+	webhookCloseGrace = 300 * time.Millisecond
 	if err := h.Provision(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -507,8 +510,6 @@ func TestWebhookCleanupStopsCalls(t *testing.T) {
 	c.send(`421["stuck"]`)
 	b.waitCalls(1)
 	w := h.entry.pol.webhook
-	defer func(g time.Duration) { webhookCloseGrace = g }(webhookCloseGrace)
-	webhookCloseGrace = 300 * time.Millisecond
 	start := time.Now()
 	if err := h.Cleanup(); err != nil {
 		t.Fatal(err)
@@ -521,7 +522,7 @@ func TestWebhookCleanupStopsCalls(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the call in flight was not cancelled")
 	}
-	if w.goroutine(func() {}) {
+	if w.client.Go(func() {}) {
 		t.Fatal("closed webhooks still start goroutines")
 	}
 }
