@@ -1,16 +1,3 @@
-// Package webhook is the Caddy-free part of caddy-socketio's webhooks: the
-// signing scheme of the calls, so that a Go backend can verify them by
-// importing only this package. It never imports Caddy.
-//
-// Every call is a JSON POST carrying three headers: TimestampHeader (Unix
-// seconds), HookHeader (connect, event or disconnect, the same as the
-// body's "type") and SignatureHeader, whose value is
-//
-//	"sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + hook + "." + path + "." + body))
-//
-// where path is the URL path the call was sent to. A backend refuses
-// replayed or forged calls with its copy of the secret, and a call signed
-// for one hook or endpoint cannot be replayed against another.
 package webhook
 
 import (
