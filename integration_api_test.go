@@ -20,8 +20,8 @@ import (
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	socketio "github.com/caddy-socketio/caddy-socketio"
 	"github.com/caddy-socketio/caddy-socketio/internal/nodeclient"
+	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 )
 
 // Secrets of the API and webhook integration test.
@@ -64,7 +64,7 @@ func (b *hookITBackend) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	if err := socketio.VerifyWebhookRequest([]byte(hookITSecret), r, raw, time.Minute); err != nil {
+	if err := webhook.VerifyRequest([]byte(hookITSecret), r, raw, time.Minute); err != nil {
 		b.t.Errorf("backend %s: %v", r.URL.Path, err)
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return

@@ -1,23 +1,15 @@
 package socketio
 
 import (
-	"bytes"
 	"cmp"
-	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -26,43 +18,29 @@ import (
 
 	"github.com/caddy-socketio/caddy-socketio/realtime"
 	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
+	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 )
 
-// Webhook defaults.
+// Webhook defaults (the client's are those of realtime/webhook).
 const (
-	DefaultWebhookTimeout        = 10 * time.Second
-	DefaultWebhookMaxConcurrency = 64
+	DefaultWebhookTimeout        = webhook.DefaultTimeout
+	DefaultWebhookMaxConcurrency = webhook.DefaultMaxConcurrency
 	// DefaultWebhookConnectConcurrency is the connect calls' own pool.
-	DefaultWebhookConnectConcurrency = 64
+	DefaultWebhookConnectConcurrency = webhook.DefaultConnectConcurrency
 	DefaultWebhookQueue              = 16
+	// DefaultWebhookMaxBody bounds a call's body (1 MiB, what a backend
+	// that reads at most 1 MB can still verify).
+	DefaultWebhookMaxBody = webhook.DefaultMaxBody
 )
 
 // webhookCloseGrace bounds how long Cleanup lets calls in flight finish (a
 // disconnect notice on shutdown, say) before cancelling them. A variable so
-// tests can shorten it.
-var webhookCloseGrace = 5 * time.Second
+// tests can shorten it; it is read when a config is built.
+var webhookCloseGrace = webhook.DefaultCloseGrace
 
-// Webhook header names. The signature is
-// "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + hook + "." + path +
-// "." + body)), where hook is the X-SocketIO-Hook value (connect, event or
-// disconnect) and path the URL path the call was sent to, so a backend can
-// refuse replayed or forged calls with its copy of the secret, and a call
-// signed for one hook or endpoint cannot be replayed against another.
+// Socket data keys of the per-socket FIFO and of the data a connect hook
+// attached.
 const (
-	WebhookTimestampHeader = "X-SocketIO-Timestamp"
-	WebhookSignatureHeader = "X-SocketIO-Signature"
-	WebhookHookHeader      = "X-SocketIO-Hook"
-)
-
-// DefaultWebhookMaxBody bounds a call's body (1 MiB, what a backend that
-// reads at most 1 MB can still verify).
-const DefaultWebhookMaxBody = 1 << 20
-
-const (
-	// maxWebhookReply bounds a backend reply read into memory.
-	maxWebhookReply = 1 << 20
-	// Socket data keys of the per-socket FIFO and of the data a connect
-	// hook attached.
 	webhookQueueKey = "caddy.socketio.webhook.queue"
 	webhookDataKey  = "caddy.socketio.webhook.data"
 )
@@ -85,9 +63,9 @@ type Webhook struct {
 	// reason.
 	Disconnect string `json:"disconnect,omitempty"`
 
-	// Secret signs every call (HMAC-SHA256, see the X-SocketIO-Signature
-	// header). Placeholders such as {env.WEBHOOK_SECRET} are resolved at
-	// load. Required.
+	// Secret signs every call (HMAC-SHA256, see webhook.Sign and the
+	// X-SocketIO-Signature header). Placeholders such as
+	// {env.WEBHOOK_SECRET} are resolved at load. Required.
 	Secret string `json:"secret,omitempty"`
 
 	// Headers lists handshake request headers copied into each call's body.
@@ -188,33 +166,22 @@ func checkWebhookURL(raw string) error {
 	return nil
 }
 
-// webhooks is one config's compiled Webhook: its HTTP client, its
-// concurrency slots and the goroutines it started. Cleanup closes it.
+// webhooks is one config's compiled Webhook: its routes, what a call
+// carries, and the client (HTTP, concurrency slots, goroutines) that
+// Cleanup closes.
 type webhooks struct {
 	routes     []WebhookRoute
 	connect    string
 	disconnect string
-	secret     []byte
 	headers    []string
 	cookies    []string
-	timeout    time.Duration
 	queue      int
-	maxBody    int
 	logger     *zap.Logger
 	// tokens are where the policy reads the JWT; those handshake values
 	// are never copied into a call.
 	tokens []auth.Source
 
-	client    *http.Client
-	transport *http.Transport
-	sem       chan struct{} // event and disconnect calls
-	connSem   chan struct{} // connect calls
-	ctx       context.Context
-	cancel    context.CancelFunc
-
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup
+	client *webhook.Client
 }
 
 // build resolves placeholders and makes the HTTP client. Nothing runs until
@@ -226,18 +193,14 @@ func (wh *Webhook) build(repl *caddy.Replacer, logger *zap.Logger) (*webhooks, e
 	w := &webhooks{
 		connect:    repl.ReplaceKnown(wh.Connect, ""),
 		disconnect: repl.ReplaceKnown(wh.Disconnect, ""),
-		secret:     []byte(repl.ReplaceKnown(wh.Secret, "")),
 		headers:    slices.Clone(wh.Headers),
 		cookies:    slices.Clone(wh.Cookies),
-		timeout:    durationOr(wh.Timeout, DefaultWebhookTimeout),
-		queue:      wh.Queue,
+		queue:      cmp.Or(wh.Queue, DefaultWebhookQueue),
 		logger:     logger,
 	}
-	if len(w.secret) == 0 {
+	secret := []byte(repl.ReplaceKnown(wh.Secret, ""))
+	if len(secret) == 0 {
 		return nil, errors.New("webhook: secret is empty after resolving placeholders (is the environment variable set?)")
-	}
-	if w.queue <= 0 {
-		w.queue = DefaultWebhookQueue
 	}
 	for _, r := range wh.Events {
 		r = WebhookRoute{URL: repl.ReplaceKnown(r.URL, ""), Match: slices.Clone(r.Match)}
@@ -256,28 +219,18 @@ func (wh *Webhook) build(repl *caddy.Replacer, logger *zap.Logger) (*webhooks, e
 			return nil, fmt.Errorf("webhook: disconnect: %w", err)
 		}
 	}
-	maxConc := wh.MaxConcurrency
-	if maxConc <= 0 {
-		maxConc = DefaultWebhookMaxConcurrency
+	client, err := webhook.NewClient(webhook.Config{
+		Secret:             secret,
+		Timeout:            time.Duration(wh.Timeout),
+		MaxConcurrency:     wh.MaxConcurrency,
+		ConnectConcurrency: wh.ConnectConcurrency,
+		MaxBody:            int(wh.MaxBody),
+		CloseGrace:         webhookCloseGrace,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
 	}
-	w.sem = make(chan struct{}, maxConc)
-	w.connSem = make(chan struct{}, cmp.Or(wh.ConnectConcurrency, DefaultWebhookConnectConcurrency))
-	w.maxBody = int(cmp.Or(wh.MaxBody, DefaultWebhookMaxBody))
-	w.transport = &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: w.timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConnsPerHost:   maxConc,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   w.timeout,
-		ResponseHeaderTimeout: w.timeout,
-		ForceAttemptHTTP2:     true,
-	}
-	w.client = &http.Client{
-		Transport: w.transport,
-		Timeout:   w.timeout,
-		// A redirect would turn the POST into a GET and drop the body.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	w.ctx, w.cancel = context.WithCancel(context.Background())
+	w.client = client
 	return w, nil
 }
 
@@ -300,76 +253,19 @@ func (w *webhooks) route(event string) (string, bool) {
 	return "", false
 }
 
-// goroutine runs fn in a goroutine that close waits for; false when closed.
-func (w *webhooks) goroutine(fn func()) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return false
-	}
-	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		fn()
-	}()
-	return true
-}
-
-// close stops accepting work, lets calls in flight finish for a short grace,
-// then cancels the rest and waits for every goroutine it started. It is
+// close closes the client: calls in flight finish for a short grace, then
+// are cancelled, and every goroutine it started has ended on return. It is
 // safe on a nil receiver and idempotent.
 func (w *webhooks) close() {
 	if w == nil {
 		return
 	}
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return
-	}
-	w.closed = true
-	w.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		w.wg.Wait()
-		close(done)
-	}()
-	grace := time.NewTimer(min(w.timeout, webhookCloseGrace))
-	defer grace.Stop()
-	select {
-	case <-done:
-	case <-grace.C:
-	}
-	w.cancel()
-	<-done
-	w.transport.CloseIdleConnections()
-}
-
-// webhookBody is the JSON every call carries.
-type webhookBody struct {
-	// Type is "connect", "event" or "disconnect".
-	Type      string `json:"type"`
-	Namespace string `json:"namespace"`
-	Socket    string `json:"socket"`
-	Event     string `json:"event,omitempty"`
-	// Args are the event's arguments (binary ones as base64 strings).
-	Args []any `json:"args,omitzero"`
-	// Ack tells whether the client waits for an acknowledgement.
-	Ack     bool              `json:"ack,omitempty"`
-	Reason  string            `json:"reason,omitempty"`
-	Rooms   []string          `json:"rooms"`
-	Claims  map[string]any    `json:"claims,omitempty"`
-	Data    any               `json:"data,omitempty"`
-	Auth    map[string]any    `json:"auth,omitempty"`
-	Query   map[string]string `json:"query,omitempty"`
-	Headers map[string]string `json:"headers,omitempty"`
-	Cookies map[string]string `json:"cookies,omitempty"`
-	Address string            `json:"address,omitempty"`
+	w.client.Close()
 }
 
 // body describes a socket for a call.
-func (w *webhooks) body(s *realtime.Socket, kind string) *webhookBody {
-	b := &webhookBody{
+func (w *webhooks) body(s *realtime.Socket, kind string) *webhook.Body {
+	b := &webhook.Body{
 		Type:      kind,
 		Namespace: s.Namespace().Name(),
 		Socket:    s.ID(),
@@ -418,185 +314,6 @@ func (w *webhooks) body(s *realtime.Socket, kind string) *webhookBody {
 	return b
 }
 
-// webhookReply is what a backend may answer. Every field is optional.
-type webhookReply struct {
-	// Ack is the list of arguments of the client's ack.
-	Ack json.RawMessage `json:"ack"`
-	// Error refuses a connect, or becomes the ack [{"error": <Error>}].
-	Error json.RawMessage `json:"error"`
-	// Rooms and Data are a connect hook's acceptance.
-	Rooms []string        `json:"rooms"`
-	Data  json.RawMessage `json:"data"`
-	// Actions run on the socket, in order (a disconnect last).
-	Actions []webhookAction `json:"actions"`
-}
-
-type webhookAction struct {
-	Join       []string    `json:"join"`
-	Leave      []string    `json:"leave"`
-	Emit       *emitAction `json:"emit"`
-	Disconnect *bool       `json:"disconnect"`
-}
-
-type emitAction struct {
-	// Rooms to emit to; none means the socket itself.
-	Rooms  []string `json:"rooms"`
-	Except []string `json:"except"`
-	Event  string   `json:"event"`
-	Args   []any    `json:"args"`
-}
-
-// webhookError is a failed call; its message is what the client sees
-// ("webhook failed: timeout").
-type webhookError struct {
-	reason string
-	err    error
-}
-
-func (e *webhookError) Error() string { return "webhook failed: " + e.reason }
-func (e *webhookError) Unwrap() error { return e.err }
-
-// call POSTs body to url, signed, and decodes the reply. It holds one of the
-// concurrency slots while the request is in flight.
-func (w *webhooks) call(url string, body *webhookBody) (*webhookReply, error) {
-	payload, err := json.Marshal(body)
-	if err != nil {
-		return nil, &webhookError{"bad arguments", fmt.Errorf("encoding webhook body: %w", err)}
-	}
-	if len(payload) > w.maxBody {
-		return nil, &webhookError{"body too large", fmt.Errorf("webhook body of %d bytes is over max_body %d", len(payload), w.maxBody)}
-	}
-	ctx, cancel := context.WithTimeout(w.ctx, w.timeout)
-	defer cancel()
-	sem := w.sem
-	if body.Type == "connect" {
-		sem = w.connSem
-	}
-	select {
-	case sem <- struct{}{}:
-		defer func() { <-sem }()
-	case <-ctx.Done():
-		return nil, w.ctxError(ctx, "waiting for a free slot")
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
-	if err != nil {
-		return nil, &webhookError{"bad url", fmt.Errorf("building webhook request: %w", err)}
-	}
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "caddy-socketio")
-	req.Header.Set(WebhookTimestampHeader, ts)
-	req.Header.Set(WebhookHookHeader, body.Type)
-	req.Header.Set(WebhookSignatureHeader, SignWebhook(w.secret, ts, body.Type, req.URL.EscapedPath(), payload))
-	resp, err := w.client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, w.ctxError(ctx, "calling backend")
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			return nil, &webhookError{"timeout", err}
-		}
-		return nil, &webhookError{"backend unreachable", err}
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxWebhookReply+1))
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, w.ctxError(ctx, "reading reply")
-		}
-		return nil, &webhookError{"backend unreachable", fmt.Errorf("reading webhook reply: %w", err)}
-	}
-	if len(data) > maxWebhookReply {
-		return nil, &webhookError{"reply too large", fmt.Errorf("webhook reply over %d bytes", maxWebhookReply)}
-	}
-	reply := &webhookReply{}
-	if len(bytes.TrimSpace(data)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.UseNumber()
-		if derr := dec.Decode(reply); derr != nil {
-			reply = nil
-			if resp.StatusCode/100 == 2 {
-				return nil, &webhookError{"bad reply", fmt.Errorf("decoding webhook reply: %w", derr)}
-			}
-		}
-	}
-	if resp.StatusCode/100 != 2 {
-		// A refusal may come with an error status; its error is kept.
-		if reply != nil && len(reply.Error) > 0 {
-			return reply, nil
-		}
-		return nil, &webhookError{"status " + strconv.Itoa(resp.StatusCode), fmt.Errorf("backend answered %s", resp.Status)}
-	}
-	return reply, nil
-}
-
-func (w *webhooks) ctxError(ctx context.Context, doing string) error {
-	if w.ctx.Err() != nil {
-		return &webhookError{"server stopping", fmt.Errorf("%s: %w", doing, w.ctx.Err())}
-	}
-	return &webhookError{"timeout", fmt.Errorf("%s: %w", doing, ctx.Err())}
-}
-
-// SignWebhook returns the X-SocketIO-Signature value of a call:
-// "sha256=" + hex(HMAC-SHA256(secret, timestamp + "." + hook + "." + path +
-// "." + body)). path is the request's URL path in its escaped form, without
-// the query ("/hooks/socketio").
-func SignWebhook(secret []byte, timestamp, hook, path string, body []byte) string {
-	mac := hmac.New(sha256.New, secret)
-	for _, part := range []string{timestamp, hook, path} {
-		mac.Write([]byte(part))
-		mac.Write([]byte{'.'})
-	}
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
-}
-
-// VerifyWebhook checks a call's signature in constant time, and that its
-// timestamp is within maxAge of now (no check when maxAge is 0). hook is
-// the X-SocketIO-Hook header and path the URL path the backend was called
-// on; the body's "type" must then equal hook (see VerifyWebhookRequest,
-// which does both). Go backends can use it as is; it documents the scheme
-// for the others.
-func VerifyWebhook(secret []byte, timestamp, hook, path, signature string, body []byte, maxAge time.Duration, now time.Time) error {
-	ts, err := strconv.ParseInt(timestamp, 10, 64)
-	if err != nil {
-		return fmt.Errorf("verifying webhook: bad timestamp %q", timestamp)
-	}
-	if maxAge > 0 {
-		age := now.Sub(time.Unix(ts, 0))
-		if age > maxAge || age < -maxAge {
-			return errors.New("verifying webhook: timestamp too old or in the future")
-		}
-	}
-	want := SignWebhook(secret, timestamp, hook, path, body)
-	if !hmac.Equal([]byte(want), []byte(signature)) {
-		return errors.New("verifying webhook: signature mismatch")
-	}
-	return nil
-}
-
-// VerifyWebhookRequest verifies a call as a backend received it: body is
-// the request body it read, r the request (its headers and URL path). It
-// also checks that the body's "type" is the signed hook.
-func VerifyWebhookRequest(secret []byte, r *http.Request, body []byte, maxAge time.Duration) error {
-	hook := r.Header.Get(WebhookHookHeader)
-	if err := VerifyWebhook(secret, r.Header.Get(WebhookTimestampHeader), hook, r.URL.EscapedPath(),
-		r.Header.Get(WebhookSignatureHeader), body, maxAge, time.Now()); err != nil {
-		return err
-	}
-	var head struct {
-		Type string `json:"type"`
-	}
-	if err := json.Unmarshal(body, &head); err != nil {
-		return fmt.Errorf("verifying webhook: decoding body: %w", err)
-	}
-	if head.Type != hook {
-		return fmt.Errorf("verifying webhook: body type %q is not the signed hook %q", head.Type, hook)
-	}
-	return nil
-}
-
 // decodeRaw decodes an optional JSON value keeping numbers as json.Number.
 func decodeRaw(raw json.RawMessage) (any, error) {
 	if len(raw) == 0 {
@@ -617,7 +334,7 @@ func (h *hub) webhookConnect(s *realtime.Socket) error {
 	if w == nil {
 		return nil
 	}
-	q := &webhookQueue{}
+	q := &webhook.Queue{}
 	s.Set(webhookQueueKey, q)
 	if w.connect != "" {
 		sid, addr := s.SessionID(), s.Handshake().Address
@@ -627,7 +344,7 @@ func (h *hub) webhookConnect(s *realtime.Socket) error {
 			}
 			return &realtime.ConnectError{Message: errRetryLater, Data: map[string]any{"retryAfter": d.Milliseconds()}}
 		}
-		reply, err := w.call(w.connect, w.connectBody(s))
+		reply, err := w.client.Call(w.connect, w.connectBody(s))
 		if err != nil {
 			w.logFailure(s, "connect", err)
 			return &realtime.ConnectError{Message: err.Error()}
@@ -638,13 +355,13 @@ func (h *hub) webhookConnect(s *realtime.Socket) error {
 		}
 		h.backoff.admitted(sid)
 		if d, err := decodeRaw(reply.Data); err != nil {
-			w.logFailure(s, "connect", &webhookError{"bad reply", err})
+			w.logFailure(s, "connect", &webhook.Error{Reason: "bad reply", Err: err})
 			return &realtime.ConnectError{Message: "webhook failed: bad reply"}
 		} else if d != nil {
 			s.Set(webhookDataKey, d)
 		}
 		if err := s.Join(slices.DeleteFunc(slices.Clone(reply.Rooms), func(r string) bool { return r == "" })...); err != nil {
-			w.logFailure(s, "connect", &webhookError{"bad reply", fmt.Errorf("joining the rooms of the reply: %w", err)})
+			w.logFailure(s, "connect", &webhook.Error{Reason: "bad reply", Err: fmt.Errorf("joining the rooms of the reply: %w", err)})
 			return &realtime.ConnectError{Message: "webhook failed: bad reply"}
 		}
 	}
@@ -657,12 +374,12 @@ func (h *hub) webhookConnect(s *realtime.Socket) error {
 		b := cur.body(s, "disconnect")
 		b.Reason = reason
 		// Over the queue bound on purpose: the notice is never dropped.
-		q.push(webhookJob{w: cur, url: cur.disconnect, body: b, s: s}, cur.queue+1)
+		q.Push(webhookJob{w: cur, url: cur.disconnect, body: b, s: s}.job(), cur.queue+1)
 	})
 	return nil
 }
 
-func (w *webhooks) connectBody(s *realtime.Socket) *webhookBody {
+func (w *webhooks) connectBody(s *realtime.Socket) *webhook.Body {
 	b := w.body(s, "connect")
 	if hs := s.Handshake(); hs != nil {
 		// The verified claims are in the body; the raw token never is.
@@ -738,14 +455,14 @@ func (h *hub) webhookEvent(p *policy, s *realtime.Socket, event string, args []a
 	if !ok {
 		return
 	}
-	var q *webhookQueue
+	var q *webhook.Queue
 	if v, ok := s.Get(webhookQueueKey); ok {
-		q, _ = v.(*webhookQueue)
+		q, _ = v.(*webhook.Queue)
 	}
 	if q == nil {
 		// Connected before a reload added the webhook. Only this reader
 		// goroutine creates queues, so there is no race.
-		q = &webhookQueue{}
+		q = &webhook.Queue{}
 		s.Set(webhookQueueKey, q)
 	}
 	b := w.body(s, "event")
@@ -755,12 +472,12 @@ func (h *hub) webhookEvent(p *policy, s *realtime.Socket, event string, args []a
 		b.Args = []any{}
 	}
 	b.Ack = ack != nil
-	if !q.push(webhookJob{w: w, url: url, body: b, ack: ack, s: s}, w.queue) {
+	if !q.Push(webhookJob{w: w, url: url, body: b, ack: ack, s: s}.job(), w.queue) {
 		w.logger.Warn("socket.io webhook queue full, event refused",
 			zap.String("namespace", b.Namespace), zap.String("socket", b.Socket),
 			zap.String("event", nameForLog(event)), zap.Int("queue", w.queue))
 		if ack != nil {
-			_ = ack(map[string]any{"error": (&webhookError{reason: "queue full"}).Error()})
+			_ = ack(map[string]any{"error": (&webhook.Error{Reason: "queue full"}).Error()})
 		}
 	}
 }
@@ -769,88 +486,15 @@ func (h *hub) webhookEvent(p *policy, s *realtime.Socket, event string, args []a
 type webhookJob struct {
 	w    *webhooks
 	url  string
-	body *webhookBody
+	body *webhook.Body
 	ack  realtime.AckFunc
 	s    *realtime.Socket
 }
 
-// webhookQueue keeps one socket's calls in order. A goroutine drains it and
-// exists only while it is not empty.
-type webhookQueue struct {
-	mu      sync.Mutex
-	jobs    []webhookJob
-	running bool
-}
-
-// push queues j unless limit jobs are waiting, and starts the drainer.
-func (q *webhookQueue) push(j webhookJob, limit int) bool {
-	q.mu.Lock()
-	if len(q.jobs) >= limit {
-		q.mu.Unlock()
-		return false
-	}
-	q.jobs = append(q.jobs, j)
-	q.mu.Unlock()
-	q.start(j.w)
-	return true
-}
-
-// start runs a drainer owned by w unless one runs. When w is closed the
-// waiting jobs fail at once.
-func (q *webhookQueue) start(w *webhooks) {
-	q.mu.Lock()
-	if q.running || len(q.jobs) == 0 {
-		q.mu.Unlock()
-		return
-	}
-	q.running = true
-	q.mu.Unlock()
-	if w.goroutine(func() { q.drain(w) }) {
-		return
-	}
-	q.mu.Lock()
-	jobs := q.jobs
-	q.jobs = nil
-	q.running = false
-	q.mu.Unlock()
-	for _, j := range jobs {
-		j.fail(&webhookError{reason: "server stopping"})
-	}
-}
-
-// drain runs the jobs in order. When its owner closes, it hands what is
-// left to a drainer of the newest job's config (a reload) and ends.
-func (q *webhookQueue) drain(owner *webhooks) {
-	for {
-		q.mu.Lock()
-		if len(q.jobs) == 0 {
-			q.running = false
-			q.mu.Unlock()
-			return
-		}
-		if owner.ctx.Err() != nil {
-			next := q.jobs[len(q.jobs)-1].w
-			q.running = false
-			q.mu.Unlock()
-			if next != owner {
-				q.start(next)
-			} else {
-				q.mu.Lock()
-				jobs := q.jobs
-				q.jobs = nil
-				q.mu.Unlock()
-				for _, j := range jobs {
-					j.fail(&webhookError{reason: "server stopping"})
-				}
-			}
-			return
-		}
-		j := q.jobs[0]
-		q.jobs[0] = webhookJob{}
-		q.jobs = q.jobs[1:]
-		q.mu.Unlock()
-		j.run()
-	}
+// job is j as a job of the socket's webhook.Queue, run by its config's
+// client.
+func (j webhookJob) job() webhook.Job {
+	return webhook.Job{Client: j.w.client, Run: j.run, Fail: j.fail}
 }
 
 func (j webhookJob) fail(err error) {
@@ -863,7 +507,7 @@ func (j webhookJob) fail(err error) {
 // run makes the call and applies the reply: actions (a disconnect last),
 // then the ack.
 func (j webhookJob) run() {
-	reply, err := j.w.call(j.url, j.body)
+	reply, err := j.w.client.Call(j.url, j.body)
 	if err != nil {
 		j.fail(err)
 		return
@@ -888,18 +532,18 @@ func (j webhookJob) run() {
 	}
 }
 
-func (j webhookJob) sendAck(reply *webhookReply) error {
+func (j webhookJob) sendAck(reply *webhook.Reply) error {
 	if len(reply.Error) > 0 {
 		v, err := decodeRaw(reply.Error)
 		if err != nil {
-			return &webhookError{"bad reply", err}
+			return &webhook.Error{Reason: "bad reply", Err: err}
 		}
 		_ = j.ack(map[string]any{"error": v})
 		return nil
 	}
 	v, err := decodeRaw(reply.Ack)
 	if err != nil {
-		return &webhookError{"bad reply", err}
+		return &webhook.Error{Reason: "bad reply", Err: err}
 	}
 	switch a := v.(type) {
 	case nil:
@@ -907,13 +551,13 @@ func (j webhookJob) sendAck(reply *webhookReply) error {
 	case []any:
 		_ = j.ack(a...)
 	default:
-		return &webhookError{"bad reply", errors.New(`"ack" must be an array of arguments`)}
+		return &webhook.Error{Reason: "bad reply", Err: errors.New(`"ack" must be an array of arguments`)}
 	}
 	return nil
 }
 
 // apply runs one action on s.
-func (w *webhooks) apply(s *realtime.Socket, a webhookAction) {
+func (w *webhooks) apply(s *realtime.Socket, a webhook.Action) {
 	for _, r := range a.Join {
 		if r == "" {
 			continue

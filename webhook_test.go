@@ -1,9 +1,6 @@
 package socketio
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -21,75 +18,11 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 )
 
 const testWebhookSecret = "webhook-secret-0123456789abcdef"
-
-func TestWebhookSignature(t *testing.T) {
-	secret := []byte(testWebhookSecret)
-	body := []byte(`{"type":"event","event":"chat"}`)
-	now := time.Unix(1_700_000_000, 0)
-	ts := "1700000000"
-	mac := hmac.New(sha256.New, secret)
-	mac.Write([]byte(ts + ".event./hooks/chat." + string(body)))
-	want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
-	if got := SignWebhook(secret, ts, "event", "/hooks/chat", body); got != want {
-		t.Fatalf("SignWebhook = %s, want %s", got, want)
-	}
-	cases := []struct {
-		name      string
-		secret    string
-		ts        string
-		hook      string
-		path      string
-		sig       string
-		body      string
-		now       time.Time
-		wantError string
-	}{
-		{"valid", testWebhookSecret, ts, "event", "/hooks/chat", want, string(body), now, ""},
-		{"valid within max age", testWebhookSecret, ts, "event", "/hooks/chat", want, string(body), now.Add(4 * time.Minute), ""},
-		{"tampered body", testWebhookSecret, ts, "event", "/hooks/chat", want, `{"type":"event","event":"chax"}`, now, "signature mismatch"},
-		{"wrong secret", "other-secret", ts, "event", "/hooks/chat", want, string(body), now, "signature mismatch"},
-		{"other timestamp", testWebhookSecret, "1700000001", "event", "/hooks/chat", want, string(body), now, "signature mismatch"},
-		// A call signed for one hook or endpoint does not verify on another.
-		{"other hook", testWebhookSecret, ts, "connect", "/hooks/chat", want, string(body), now, "signature mismatch"},
-		{"other path", testWebhookSecret, ts, "event", "/hooks/admin", want, string(body), now, "signature mismatch"},
-		{"too old", testWebhookSecret, ts, "event", "/hooks/chat", want, string(body), now.Add(10 * time.Minute), "too old"},
-		{"in the future", testWebhookSecret, ts, "event", "/hooks/chat", want, string(body), now.Add(-10 * time.Minute), "too old"},
-		{"bad timestamp", testWebhookSecret, "yesterday", "event", "/hooks/chat", want, string(body), now, "bad timestamp"},
-		{"bad signature format", testWebhookSecret, ts, "event", "/hooks/chat", "md5=00", string(body), now, "signature mismatch"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			err := VerifyWebhook([]byte(tc.secret), tc.ts, tc.hook, tc.path, tc.sig, []byte(tc.body), 5*time.Minute, tc.now)
-			if tc.wantError == "" {
-				if err != nil {
-					t.Fatalf("refused: %v", err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantError) {
-				t.Fatalf("error %v, want one containing %q", err, tc.wantError)
-			}
-		})
-	}
-	t.Run("request whose body type is not the signed hook", func(t *testing.T) {
-		ts := strconv.FormatInt(time.Now().Unix(), 10)
-		r := httptest.NewRequest(http.MethodPost, "/hooks/chat", nil)
-		r.Header.Set(WebhookTimestampHeader, ts)
-		r.Header.Set(WebhookHookHeader, "connect")
-		r.Header.Set(WebhookSignatureHeader, SignWebhook(secret, ts, "connect", "/hooks/chat", body))
-		if err := VerifyWebhookRequest(secret, r, body, time.Minute); err == nil || !strings.Contains(err.Error(), "not the signed hook") {
-			t.Fatalf("VerifyWebhookRequest = %v, want a hook mismatch", err)
-		}
-		r.Header.Set(WebhookHookHeader, "event")
-		r.Header.Set(WebhookSignatureHeader, SignWebhook(secret, ts, "event", "/hooks/chat", body))
-		if err := VerifyWebhookRequest(secret, r, body, time.Minute); err != nil {
-			t.Fatalf("VerifyWebhookRequest of a good call: %v", err)
-		}
-	})
-}
 
 func TestWebhookConfigErrors(t *testing.T) {
 	t.Setenv("SOCKETIO_TEST_EMPTY", "")
@@ -172,7 +105,7 @@ func (b *hookBackend) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	if err := VerifyWebhookRequest([]byte(testWebhookSecret), r, raw, time.Minute); err != nil {
+	if err := webhook.VerifyRequest([]byte(testWebhookSecret), r, raw, time.Minute); err != nil {
 		b.t.Errorf("backend: %v", err)
 		w.WriteHeader(http.StatusUnauthorized)
 		return
@@ -560,6 +493,9 @@ func TestWebhookCleanupStopsCalls(t *testing.T) {
 		Events:  []WebhookRoute{{URL: b.url("/e"), Match: []string{"*"}}},
 		Timeout: caddy.Duration(30 * time.Second),
 	}}
+	// Read when the config is built.
+	defer func(g time.Duration) { webhookCloseGrace = g }(webhookCloseGrace)
+	webhookCloseGrace = 300 * time.Millisecond
 	if err := h.Provision(testContext(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -574,8 +510,6 @@ func TestWebhookCleanupStopsCalls(t *testing.T) {
 	c.send(`421["stuck"]`)
 	b.waitCalls(1)
 	w := h.entry.pol.webhook
-	defer func(g time.Duration) { webhookCloseGrace = g }(webhookCloseGrace)
-	webhookCloseGrace = 300 * time.Millisecond
 	start := time.Now()
 	if err := h.Cleanup(); err != nil {
 		t.Fatal(err)
@@ -588,7 +522,7 @@ func TestWebhookCleanupStopsCalls(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the call in flight was not cancelled")
 	}
-	if w.goroutine(func() {}) {
+	if w.client.Go(func() {}) {
 		t.Fatal("closed webhooks still start goroutines")
 	}
 }
