@@ -22,6 +22,7 @@ import (
 
 	"github.com/caddy-socketio/caddy-socketio/realtime"
 	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
+	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
 )
 
 func init() {
@@ -374,7 +375,7 @@ func decodeAPIRequest(route string, body []byte) (any, error) {
 		if req.Event == "" {
 			return nil, apiErrorf(http.StatusBadRequest, "event: an event name is needed")
 		}
-		if slices.Contains(reservedEvents, req.Event) {
+		if parser.IsReservedEvent(req.Event) {
 			return nil, apiErrorf(http.StatusBadRequest, "event: %q is reserved by Socket.IO", req.Event)
 		}
 		if req.Timeout != nil {

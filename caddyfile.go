@@ -12,9 +12,14 @@ import (
 )
 
 func init() {
+	// Both before encode: polling responses must not be compressed or
+	// buffered, and a site then needs no order option or route block.
+	// socketio_api is registered first, so that it sorts before socketio
+	// (next to it, before every terminal handler: a matcher is all a site
+	// needs).
+	httpcaddyfile.RegisterHandlerDirective("socketio_api", parseAPICaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("socketio_api", httpcaddyfile.Before, "encode")
 	httpcaddyfile.RegisterHandlerDirective("socketio", parseCaddyfile)
-	// Before encode: polling responses must not be compressed or buffered,
-	// and a site then needs no order option or route block.
 	httpcaddyfile.RegisterDirectiveOrder("socketio", httpcaddyfile.Before, "encode")
 }
 
@@ -102,8 +107,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "transports":
 			err = listArg(d, &h.Transports)
 			for _, t := range h.Transports {
-				if t != "polling" && t != "websocket" {
-					return d.Errf("transports: unknown transport %q (want polling or websocket)", t)
+				if terr := checkTransport(t); terr != nil {
+					return d.Err(terr.Error())
 				}
 			}
 		case "allow_upgrades":
@@ -160,11 +165,9 @@ func (h *Handler) unmarshalAuth(d *caddyfile.Dispenser) error {
 	a := &AuthConfig{}
 	h.Auth = a
 	if d.NextArg() {
-		switch mode := d.Val(); mode {
-		case AuthRequired, AuthOptional, AuthOff:
-			a.Mode = mode
-		default:
-			return d.Errf("auth: unknown mode %q (want required, optional or off)", mode)
+		a.Mode = d.Val()
+		if err := checkAuthMode(a.Mode); err != nil || a.Mode == "" {
+			return d.Errf("auth: unknown mode %q (want required, optional or off)", a.Mode)
 		}
 		if d.NextArg() {
 			return d.ArgErr()
@@ -180,8 +183,8 @@ func (h *Handler) unmarshalAuth(d *caddyfile.Dispenser) error {
 		case "algorithms":
 			err = listArg(d, &a.Algorithms)
 			for _, alg := range a.Algorithms {
-				if alg == "none" {
-					return d.Err(`auth: algorithm "none" is never accepted`)
+				if aerr := checkAlgorithm(alg); aerr != nil {
+					return d.Err(aerr.Error())
 				}
 			}
 		case "issuer":
@@ -199,8 +202,8 @@ func (h *Handler) unmarshalAuth(d *caddyfile.Dispenser) error {
 	}); err != nil {
 		return err
 	}
-	if a.Mode == AuthOff && (a.Secret != "" || a.PublicKey != "") {
-		return d.Err("auth: mode off takes no key")
+	if err := a.check(); err != nil {
+		return d.Err(err.Error())
 	}
 	return nil
 }
@@ -284,9 +287,6 @@ func messageArg(d *caddyfile.Dispenser) (*Message, error) {
 	return &Message{Event: args[0], Text: args[1]}, nil
 }
 
-// Interface guards
-var _ caddyfile.Unmarshaler = (*Handler)(nil)
-
 // unmarshalLimits parses the limits subdirective of socketio.
 func (h *Handler) unmarshalLimits(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
@@ -294,7 +294,7 @@ func (h *Handler) unmarshalLimits(d *caddyfile.Dispenser) error {
 	}
 	l := &Limits{}
 	h.Limits = l
-	return eachSubdirective(d, "limits: ", func(sub string) error {
+	err := eachSubdirective(d, "limits: ", func(sub string) error {
 		switch sub {
 		case "event_rate":
 			args := d.RemainingArgs()
@@ -345,6 +345,13 @@ func (h *Handler) unmarshalLimits(d *caddyfile.Dispenser) error {
 		}
 		return d.Errf("limits: unrecognized subdirective %q", sub)
 	})
+	if err != nil {
+		return err
+	}
+	if err := l.check(); err != nil {
+		return d.Err(err.Error())
+	}
+	return nil
 }
 
 // positiveInt parses a positive integer argument into dst.
@@ -356,3 +363,138 @@ func positiveInt(d *caddyfile.Dispenser, what, s string, dst *int) error {
 	*dst = n
 	return nil
 }
+
+// unmarshalWebhook parses the webhook subdirective of socketio.
+//
+//	webhook {
+//		secret          <secret>
+//		events          <url> <event|pattern>...
+//		connect         <url>
+//		disconnect      <url>
+//		headers         <name>...
+//		cookies         <name>...
+//		timeout             <duration>
+//		max_concurrency     <n>
+//		connect_concurrency <n>
+//		queue               <n>
+//		max_body            <size>
+//	}
+//
+// events may be given several times, one line per URL.
+func (h *Handler) unmarshalWebhook(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	wh := &Webhook{}
+	h.Webhook = wh
+	if err := eachSubdirective(d, "webhook: ", func(sub string) error {
+		var err error
+		switch sub {
+		case "secret":
+			err = oneArg(d, &wh.Secret)
+		case "events":
+			args := d.RemainingArgs()
+			if len(args) < 2 {
+				return d.Errf("webhook: events: want <url> <event>...")
+			}
+			if err := checkWebhookURL(args[0]); err != nil {
+				return d.Errf("webhook: events: %v", err)
+			}
+			wh.Events = append(wh.Events, WebhookRoute{URL: args[0], Match: args[1:]})
+		case "connect", "disconnect":
+			var u string
+			if err = oneArg(d, &u); err == nil {
+				if cerr := checkWebhookURL(u); cerr != nil {
+					return d.Errf("webhook: %s: %v", sub, cerr)
+				}
+				if sub == "connect" {
+					wh.Connect = u
+				} else {
+					wh.Disconnect = u
+				}
+			}
+		case "headers":
+			err = listArg(d, &wh.Headers)
+		case "cookies":
+			err = listArg(d, &wh.Cookies)
+		case "timeout":
+			err = durationArg(d, &wh.Timeout)
+		case "max_concurrency", "connect_concurrency", "queue":
+			var s string
+			if err = oneArg(d, &s); err == nil {
+				n, perr := strconv.Atoi(s)
+				if perr != nil || n <= 0 {
+					return d.Errf("webhook: %s: want a positive number, got %q", sub, s)
+				}
+				switch sub {
+				case "queue":
+					wh.Queue = n
+				case "connect_concurrency":
+					wh.ConnectConcurrency = n
+				default:
+					wh.MaxConcurrency = n
+				}
+			}
+		case "max_body":
+			err = sizeArg(d, &wh.MaxBody)
+		default:
+			return d.Errf("webhook: unrecognized subdirective %q", sub)
+		}
+		return err
+	}, "events"); err != nil {
+		return err
+	}
+	if err := wh.checkSecret(); err != nil {
+		return d.Err(err.Error())
+	}
+	return nil
+}
+
+func parseAPICaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	a := new(API)
+	err := a.UnmarshalCaddyfile(h.Dispenser)
+	return a, err
+}
+
+// UnmarshalCaddyfile sets up the API from Caddyfile tokens. Give it a
+// matcher (or its own site) so that only its requests reach it.
+//
+// Syntax:
+//
+//	socketio_api [<matcher>] {
+//		hub      <hub name>
+//		secrets  <secret>...
+//		max_body <size>
+//	}
+func (a *API) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	if err := eachSubdirective(d, "", func(sub string) error {
+		var err error
+		switch sub {
+		case "hub":
+			err = oneArg(d, &a.Hub)
+		case "secrets":
+			err = listArg(d, &a.Secrets)
+		case "max_body":
+			err = sizeArg(d, &a.MaxBody)
+		default:
+			return d.Errf("unrecognized subdirective %q", sub)
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	if len(a.Secrets) == 0 {
+		return d.Err("socketio_api: secrets are required")
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+	_ caddyfile.Unmarshaler = (*API)(nil)
+)

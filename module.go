@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -23,19 +22,21 @@ import (
 	"github.com/caddy-socketio/caddy-socketio/realtime"
 	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
 	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
+	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
 )
 
 func init() {
 	caddy.RegisterModule(Handler{})
 }
 
-// Defaults, as the Node reference server has them (socket.io 4.8).
+// Defaults, as the Node reference server has them (socket.io 4.8). The
+// engine's values are the only source: these name them for the module.
 const (
 	DefaultPath           = "/socket.io/"
-	DefaultPingInterval   = 25 * time.Second
-	DefaultPingTimeout    = 20 * time.Second
-	DefaultMaxPayload     = 1_000_000
-	DefaultConnectTimeout = 45 * time.Second
+	DefaultPingInterval   = engineio.DefaultPingInterval
+	DefaultPingTimeout    = engineio.DefaultPingTimeout
+	DefaultMaxPayload     = engineio.DefaultMaxPayload
+	DefaultConnectTimeout = realtime.DefaultConnectTimeout
 )
 
 // Auth modes.
@@ -336,10 +337,17 @@ func matchPath(prefix, p string) bool {
 	return strings.HasPrefix(p, prefix) || p == strings.TrimSuffix(prefix, "/")
 }
 
-var reservedEvents = []string{"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
-
-// check validates field values without side effects.
+// check validates field values without side effects, one sub-config at a
+// time. The Caddyfile parser applies the same rules (checkTransport,
+// checkAuthMode, checkAlgorithm, and each block's check at its end), so a
+// rule is written once for both paths.
 func (h *Handler) check() error {
+	return errors.Join(h.checkEngine(), h.Auth.check(), h.checkRules(), h.Webhook.check(), h.Limits.check())
+}
+
+// checkEngine validates the engine settings: path, timers, payload,
+// transports, origins and namespaces.
+func (h *Handler) checkEngine() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if strings.ContainsAny(h.Path, "?#") {
@@ -356,8 +364,8 @@ func (h *Handler) check() error {
 		bad("max_payload must not be negative")
 	}
 	for _, t := range h.Transports {
-		if t != "polling" && t != "websocket" {
-			bad("transports: unknown transport %q (want polling or websocket)", t)
+		if err := checkTransport(t); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for _, o := range h.Origins {
@@ -374,29 +382,78 @@ func (h *Handler) check() error {
 			bad("namespaces: %q must start with /", ns)
 		}
 	}
-	if a := h.Auth; a != nil {
-		switch a.Mode {
-		case "", AuthRequired, AuthOptional, AuthOff:
-		default:
-			bad("auth: unknown mode %q (want required, optional or off)", a.Mode)
+	return errors.Join(errs...)
+}
+
+// checkTransport accepts the transport names of the transports list.
+func checkTransport(t string) error {
+	if t != engineio.TransportPolling && t != engineio.TransportWebSocket {
+		return fmt.Errorf("transports: unknown transport %q (want polling or websocket)", t)
+	}
+	return nil
+}
+
+// checkAuthMode accepts the auth modes ("" is required).
+func checkAuthMode(m string) error {
+	switch m {
+	case "", AuthRequired, AuthOptional, AuthOff:
+		return nil
+	}
+	return fmt.Errorf("auth: unknown mode %q (want required, optional or off)", m)
+}
+
+// checkAlgorithm refuses "none" in any spelling; the verifier checks the
+// rest against the key.
+func checkAlgorithm(alg string) error {
+	if strings.EqualFold(alg, "none") {
+		return errors.New(`auth: algorithm "none" is never accepted`)
+	}
+	return nil
+}
+
+// check validates the auth settings; nil is auth off.
+func (a *AuthConfig) check() error {
+	if a == nil {
+		return nil
+	}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if err := checkAuthMode(a.Mode); err != nil {
+		errs = append(errs, err)
+	}
+	if a.Mode == AuthOff {
+		if a.Secret != "" || a.PublicKey != "" {
+			bad("auth: mode off takes no key")
 		}
-		if a.Mode != AuthOff {
-			if a.Secret == "" && a.PublicKey == "" {
-				bad("auth: a secret or a public_key is needed")
-			}
-			if a.Secret != "" && a.PublicKey != "" {
-				bad("auth: set either secret or public_key, not both")
-			}
+	} else {
+		if a.Secret == "" && a.PublicKey == "" {
+			bad("auth: a secret or a public_key is needed")
 		}
-		if a.Leeway < 0 {
-			bad("auth: leeway must not be negative")
-		}
-		for _, s := range a.TokenFrom {
-			if _, err := auth.ParseSource(s); err != nil {
-				bad("auth: token_from: %v", err)
-			}
+		if a.Secret != "" && a.PublicKey != "" {
+			bad("auth: set either secret or public_key, not both")
 		}
 	}
+	for _, alg := range a.Algorithms {
+		if err := checkAlgorithm(alg); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.Leeway < 0 {
+		bad("auth: leeway must not be negative")
+	}
+	for _, s := range a.TokenFrom {
+		if _, err := auth.ParseSource(s); err != nil {
+			bad("auth: token_from: %v", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkRules validates the connection rules: room requests, messages and
+// the events each rule claims (one owner per event, none reserved).
+func (h *Handler) checkRules() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if rr := h.RoomRequests; rr != nil && rr.Join == "" && rr.Leave == "" {
 		bad("room_requests: needs a join event")
 	}
@@ -409,7 +466,7 @@ func (h *Handler) check() error {
 	// receive or send: the client reserves a few names for itself.
 	handled := map[string]string{}
 	claim := func(event, by string) {
-		if slices.Contains(reservedEvents, event) {
+		if parser.IsReservedEvent(event) {
 			bad("%s: %q is reserved by Socket.IO", by, event)
 		}
 		if prev, ok := handled[event]; ok && prev != by {
@@ -432,7 +489,7 @@ func (h *Handler) check() error {
 		claim(e, "relay")
 	}
 	for _, m := range []*Message{h.Announce, h.Emit} {
-		if m != nil && slices.Contains(reservedEvents, m.Event) {
+		if m != nil && parser.IsReservedEvent(m.Event) {
 			bad("%q is reserved by Socket.IO", m.Event)
 		}
 	}
@@ -440,12 +497,6 @@ func (h *Handler) check() error {
 		if e == "" {
 			bad("log_events: empty event name")
 		}
-	}
-	if err := h.Webhook.check(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := h.Limits.check(); err != nil {
-		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -482,20 +533,6 @@ func cmpOr(v, def int64) int64 {
 		return def
 	}
 	return v
-}
-
-// loadKey resolves placeholders in a public_key value and reads it: inline
-// PEM, or else the path of a PEM file.
-func loadKey(repl *caddy.Replacer, value string) ([]byte, error) {
-	v := repl.ReplaceKnown(value, "")
-	if strings.Contains(v, "-----BEGIN") {
-		return []byte(v), nil
-	}
-	data, err := os.ReadFile(v)
-	if err != nil {
-		return nil, fmt.Errorf("reading public key: %w", err)
-	}
-	return data, nil
 }
 
 // Interface guards

@@ -1,73 +1,501 @@
 package socketio
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"strconv"
+	"fmt"
+	"os"
+	"slices"
 	"strings"
-	"unicode/utf8"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/glob"
+	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
 )
 
-// globMatch reports whether name matches pattern, where "*" stands for any
-// run of characters (slashes included), "?" for one character, and a
-// backslash makes the next character literal. Room and namespace names are
-// not paths, so path.Match's "* stops at /" rule would only surprise.
-func globMatch(pattern, name string) bool {
-	// Iterative matcher with one backtrack point: linear in practice and
-	// without recursion, so a hostile name cannot blow the stack.
-	p, n := 0, 0
-	starP, starN := -1, 0
-	for n < len(name) {
-		if p < len(pattern) {
-			switch c := pattern[p]; c {
-			case '*':
-				starP, starN = p, n
-				p++
-				continue
-			case '?':
-				_, size := utf8.DecodeRuneInString(name[n:])
-				p++
-				n += size
-				continue
-			case '\\':
-				if p+1 < len(pattern) && pattern[p+1] == name[n] {
-					p += 2
-					n++
-					continue
-				}
-			default:
-				if c == name[n] {
-					p++
-					n++
-					continue
-				}
-			}
-		}
-		if starP < 0 {
-			return false
-		}
-		starN++
-		p, n = starP+1, starN
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
+// policy is one config's rules, compiled. The hub holds the current one in an
+// atomic pointer, and every connection and event reads it there, so a reload
+// changes the rules for connected sockets too.
+type policy struct {
+	logger     *zap.Logger
+	namespaces []string
+	mode       string
+	verifier   *auth.Verifier
+	sources    []auth.Source
+	hidden     []string // auth payload fields holding the token: never placeholders
+	join       []string
+	joinEvent  string
+	leaveEvent string
+	allowRooms []string
+	maxRoom    int // longest room name a client may request
+	announce   *Message
+	emit       *Message
+	relay      []string
+	logAll     bool
+	logEvents  []string
+	webhook    *webhooks // nil without a webhook; closed by the handler's Cleanup
+	// authKey fingerprints what decides whether a connected socket stays
+	// authorized (namespaces, mode, resolved keys, claims checks, token
+	// sources): a reload that changes it re-verifies every socket.
+	authKey string
 }
 
-// globEscape makes s match itself literally in globMatch.
-func globEscape(s string) string {
-	if !strings.ContainsAny(s, `*?\`) {
-		return s
+// buildPolicy compiles the rules; repl resolves {env.*} in key material.
+func (h *Handler) buildPolicy(repl *caddy.Replacer, logger *zap.Logger) (*policy, error) {
+	if logger == nil {
+		logger = zap.NewNop()
 	}
-	var b strings.Builder
-	for _, r := range s {
-		if r == '*' || r == '?' || r == '\\' {
-			b.WriteByte('\\')
+	p := &policy{
+		logger:     logger,
+		namespaces: slices.Clone(h.Namespaces),
+		mode:       AuthOff,
+		join:       slices.Clone(h.Join),
+		allowRooms: slices.Clone(h.AllowRooms),
+		maxRoom:    h.Limits.maxRoomName(),
+		announce:   h.Announce,
+		emit:       h.Emit,
+		relay:      slices.Clone(h.Relay),
+	}
+	if len(p.namespaces) == 0 {
+		p.namespaces = []string{"/"}
+	}
+	if rr := h.RoomRequests; rr != nil {
+		p.joinEvent, p.leaveEvent = rr.Join, rr.Leave
+	}
+	for _, e := range h.LogEvents {
+		if e == "*" {
+			p.logAll = true
+		} else {
+			p.logEvents = append(p.logEvents, e)
 		}
-		b.WriteRune(r)
 	}
-	return b.String()
+	var key []byte // the resolved secret or PEM, for authKey
+	if a := h.Auth; a != nil && a.Mode != AuthOff {
+		p.mode = a.Mode
+		if p.mode == "" {
+			p.mode = AuthRequired
+		}
+		cfg := auth.Config{
+			Algorithms: a.Algorithms,
+			Issuer:     repl.ReplaceKnown(a.Issuer, ""),
+			Audience:   a.Audience,
+			Leeway:     auth.DefaultLeeway,
+		}
+		if a.Leeway > 0 {
+			cfg.Leeway = time.Duration(a.Leeway)
+		}
+		if a.Secret != "" {
+			secret := repl.ReplaceKnown(a.Secret, "")
+			if secret == "" {
+				return nil, errors.New("auth: secret is empty after resolving placeholders (is the environment variable set?)")
+			}
+			if len(secret) < 32 {
+				logger.Warn("socket.io auth secret is shorter than 32 bytes; RFC 7518 asks for a key as long as the hash (HS256: 32 bytes)")
+			}
+			cfg.Secret = []byte(secret)
+			key = cfg.Secret
+		} else {
+			pemData, err := loadKey(repl, a.PublicKey)
+			if err != nil {
+				return nil, fmt.Errorf("auth: %w", err)
+			}
+			key = pemData
+			if cfg.PublicKey, err = auth.ParsePublicKeyPEM(pemData); err != nil {
+				return nil, fmt.Errorf("auth: %w", err)
+			}
+		}
+		v, err := auth.NewVerifier(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("auth: %w", err)
+		}
+		p.verifier = v
+		p.sources = auth.DefaultSources
+		if len(a.TokenFrom) > 0 {
+			p.sources = nil
+			for _, spec := range a.TokenFrom {
+				src, err := auth.ParseSource(spec)
+				if err != nil {
+					return nil, fmt.Errorf("auth: %w", err)
+				}
+				p.sources = append(p.sources, src)
+			}
+		}
+		for _, s := range p.sources {
+			if s.Kind == auth.SourceAuth {
+				p.hidden = append(p.hidden, s.Name)
+			}
+		}
+	}
+	p.authKey = authFingerprint(p.namespaces, p.mode, h.Auth, key)
+	if h.Webhook != nil {
+		w, err := h.Webhook.build(repl, logger)
+		if err != nil {
+			return nil, err
+		}
+		w.tokens = p.sources
+		p.webhook = w
+	}
+	return p, nil
+}
+
+// allowsNamespace reports whether a namespace is served.
+func (p *policy) allowsNamespace(name string) bool {
+	for _, pat := range p.namespaces {
+		if glob.Match(pat, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// logs reports whether an event is logged.
+func (p *policy) logs(event string) bool {
+	return p.logAll || slices.Contains(p.logEvents, event)
+}
+
+// joinRooms evaluates the join templates for a socket: skipped are templates
+// with an unknown or empty placeholder and names shaped like a socket id.
+func (p *policy) joinRooms(v *socketView) []string {
+	if len(p.join) == 0 {
+		return nil
+	}
+	repl := newReplacer(v, nil)
+	var rooms []string
+	for _, tpl := range p.join {
+		room, ok := expandRoom(repl, tpl)
+		if !ok || looksLikeSocketID(room) || slices.Contains(rooms, room) {
+			continue
+		}
+		rooms = append(rooms, room)
+	}
+	return rooms
+}
+
+// roomAllowed reports whether a client may join room on request.
+func (p *policy) roomAllowed(v *socketView, room string) bool {
+	if room == "" || len(room) > p.maxRoom || looksLikeSocketID(room) {
+		return false
+	}
+	repl := newReplacer(v, glob.Escape)
+	for _, tpl := range p.allowRooms {
+		pat, ok := expandRoom(repl, tpl)
+		if ok && glob.Match(pat, room) {
+			return true
+		}
+	}
+	return false
+}
+
+// text evaluates a message template for a socket.
+func (p *policy) text(v *socketView, tpl string) string {
+	return expandText(newReplacer(v, nil), tpl)
+}
+
+// authFingerprint is a digest of the auth settings, with the key as
+// resolved (so a rotated {env.JWT_SECRET} or a replaced PEM file changes
+// it); the key material is hashed, never kept beside the verifier.
+func authFingerprint(namespaces []string, mode string, a *AuthConfig, key []byte) string {
+	d := sha256.New()
+	enc := json.NewEncoder(d)
+	_ = enc.Encode(namespaces)
+	_ = enc.Encode(mode)
+	if a != nil && mode != AuthOff {
+		_ = enc.Encode(key)
+		_ = enc.Encode([]any{a.Issuer, a.Algorithms, a.Audience, a.Leeway, a.TokenFrom})
+	}
+	return hex.EncodeToString(d.Sum(nil))
+}
+
+// view gathers what placeholders read about a socket.
+func view(s *realtime.Socket, p *policy) *socketView {
+	v := &socketView{ID: s.ID(), Namespace: s.Namespace().Name(), Hidden: p.hidden}
+	if hs := s.Handshake(); hs != nil {
+		v.Query, v.Headers, v.Auth = hs.Query, hs.Headers, hs.Auth
+	}
+	if c, ok := s.Get(claimsKey); ok {
+		v.Claims, _ = c.(auth.Claims)
+	}
+	return v
+}
+
+// authorize is the namespace middleware: namespace allowed by the current
+// policy, then the token. A refusal becomes the client's connect_error.
+func (h *hub) authorize(s *realtime.Socket) error {
+	gen := h.generation.Load()
+	p := h.policy.Load()
+	claims, err := p.check(s)
+	if err != nil {
+		// The message names the reason only; the token is never logged.
+		p.logger.Debug("socket.io connection refused", zap.String("namespace", s.Namespace().Name()),
+			zap.String("remote", s.Handshake().Address), zap.String("reason", err.Error()))
+		return &realtime.ConnectError{Message: err.Error()}
+	}
+	s.Set(authGenKey, gen)
+	if claims != nil {
+		s.Set(claimsKey, claims)
+		if exp, ok := claims.Expiry(); ok {
+			h.armExpiry(s, exp.Add(p.verifier.Leeway()))
+		}
+	}
+	return nil
+}
+
+// check applies the policy's namespace list and token rules to a socket's
+// handshake: the claims of a verified token (nil without one, when auth is
+// off or optional), or why the socket may not be connected.
+func (p *policy) check(s *realtime.Socket) (auth.Claims, error) {
+	if !p.allowsNamespace(s.Namespace().Name()) {
+		// The namespace exists from an earlier config; this one drops it.
+		return nil, errInvalidNamespace
+	}
+	if p.mode == AuthOff || p.verifier == nil {
+		return nil, nil
+	}
+	hs := s.Handshake()
+	tok, _, found := auth.Extract(p.sources, auth.Handshake{Auth: hs.Auth, Headers: hs.Headers, Query: hs.Query})
+	if !found {
+		if p.mode == AuthOptional {
+			return nil, nil
+		}
+		return nil, auth.ErrMissingToken
+	}
+	return p.verifier.Verify(tok)
+}
+
+var errInvalidNamespace = errors.New("Invalid namespace") //nolint:staticcheck // Node's connect_error text, capitalised
+
+// armExpiry gives a socket the timer that disconnects it when its token
+// expires; connected starts it. A socket keeps its first timer.
+func (h *hub) armExpiry(s *realtime.Socket, at time.Time) {
+	if _, ok := s.Get(expiryKey); ok {
+		return
+	}
+	t := &expiryTimer{at: at}
+	s.Set(expiryKey, t)
+	// Registered before the socket connects, so no disconnect can slip
+	// between the timer's start and its stop.
+	s.OnDisconnect(func(*realtime.Socket, string) { t.stop() })
+}
+
+// startExpiry starts a socket's expiry timer, if it has one.
+func (h *hub) startExpiry(s *realtime.Socket) {
+	t, ok := s.Get(expiryKey)
+	if !ok {
+		return
+	}
+	t.(*expiryTimer).start(func() {
+		h.policy.Load().logger.Debug("socket.io token expired", zap.String("namespace", s.Namespace().Name()), zap.String("socket", s.ID()))
+		s.Disconnect(false)
+	})
+}
+
+// reverify applies the current policy's auth to the sockets authorized
+// under an earlier one, after a reload or when a failed load restored the
+// previous settings: a socket whose token no longer verifies (a rotated
+// secret, a new issuer or audience, auth newly required) or whose namespace
+// is no longer served is disconnected, so that rotating a leaked key
+// really revokes it. The token stays in the handshake kept in memory; it is
+// never logged.
+func (h *hub) reverify() {
+	gen := h.generation.Load()
+	p := h.policy.Load()
+	for _, ns := range h.server.Namespaces() {
+		for _, s := range ns.Sockets() {
+			h.recheck(p, gen, s)
+		}
+	}
+}
+
+// recheck re-verifies one socket if it was authorized before generation gen.
+func (h *hub) recheck(p *policy, gen uint64, s *realtime.Socket) {
+	if g, ok := s.Get(authGenKey); ok && g.(uint64) >= gen {
+		return
+	}
+	claims, err := p.check(s)
+	if err != nil {
+		p.logger.Info("socket.io socket disconnected: no longer authorized by the new config",
+			zap.String("namespace", s.Namespace().Name()), zap.String("socket", s.ID()),
+			zap.String("remote", s.Handshake().Address), zap.String("reason", err.Error()))
+		s.Disconnect(false)
+		return
+	}
+	s.Set(authGenKey, gen)
+	if claims != nil {
+		s.Set(claimsKey, claims)
+		if exp, ok := claims.Expiry(); ok {
+			h.armExpiry(s, exp.Add(p.verifier.Leeway()))
+			h.startExpiry(s)
+		}
+	}
+}
+
+// connected applies the connection rules: join, announce, emit, and the
+// event handler.
+func (h *hub) connected(s *realtime.Socket) {
+	// A reload between this socket's authorize and now was not applied to
+	// it by reverify (it was not in its namespace yet): apply it here.
+	if gen := h.generation.Load(); func() bool { g, _ := s.Get(authGenKey); v, _ := g.(uint64); return v < gen }() {
+		h.recheck(h.policy.Load(), gen, s)
+		if !s.Connected() {
+			return
+		}
+	}
+	p := h.policy.Load()
+	h.startExpiry(s)
+	v := view(s, p)
+	rooms := p.joinRooms(v)
+	for _, room := range rooms {
+		if err := s.Join(room); err != nil {
+			p.logger.Warn("socket.io join rule not applied", zap.String("namespace", s.Namespace().Name()),
+				zap.String("socket", s.ID()), zap.String("room", cutForLog(room, maxLoggedName)), zap.Error(err))
+			continue
+		}
+		h.announce(p, s, v, room)
+	}
+	if m := p.emit; m != nil {
+		_ = s.Emit(m.Event, p.text(v, m.Text))
+	}
+	s.OnAny(h.onEvent)
+}
+
+func (h *hub) announce(p *policy, s *realtime.Socket, v *socketView, room string) {
+	m := p.announce
+	if m == nil {
+		return
+	}
+	rv := *v
+	rv.Room = room
+	if err := s.Namespace().To(room).Emit(m.Event, p.text(&rv, m.Text)); err != nil {
+		p.logger.Warn("socket.io announcement failed", zap.String("room", room), zap.Error(err))
+	}
+}
+
+// onEvent handles every client event under the current policy.
+func (h *hub) onEvent(s *realtime.Socket, event string, args []any, ack realtime.AckFunc) {
+	p := h.policy.Load()
+	if p.logs(event) {
+		if ce := p.logger.Check(zap.InfoLevel, "socket.io event"); ce != nil {
+			ce.Write(zap.String("namespace", s.Namespace().Name()), zap.String("socket", s.ID()),
+				zap.String("event", nameForLog(event)), zap.String("args", argsForLog(args)))
+		}
+	}
+	switch {
+	case event == p.joinEvent && p.joinEvent != "":
+		h.roomRequest(p, s, args, ack, true)
+	case event == p.leaveEvent && p.leaveEvent != "":
+		h.roomRequest(p, s, args, ack, false)
+	case slices.Contains(p.relay, event):
+		rooms := slices.DeleteFunc(s.Rooms(), func(r string) bool { return r == s.ID() })
+		if len(rooms) > 0 {
+			if err := s.To(rooms...).Emit(event, args...); err != nil {
+				p.logger.Warn("socket.io relay failed", zap.String("event", nameForLog(event)), zap.Error(err))
+			}
+		}
+		if ack != nil {
+			_ = ack()
+		}
+	default:
+		h.webhookEvent(p, s, event, args, ack)
+	}
+}
+
+// roomRequest answers a client's join or leave request.
+func (h *hub) roomRequest(p *policy, s *realtime.Socket, args []any, ack realtime.AckFunc, join bool) {
+	reply := func(v map[string]any) {
+		if ack != nil {
+			_ = ack(v)
+		}
+	}
+	room, _ := firstString(args)
+	if room == "" {
+		reply(map[string]any{"ok": false, "error": "room name required"})
+		return
+	}
+	if !join {
+		if room == s.ID() || !slices.Contains(s.Rooms(), room) {
+			reply(map[string]any{"ok": false, "error": "not in room"})
+			return
+		}
+		s.Leave(room)
+		reply(map[string]any{"ok": true, "room": room})
+		return
+	}
+	v := view(s, p)
+	if !p.roomAllowed(v, room) {
+		reply(map[string]any{"ok": false, "error": "room not allowed"})
+		return
+	}
+	if slices.Contains(s.Rooms(), room) {
+		// Already in: a no-op, announced once only.
+		reply(map[string]any{"ok": true, "room": room})
+		return
+	}
+	if err := s.Join(room); err != nil {
+		reply(map[string]any{"ok": false, "error": joinError(err)})
+		return
+	}
+	reply(map[string]any{"ok": true, "room": room})
+	h.announce(p, s, v, room)
+}
+
+// joinError is what a client is told when a join fails.
+func joinError(err error) string {
+	switch {
+	case errors.Is(err, realtime.ErrTooManyRooms):
+		return "too many rooms"
+	case errors.Is(err, realtime.ErrRoomNameTooLong):
+		return "room name too long"
+	}
+	return "join failed"
+}
+
+// firstString reads the room name: a string argument or {"room": "..."}.
+func firstString(args []any) (string, bool) {
+	if len(args) == 0 {
+		return "", false
+	}
+	switch a := args[0].(type) {
+	case string:
+		return a, true
+	case map[string]any:
+		r, ok := a["room"].(string)
+		return r, ok
+	}
+	return "", false
+}
+
+// expiryTimer disconnects a socket when its token expires. start and stop
+// may come in either order and from different goroutines.
+type expiryTimer struct {
+	at      time.Time
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+}
+
+func (e *expiryTimer) start(fire func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped || e.t != nil {
+		return
+	}
+	e.t = time.AfterFunc(time.Until(e.at), fire)
+}
+
+func (e *expiryTimer) stop() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stopped = true
+	if e.t != nil {
+		e.t.Stop()
+	}
 }
 
 // looksLikeSocketID reports whether a room name has the shape of a socket id
@@ -87,73 +515,23 @@ func looksLikeSocketID(room string) bool {
 	return true
 }
 
-// maxLoggedArgs bounds the JSON of an event's arguments in a log entry.
-const maxLoggedArgs = 512
-
-// argsForLog renders event arguments as compact JSON for a log entry, binary
-// attachments as "<N bytes>", cut at maxLoggedArgs bytes.
-func argsForLog(args []any) string {
-	clean := make([]any, len(args))
-	for i, a := range args {
-		clean[i] = scrubBinary(a)
+// loadKey resolves placeholders in a public_key value and reads it: inline
+// PEM, or else the path of a PEM file.
+func loadKey(repl *caddy.Replacer, value string) ([]byte, error) {
+	v := repl.ReplaceKnown(value, "")
+	if strings.Contains(v, "-----BEGIN") {
+		return []byte(v), nil
 	}
-	var buf strings.Builder
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(clean); err != nil {
-		return "<unprintable>"
+	data, err := os.ReadFile(v)
+	if err != nil {
+		return nil, fmt.Errorf("reading public key: %w", err)
 	}
-	return cutForLog(strings.TrimSuffix(buf.String(), "\n"), maxLoggedArgs)
+	return data, nil
 }
 
-// maxLoggedName bounds an event name in a log entry: a client chooses it,
-// and a 300 KB name must not become a 300 KB log line.
-const maxLoggedName = 128
-
-// nameForLog is an event name as logged, cut at maxLoggedName bytes.
-func nameForLog(name string) string { return cutForLog(name, maxLoggedName) }
-
-// cutForLog cuts s at n bytes, on a rune boundary, marking the cut.
-func cutForLog(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
-func scrubBinary(v any) any {
-	switch x := v.(type) {
-	case []byte:
-		return "<" + strconv.Itoa(len(x)) + " bytes>"
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = scrubBinary(e)
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = scrubBinary(e)
-		}
-		return out
-	}
-	return v
-}
-
-// jsonUnmarshalNumber decodes one JSON value keeping numbers as json.Number.
-func jsonUnmarshalNumber(b []byte, v *any) error {
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.UseNumber()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data")
-	}
-	return nil
-}
+// Keys of the values the module stores in a socket's data.
+const (
+	claimsKey  = "caddy.socketio.claims"
+	expiryKey  = "caddy.socketio.expiry"
+	authGenKey = "caddy.socketio.authgen" // the hub generation whose policy authorized the socket
+)

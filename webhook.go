@@ -8,16 +8,16 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"go.uber.org/zap"
 
+	"github.com/caddy-socketio/caddy-socketio/internal/glob"
 	"github.com/caddy-socketio/caddy-socketio/realtime"
 	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
+	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
 	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 )
 
@@ -116,8 +116,8 @@ func (wh *Webhook) check() error {
 	}
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("webhook: "+format, args...)) }
-	if wh.Secret == "" {
-		bad("a secret is needed to sign calls")
+	if err := wh.checkSecret(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(wh.Events) == 0 && wh.Connect == "" && wh.Disconnect == "" {
 		bad("nothing to call: set events, connect or disconnect")
@@ -127,7 +127,7 @@ func (wh *Webhook) check() error {
 			bad("events %s: no event named", r.URL)
 		}
 		for _, m := range r.Match {
-			if m == "" || slices.Contains(reservedEvents, m) {
+			if m == "" || parser.IsReservedEvent(m) {
 				bad("events: %q cannot be forwarded", m)
 			}
 		}
@@ -151,6 +151,14 @@ func (wh *Webhook) check() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkSecret requires the signing secret.
+func (wh *Webhook) checkSecret() error {
+	if wh.Secret == "" {
+		return errors.New("webhook: a secret is needed to sign calls")
+	}
+	return nil
 }
 
 // checkWebhookURL accepts absolute http and https URLs; a value with a
@@ -245,7 +253,7 @@ func checkResolvedURL(raw string) error {
 func (w *webhooks) route(event string) (string, bool) {
 	for _, r := range w.routes {
 		for _, m := range r.Match {
-			if globMatch(m, event) {
+			if glob.Match(m, event) {
 				return r.URL, true
 			}
 		}
@@ -596,88 +604,15 @@ func (w *webhooks) logFailure(s *realtime.Socket, kind string, err error) {
 	}
 }
 
-// unmarshalWebhook parses the webhook subdirective of socketio.
-//
-//	webhook {
-//		secret          <secret>
-//		events          <url> <event|pattern>...
-//		connect         <url>
-//		disconnect      <url>
-//		headers         <name>...
-//		cookies         <name>...
-//		timeout             <duration>
-//		max_concurrency     <n>
-//		connect_concurrency <n>
-//		queue               <n>
-//		max_body            <size>
-//	}
-//
-// events may be given several times, one line per URL.
-func (h *Handler) unmarshalWebhook(d *caddyfile.Dispenser) error {
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	wh := &Webhook{}
-	h.Webhook = wh
-	if err := eachSubdirective(d, "webhook: ", func(sub string) error {
-		var err error
-		switch sub {
-		case "secret":
-			err = oneArg(d, &wh.Secret)
-		case "events":
-			args := d.RemainingArgs()
-			if len(args) < 2 {
-				return d.Errf("webhook: events: want <url> <event>...")
-			}
-			if err := checkWebhookURL(args[0]); err != nil {
-				return d.Errf("webhook: events: %v", err)
-			}
-			wh.Events = append(wh.Events, WebhookRoute{URL: args[0], Match: args[1:]})
-		case "connect", "disconnect":
-			var u string
-			if err = oneArg(d, &u); err == nil {
-				if cerr := checkWebhookURL(u); cerr != nil {
-					return d.Errf("webhook: %s: %v", sub, cerr)
-				}
-				if sub == "connect" {
-					wh.Connect = u
-				} else {
-					wh.Disconnect = u
-				}
-			}
-		case "headers":
-			err = listArg(d, &wh.Headers)
-		case "cookies":
-			err = listArg(d, &wh.Cookies)
-		case "timeout":
-			err = durationArg(d, &wh.Timeout)
-		case "max_concurrency", "connect_concurrency", "queue":
-			var s string
-			if err = oneArg(d, &s); err == nil {
-				n, perr := strconv.Atoi(s)
-				if perr != nil || n <= 0 {
-					return d.Errf("webhook: %s: want a positive number, got %q", sub, s)
-				}
-				switch sub {
-				case "queue":
-					wh.Queue = n
-				case "connect_concurrency":
-					wh.ConnectConcurrency = n
-				default:
-					wh.MaxConcurrency = n
-				}
-			}
-		case "max_body":
-			err = sizeArg(d, &wh.MaxBody)
-		default:
-			return d.Errf("webhook: unrecognized subdirective %q", sub)
-		}
-		return err
-	}, "events"); err != nil {
+// jsonUnmarshalNumber decodes one JSON value keeping numbers as json.Number.
+func jsonUnmarshalNumber(b []byte, v *any) error {
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if wh.Secret == "" {
-		return d.Err("webhook: a secret is needed to sign calls")
+	if dec.More() {
+		return errors.New("trailing data")
 	}
 	return nil
 }
