@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 )
 
 // hubs holds the Socket.IO servers by hub name. They persist through config
@@ -23,7 +24,7 @@ var hubs = caddy.NewUsagePool()
 type hub struct {
 	server  *realtime.Server
 	policy  atomic.Pointer[policy]
-	backoff *connectBackoff // refusals of the connect hook, across reloads
+	backoff *webhook.Backoff // refusals of the connect hook, across reloads
 	// generation counts the policies activated; a socket records the one
 	// that authorized it, so reverify knows whom to check again.
 	generation atomic.Uint64
@@ -42,7 +43,7 @@ type hubEntry struct {
 }
 
 func newHub(opts realtime.Options) *hub {
-	h := &hub{backoff: newConnectBackoff()}
+	h := &hub{backoff: webhook.NewBackoff()}
 	h.policy.Store(&policy{logger: zap.NewNop(), namespaces: []string{"/"}, mode: AuthOff})
 	h.server = realtime.NewServer(opts)
 	h.setupNamespace(h.server.Of("/"))

@@ -346,7 +346,7 @@ func (h *hub) webhookConnect(s *realtime.Socket) error {
 	s.Set(webhookQueueKey, q)
 	if w.connect != "" {
 		sid, addr := s.SessionID(), s.Handshake().Address
-		if d := h.backoff.wait(sid, addr); d > 0 {
+		if d := h.backoff.Wait(sid, addr); d > 0 {
 			if ce := w.logger.Check(zap.DebugLevel, "socket.io connect refused: recently refused by the connect hook"); ce != nil {
 				ce.Write(zap.String("namespace", s.Namespace().Name()), zap.String("remote", addr), zap.Duration("retry_after", d))
 			}
@@ -358,10 +358,10 @@ func (h *hub) webhookConnect(s *realtime.Socket) error {
 			return &realtime.ConnectError{Message: err.Error()}
 		}
 		if len(reply.Error) > 0 {
-			h.backoff.refused(sid, addr)
+			h.backoff.Refused(sid, addr)
 			return refusal(reply.Error)
 		}
-		h.backoff.admitted(sid)
+		h.backoff.Admitted(sid)
 		if d, err := decodeRaw(reply.Data); err != nil {
 			w.logFailure(s, "connect", &webhook.Error{Reason: "bad reply", Err: err})
 			return &realtime.ConnectError{Message: "webhook failed: bad reply"}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -95,7 +96,7 @@ func TestWebhookConnectLoopDoesNotStarveEvents(t *testing.T) {
 	}
 	// Each looping connection reaches the hook a few times, then waits;
 	// the address as a whole (all on 127.0.0.1) is held back too.
-	if n := connectCalls.Load(); n > loopers*backoffFreeConn+backoffFreeAddr+loopers {
+	if n := connectCalls.Load(); n > loopers*webhook.BackoffFreeConn+webhook.BackoffFreeAddr+loopers {
 		t.Errorf("the connect hook was called %d times by %d looping clients", n, loopers)
 	}
 	t.Logf("connect hook calls %d, refused by the hook %d, told to retry later %d", connectCalls.Load(), refusals.Load(), retryLater.Load())

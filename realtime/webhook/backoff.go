@@ -1,4 +1,4 @@
-package socketio
+package webhook
 
 import (
 	"net"
@@ -7,11 +7,11 @@ import (
 	"time"
 )
 
-// connectBackoff makes clients whose CONNECT the connect hook refused wait
+// Backoff makes clients whose CONNECT the connect hook refused wait
 // before the hook is asked again for them, so that a loop of refused
 // CONNECTs (from one connection, or many from one address) cannot keep the
 // backend busy. A CONNECT during the wait is refused at once, without a
-// call, with errRetryLater.
+// call, with the connect_error RetryLater.
 //
 // Two keys are tracked: the Engine.IO connection (socket.io-client sends a
 // new CONNECT on the same connection when the application calls
@@ -20,7 +20,7 @@ import (
 // with every refusal, up to backoffMax; a key is forgotten once it has been
 // quiet for backoffForget. The table is bounded in entries (and so in
 // bytes: a key is at most an IPv6 prefix or a session id).
-type connectBackoff struct {
+type Backoff struct {
 	mu        sync.Mutex
 	entries   map[string]*backoffEntry
 	full      bool      // the table was full of live entries at the last sweep
@@ -35,24 +35,27 @@ type backoffEntry struct {
 }
 
 const (
-	backoffBase        = 500 * time.Millisecond
-	backoffMax         = 30 * time.Second
-	backoffForget      = time.Minute
-	backoffFreeConn    = 3  // refusals on one connection before it waits
-	backoffFreeAddr    = 20 // refusals from one address before it waits
+	backoffBase   = 500 * time.Millisecond
+	backoffMax    = 30 * time.Second
+	backoffForget = time.Minute
+	// BackoffFreeConn is how many refusals one connection gets before it
+	// waits, BackoffFreeAddr how many one address gets.
+	BackoffFreeConn    = 3
+	BackoffFreeAddr    = 20
 	backoffMaxEntries  = 1 << 16
 	backoffKeyConn     = "c:"
 	backoffKeyAddr     = "a:"
 	backoffIPv6Network = 64 // IPv6 clients are keyed by their /64
 )
 
-func newConnectBackoff() *connectBackoff {
-	return &connectBackoff{entries: make(map[string]*backoffEntry), now: time.Now}
+// NewBackoff returns an empty backoff table.
+func NewBackoff() *Backoff {
+	return &Backoff{entries: make(map[string]*backoffEntry), now: time.Now}
 }
 
-// wait returns how long a CONNECT from this connection and address must
+// Wait returns how long a CONNECT from this connection and address must
 // still wait; zero when the hook may be asked.
-func (b *connectBackoff) wait(sid, addr string) time.Duration {
+func (b *Backoff) Wait(sid, addr string) time.Duration {
 	now := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -65,24 +68,24 @@ func (b *connectBackoff) wait(sid, addr string) time.Duration {
 	return d
 }
 
-// refused records a refusal by the hook for this connection and address.
-func (b *connectBackoff) refused(sid, addr string) {
+// Refused records a refusal by the hook for this connection and address.
+func (b *Backoff) Refused(sid, addr string) {
 	now := b.now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.strike(backoffKeyConn+sid, backoffFreeConn, now)
-	b.strike(backoffKeyAddr+addrKey(addr), backoffFreeAddr, now)
+	b.strike(backoffKeyConn+sid, BackoffFreeConn, now)
+	b.strike(backoffKeyAddr+addrKey(addr), BackoffFreeAddr, now)
 }
 
-// admitted forgets a connection's refusals once the hook accepted it (its
+// Admitted forgets a connection's refusals once the hook accepted it (its
 // address keeps its own: an accepted client does not clear a neighbour's).
-func (b *connectBackoff) admitted(sid string) {
+func (b *Backoff) Admitted(sid string) {
 	b.mu.Lock()
 	delete(b.entries, backoffKeyConn+sid)
 	b.mu.Unlock()
 }
 
-func (b *connectBackoff) strike(key string, free int, now time.Time) {
+func (b *Backoff) strike(key string, free int, now time.Time) {
 	e := b.entries[key]
 	if e == nil {
 		if len(b.entries) >= backoffMaxEntries {
@@ -113,7 +116,7 @@ func (b *connectBackoff) strike(key string, free int, now time.Time) {
 }
 
 // sweep drops the entries quiet for longer than backoffForget.
-func (b *connectBackoff) sweep(now time.Time) {
+func (b *Backoff) sweep(now time.Time) {
 	for k, e := range b.entries {
 		if now.Sub(e.seen) > backoffForget && !e.until.After(now) {
 			delete(b.entries, k)

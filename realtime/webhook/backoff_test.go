@@ -1,4 +1,4 @@
-package socketio
+package webhook
 
 import (
 	"fmt"
@@ -8,66 +8,66 @@ import (
 
 func TestConnectBackoff(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
-	b := newConnectBackoff()
+	b := NewBackoff()
 	b.now = func() time.Time { return now }
 
 	t.Run("one connection", func(t *testing.T) {
-		for i := range backoffFreeConn {
-			if d := b.wait("s1", "10.0.0.1:1000"); d != 0 {
+		for i := range BackoffFreeConn {
+			if d := b.Wait("s1", "10.0.0.1:1000"); d != 0 {
 				t.Fatalf("refusal %d: wait %v, want none yet", i, d)
 			}
-			b.refused("s1", "10.0.0.1:1000")
+			b.Refused("s1", "10.0.0.1:1000")
 		}
-		if d := b.wait("s1", "10.0.0.1:1000"); d != 0 {
+		if d := b.Wait("s1", "10.0.0.1:1000"); d != 0 {
 			t.Fatalf("after the free refusals: wait %v, want 0", d)
 		}
 		// Each refusal past the free ones doubles the wait.
 		for i, want := range []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second} {
-			b.refused("s1", "10.0.0.1:1000")
-			if d := b.wait("s1", "10.0.0.1:1000"); d != want {
+			b.Refused("s1", "10.0.0.1:1000")
+			if d := b.Wait("s1", "10.0.0.1:1000"); d != want {
 				t.Fatalf("extra refusal %d: wait %v, want %v", i+1, d, want)
 			}
 		}
 		for range 40 {
-			b.refused("s1", "10.0.0.1:1000")
+			b.Refused("s1", "10.0.0.1:1000")
 		}
-		if d := b.wait("s1", "10.0.0.1:1000"); d != backoffMax {
+		if d := b.Wait("s1", "10.0.0.1:1000"); d != backoffMax {
 			t.Fatalf("after many refusals: wait %v, want the cap %v", d, backoffMax)
 		}
 		// Another connection from another address is not held back.
-		if d := b.wait("s2", "10.0.0.2:1000"); d != 0 {
+		if d := b.Wait("s2", "10.0.0.2:1000"); d != 0 {
 			t.Fatalf("another client waits %v", d)
 		}
-		b.admitted("s1")
+		b.Admitted("s1")
 	})
 
 	t.Run("one address, many connections", func(t *testing.T) {
-		for i := range backoffFreeAddr {
-			b.refused(fmt.Sprintf("loop-%d", i), "[2001:db8:1:2::5]:1000")
+		for i := range BackoffFreeAddr {
+			b.Refused(fmt.Sprintf("loop-%d", i), "[2001:db8:1:2::5]:1000")
 		}
-		b.refused("loop-last", "[2001:db8:1:2::5]:1000")
+		b.Refused("loop-last", "[2001:db8:1:2::5]:1000")
 		// A new connection from the same /64 waits too.
-		if d := b.wait("fresh", "[2001:db8:1:2:ffff::9]:2000"); d != backoffBase {
+		if d := b.Wait("fresh", "[2001:db8:1:2:ffff::9]:2000"); d != backoffBase {
 			t.Fatalf("new connection from the same /64: wait %v, want %v", d, backoffBase)
 		}
-		if d := b.wait("fresh", "[2001:db8:1:3::5]:2000"); d != 0 {
+		if d := b.Wait("fresh", "[2001:db8:1:3::5]:2000"); d != 0 {
 			t.Fatalf("another /64 waits %v", d)
 		}
 	})
 
 	t.Run("forgotten when quiet", func(t *testing.T) {
 		now = now.Add(backoffMax + backoffForget + time.Second)
-		b.refused("s1", "10.0.0.1:1000")
-		if d := b.wait("s1", "10.0.0.1:1000"); d != 0 {
+		b.Refused("s1", "10.0.0.1:1000")
+		if d := b.Wait("s1", "10.0.0.1:1000"); d != 0 {
 			t.Fatalf("a refusal after a quiet minute: wait %v, want the count restarted", d)
 		}
 	})
 
 	t.Run("bounded table", func(t *testing.T) {
-		b := newConnectBackoff()
+		b := NewBackoff()
 		b.now = func() time.Time { return now }
 		for i := range backoffMaxEntries {
-			b.refused(fmt.Sprintf("s%d", i), fmt.Sprintf("10.%d.%d.%d:1", i>>16, (i>>8)&255, i&255))
+			b.Refused(fmt.Sprintf("s%d", i), fmt.Sprintf("10.%d.%d.%d:1", i>>16, (i>>8)&255, i&255))
 		}
 		if n := len(b.entries); n > backoffMaxEntries {
 			t.Fatalf("table holds %d entries, bound %d", n, backoffMaxEntries)
@@ -76,7 +76,7 @@ func TestConnectBackoff(t *testing.T) {
 			t.Fatal("a full table of live entries is not reported")
 		}
 		now = now.Add(backoffMax + backoffForget + time.Second)
-		b.refused("late", "192.0.2.1:1")
+		b.Refused("late", "192.0.2.1:1")
 		if _, ok := b.entries[backoffKeyConn+"late"]; !ok || len(b.entries) > 4 {
 			t.Fatalf("after a sweep of the quiet entries: %d entries, late tracked %v", len(b.entries), ok)
 		}
