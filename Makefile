@@ -12,7 +12,7 @@ export JWT_SECRET
 NODE_STAMP := testdata/node_modules/.installed
 BUNDLE     := testdata/www/vendor/socket.io.min.js
 
-.PHONY: example test test-short deps token bench conformance fuzz
+.PHONY: example test test-short lint deps token bench conformance fuzz
 
 # npm ci only when the lock file changed since the last install.
 $(NODE_STAMP): testdata/package.json testdata/package-lock.json
@@ -39,6 +39,11 @@ token:
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 30m ./...
+
+# golangci-lint with .golangci.yml (CI installs the version below).
+GOLANGCI_LINT ?= golangci-lint
+lint:
+	$(GOLANGCI_LINT) run ./...
 
 # The fast loop: unit and in-process tests only; no Caddy process, Node or
 # Chromium is started (the live tests skip under -short).

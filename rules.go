@@ -508,7 +508,8 @@ func looksLikeSocketID(room string) bool {
 	}
 	for i := 0; i < len(room); i++ {
 		c := room[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		isAlnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !isAlnum && c != '-' && c != '_' {
 			return false
 		}
 	}

@@ -110,12 +110,12 @@ func dial(ctx context.Context, t target, query url.Values, timeout time.Duration
 	}
 	c := &client{conn: conn}
 	deadline, _ := ctx.Deadline()
-	conn.SetReadDeadline(deadline)
+	_ = conn.SetReadDeadline(deadline)
 	if err := c.awaitConnect(); err != nil {
 		conn.Close()
 		return nil, err
 	}
-	conn.SetReadDeadline(time.Time{})
+	_ = conn.SetReadDeadline(time.Time{})
 	return c, nil
 }
 
@@ -167,7 +167,7 @@ func (c *client) awaitConnect() error {
 func (c *client) send(b []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_ = c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	return c.conn.WriteMessage(websocket.TextMessage, b)
 }
 
@@ -217,7 +217,7 @@ func (c *client) close(abort bool) {
 	}
 	if abort {
 		if tc, ok := c.conn.NetConn().(*net.TCPConn); ok {
-			tc.SetLinger(0)
+			_ = tc.SetLinger(0)
 		}
 	}
 	c.conn.Close()

@@ -99,7 +99,7 @@ func (p *pool) add(c *client, h handler) {
 	p.readers.Add(1)
 	go func() {
 		defer p.readers.Done()
-		c.run(h)
+		_ = c.run(h) // a reader's end is counted below, its error is not reported
 		if !p.closing.Load() {
 			p.dropped.Add(1)
 		}

@@ -11,7 +11,7 @@ import (
 // before the hook is asked again for them, so that a loop of refused
 // CONNECTs (from one connection, or many from one address) cannot keep the
 // backend busy. A CONNECT during the wait is refused at once, without a
-// call, with the connect_error RetryLater.
+// call (the module answers "too many refused connects, retry later").
 //
 // Two keys are tracked: the Engine.IO connection (socket.io-client sends a
 // new CONNECT on the same connection when the application calls
