@@ -55,7 +55,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./realtime/...
 	testdata/bench/compare.sh
 
-# The official protocol suites against realtime/cmd/conformance; SUITES is
+# The official protocol suites against cmd/conformance; SUITES is
 # a folder with your clones of socketio/engine.io-protocol and
 # socketio/socket.io-protocol (docs/conformance.md).
 conformance:

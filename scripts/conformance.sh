@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # conformance.sh runs the official Engine.IO v4 and Socket.IO v5 protocol
-# test suites against this repository's engine (realtime/cmd/conformance)
+# test suites against this repository's engine (cmd/conformance)
 # and prints "conformance: N of M passed".
 #
 #   make conformance SUITES=<dir>
@@ -67,8 +67,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "conformance: building realtime/cmd/conformance"
-go build -o "$work/conformance" ./realtime/cmd/conformance || die "go build failed"
+echo "conformance: building cmd/conformance"
+go build -o "$work/conformance" ./cmd/conformance || die "go build failed"
 
 # A free loopback port: ask the kernel through node (bash cannot).
 port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')

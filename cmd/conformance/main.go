@@ -1,9 +1,9 @@
-// Command conformance serves the servers that the upstream Engine.IO and
-// Socket.IO protocol test suites expect (see shared/PROTOCOL.md, section
-// 3): an echo Engine.IO server at /engine.io/ and a Socket.IO server at
-// /socket.io/, on one address.
+// Command conformance serves the servers that the official Engine.IO and
+// Socket.IO protocol test suites expect (docs/conformance.md): an echo
+// Engine.IO server at /engine.io/ and a Socket.IO server at /socket.io/, on
+// one address. `make conformance SUITES=<dir>` runs the suites against it.
 //
-//	go run ./realtime/cmd/conformance --addr 127.0.0.1:3000
+//	go run ./cmd/conformance --addr 127.0.0.1:3000
 package main
 
 import (
