@@ -80,21 +80,13 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Session)
 			// session is dead, as in Node.
 			s.mu.Lock()
 			s.getActive = false
-			fin := s.finalizableLocked()
-			s.mu.Unlock()
-			if fin {
-				s.finalize()
-			}
+			s.unlockAndFinalize()
 			return
 		}
 		s.mu.Lock()
 	}
 	s.getActive = false
-	fin := s.finalizableLocked()
-	s.mu.Unlock()
-	if fin {
-		s.finalize()
-	}
+	s.unlockAndFinalize()
 	if ce := s.log.Check(zap.DebugLevel, "poll response"); ce != nil {
 		ce.Write(zap.Int("bytes", len(body)))
 	}

@@ -558,11 +558,7 @@ func (s *Session) runOnClose(h Handler, reason string) {
 	h.OnClose(reason)
 	s.mu.Lock()
 	s.onClose = onCloseDone
-	fin := s.finalizableLocked()
-	s.mu.Unlock()
-	if fin {
-		s.finalize()
-	}
+	s.unlockAndFinalize()
 }
 
 // closeWith starts closing the session: new Sends fail, no more messages
@@ -638,11 +634,7 @@ func (s *Session) endLinger() {
 		return
 	}
 	s.lingering = false
-	fin := s.finalizableLocked()
-	s.mu.Unlock()
-	if fin {
-		s.finalize()
-	}
+	s.unlockAndFinalize()
 }
 
 // gone reports whether requests for this session must be refused as for
@@ -653,20 +645,22 @@ func (s *Session) gone() bool {
 	return s.closed && !s.lingering
 }
 
-// finalizableLocked reports, once, that the session has nothing left to
-// do: OnClose returned and no request or goroutine uses it.
-func (s *Session) finalizableLocked() bool {
+// unlockAndFinalize releases s.mu, which the caller holds, and finalizes
+// the session if it has nothing left to do: closed, OnClose returned, no
+// polling GET waiting, no websocket reader or writer running, not
+// lingering. Whoever ends one of those (marks OnClose done, clears
+// getActive, decrements wsLive, clears lingering) calls it instead of
+// s.mu.Unlock, after the change and under the same hold of s.mu; exactly
+// one such call, the one that sees the last of them end, finalizes.
+// Finalizing takes srv.mu and runs outside s.mu, on the caller's
+// goroutine.
+func (s *Session) unlockAndFinalize() {
 	if !s.closed || s.finalized || s.onClose != onCloseDone ||
 		s.getActive || s.wsLive > 0 || s.lingering {
-		return false
+		s.mu.Unlock()
+		return
 	}
 	s.finalized = true
-	return true
-}
-
-// finalize forgets the session; it runs exactly once.
-func (s *Session) finalize() {
-	s.mu.Lock()
 	if s.hbTimer != nil {
 		s.hbTimer.Stop()
 	}

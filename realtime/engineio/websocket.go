@@ -392,9 +392,5 @@ func (s *Session) writeBatch(c *websocket.Conn, batch []outPacket) error {
 func (s *Session) releaseWS() {
 	s.mu.Lock()
 	s.wsLive--
-	fin := s.finalizableLocked()
-	s.mu.Unlock()
-	if fin {
-		s.finalize()
-	}
+	s.unlockAndFinalize()
 }
