@@ -7,6 +7,7 @@ package engineio
 import (
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -184,7 +185,9 @@ func (srv *Server) Close() {
 	}
 }
 
-// ServeHTTP serves one Engine.IO request. Checks run in Node's order so
+// ServeHTTP serves one Engine.IO request: CORS preflight and the checks
+// common to every request here, then serveSession for a request with a
+// sid and serveHandshake for one without. Checks run in Node's order so
 // that a bad request gets the same error code as from Node.
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !srv.enter() {
@@ -236,34 +239,46 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		upgrade && transport != TransportWebSocket
 
 	if sid := q.Get("sid"); sid != "" {
-		s := srv.lookup(sid)
-		if s == nil || s.gone() {
-			srv.refuse(w, r, cfg, errSessionUnknown, upgrade)
-			return
-		}
-		if q.Get("EIO") != "4" || wsMismatch {
-			srv.refuse(w, r, cfg, errBadRequest, upgrade)
-			return
-		}
-		if upgrade {
-			srv.serveUpgrade(w, r, s)
-			return
-		}
-		if s.Transport() != TransportPolling {
-			srv.refuse(w, r, cfg, errBadRequest, upgrade)
-			return
-		}
-		switch r.Method {
-		case http.MethodGet:
-			srv.servePoll(w, r, s)
-		case http.MethodPost:
-			srv.serveData(w, r, s)
-		default:
-			srv.refuse(w, r, cfg, errBadRequest, upgrade)
-		}
+		srv.serveSession(w, r, cfg, sid, q, upgrade, wsMismatch)
 		return
 	}
+	srv.serveHandshake(w, r, cfg, q, upgrade, wsMismatch)
+}
 
+// serveSession serves a request for the existing session sid: a polling
+// GET or POST, or a websocket upgrading it. wsMismatch is a transport
+// that does not match the request (see ServeHTTP).
+func (srv *Server) serveSession(w http.ResponseWriter, r *http.Request, cfg *config, sid string, q url.Values, upgrade, wsMismatch bool) {
+	s := srv.lookup(sid)
+	if s == nil || s.gone() {
+		srv.refuse(w, r, cfg, errSessionUnknown, upgrade)
+		return
+	}
+	if q.Get("EIO") != "4" || wsMismatch {
+		srv.refuse(w, r, cfg, errBadRequest, upgrade)
+		return
+	}
+	if upgrade {
+		srv.serveUpgrade(w, r, s)
+		return
+	}
+	if s.Transport() != TransportPolling {
+		srv.refuse(w, r, cfg, errBadRequest, upgrade)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		srv.servePoll(w, r, s)
+	case http.MethodPost:
+		srv.serveData(w, r, s)
+	default:
+		srv.refuse(w, r, cfg, errBadRequest, upgrade)
+	}
+}
+
+// serveHandshake serves a request without a sid: it opens a session over
+// polling or websocket, once AllowRequest accepts it.
+func (srv *Server) serveHandshake(w http.ResponseWriter, r *http.Request, cfg *config, q url.Values, upgrade, wsMismatch bool) {
 	if r.Method != http.MethodGet {
 		srv.refuse(w, r, cfg, errBadHandshakeMethod, upgrade)
 		return
@@ -317,14 +332,16 @@ func setCORS(h http.Header, cfg *config, origin string) {
 }
 
 // newRegisteredSession creates a session, registers it and lets the
-// application attach its handler. It returns nil once the server closes.
-func (srv *Server) newRegisteredSession(r *http.Request, cfg *config, transport string) *Session {
-	s := newSession(srv, cfg, r, transport)
+// application attach its handler. ws is the websocket of a session opened
+// directly over websocket, nil for polling (see newSession). It returns
+// nil once the server closes; ws is then still the caller's to close.
+func (srv *Server) newRegisteredSession(r *http.Request, cfg *config, ws *websocket.Conn) *Session {
+	s := newSession(srv, cfg, r, ws)
 	if !srv.register(s) {
 		return nil
 	}
 	if ce := s.log.Check(zap.DebugLevel, "session opened"); ce != nil {
-		ce.Write(zap.String("transport", transport), zap.String("remote", r.RemoteAddr))
+		ce.Write(zap.String("transport", s.transport), zap.String("remote", r.RemoteAddr))
 	}
 	if cfg.OnSession != nil {
 		cfg.OnSession(s)
@@ -333,7 +350,7 @@ func (srv *Server) newRegisteredSession(r *http.Request, cfg *config, transport 
 }
 
 func (srv *Server) handshakePolling(w http.ResponseWriter, r *http.Request, cfg *config) {
-	s := srv.newRegisteredSession(r, cfg, TransportPolling)
+	s := srv.newRegisteredSession(r, cfg, nil)
 	if s == nil {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return

@@ -135,7 +135,12 @@ func newSessionID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func newSession(srv *Server, cfg *config, r *http.Request, transport string) *Session {
+// newSession returns a session over polling, or over websocket when ws
+// is not nil. A websocket session owns ws from the start, so that Close
+// and forceClose reach it; it counts the reader that runWebSocket starts,
+// and writing is set so that no writer goroutine starts until the
+// handshake has written the open packet and cleared it.
+func newSession(srv *Server, cfg *config, r *http.Request, ws *websocket.Conn) *Session {
 	id := newSessionID()
 	// A shallow copy, not Clone: the handshake request is not used by
 	// net/http once its handler returns, and a deep copy of its headers
@@ -143,7 +148,7 @@ func newSession(srv *Server, cfg *config, r *http.Request, transport string) *Se
 	req := r.WithContext(context.Background())
 	req.Body = http.NoBody
 	req.GetBody = nil
-	return &Session{
+	s := &Session{
 		id:         id,
 		srv:        srv,
 		cfg:        cfg,
@@ -151,10 +156,17 @@ func newSession(srv *Server, cfg *config, r *http.Request, transport string) *Se
 		log:        sessionLogger{base: cfg.Logger, sid: id},
 		done:       make(chan struct{}),
 		handler:    nopHandler{},
-		transport:  transport,
+		transport:  TransportPolling,
 		wsNotify:   make(chan struct{}, 1),
 		pollNotify: make(chan struct{}, 1),
 	}
+	if ws != nil {
+		s.transport = TransportWebSocket
+		s.ws = ws
+		s.wsLive = 1 // the reader, started by runWebSocket
+		s.writing = true
+	}
+	return s
 }
 
 // ID returns the session id: 20 characters of base64url, like Node.

@@ -75,22 +75,13 @@ func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, cf
 		}
 		return
 	}
-	s := newSession(srv, cfg, r, TransportWebSocket)
-	// The session owns the websocket from the start, so that Close and
-	// forceClose reach it; writing stays set while this goroutine writes
-	// the open packet, so no writer goroutine starts before it.
-	s.ws = c
-	s.wsLive = 1 // the reader, started by runWebSocket
-	s.writing = true
-	if !srv.register(s) {
+	// The session owns the websocket from the start, and this goroutine
+	// writes the open packet before any writer goroutine starts (see
+	// newSession).
+	s := srv.newRegisteredSession(r, cfg, c)
+	if s == nil {
 		closeConn(c)
 		return
-	}
-	if ce := s.log.Check(zap.DebugLevel, "session opened"); ce != nil {
-		ce.Write(zap.String("transport", TransportWebSocket), zap.String("remote", r.RemoteAddr))
-	}
-	if cfg.OnSession != nil {
-		cfg.OnSession(s)
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
 	err = c.WriteMessage(websocket.TextMessage, cfg.openPacket(s.id, true))
