@@ -71,8 +71,11 @@ func (srv *Server) enter() bool {
 	return true
 }
 
-// track registers a goroutine started on behalf of a running request (so
-// active is not zero and Close cannot have returned yet).
+// track registers a goroutine that Close must wait for: one started on
+// behalf of a running request (so active is not zero and Close cannot
+// have returned yet), or one running an OnClose off a request, counted
+// under the session's lock before the session is seen closed (see
+// closeWith).
 func (srv *Server) track() {
 	srv.mu.Lock()
 	srv.active++
@@ -139,13 +142,26 @@ func (srv *Server) ReleasePolls() {
 
 // Close closes every session with the close packet "1" (reason "server
 // shutting down"), refuses new requests with 503 and waits until every
-// request it is serving and goroutine it started has ended. After
+// request it is serving and goroutine it started has ended, OnCloses that
+// run off a request included (a slow client's, a ping timeout's). After
 // shutdownGrace it closes the sessions' network connections and waits a
 // little more, so Close is bounded even with stuck clients.
 func (srv *Server) Close() {
 	srv.mu.Lock()
 	srv.closing = true
 	list := srv.sessionsLocked()
+	log := srv.cfg.Load().Logger
+	srv.mu.Unlock()
+
+	for _, s := range list {
+		s.closeWith(ReasonServerShutdown, kindShutdown, onCloseHere)
+		s.endLinger() // no later GET can reach a closed server
+	}
+	// Looked at after closing: the count then includes the writers the
+	// closes woke, and an OnClose of a session that another goroutine
+	// closed first (counted before that session's lock was released, so
+	// before closeWith above returned for it).
+	srv.mu.Lock()
 	var idle chan struct{}
 	if srv.active > 0 {
 		if srv.idle == nil {
@@ -153,13 +169,7 @@ func (srv *Server) Close() {
 		}
 		idle = srv.idle
 	}
-	log := srv.cfg.Load().Logger
 	srv.mu.Unlock()
-
-	for _, s := range list {
-		s.closeWith(ReasonServerShutdown, kindShutdown, false)
-		s.endLinger() // no later GET can reach a closed server
-	}
 	if idle == nil {
 		return
 	}

@@ -259,7 +259,7 @@ func (s *Session) Send(msgs ...*Message) error {
 			zap.Int64("limit_bytes", s.cfg.MaxBufferedBytesHard))
 		// OnClose runs on another goroutine: Send may be called with
 		// locks held (a broadcast over a room) that OnClose needs.
-		s.closeWith(ReasonQueueFull, kindOverflow, true)
+		s.closeWith(ReasonQueueFull, kindOverflow, onCloseAsync)
 		return ErrQueueFull
 	}
 	s.queueLocked(msgs, add)
@@ -333,14 +333,14 @@ func (s *Session) onSlowTimer() {
 	s.log.Warn("closing slow client: send queue over its soft limit for too long",
 		zap.String("reason", ReasonQueueFull), zap.Int64("queued_bytes", backlog),
 		zap.Int64("limit_bytes", s.cfg.MaxBufferedBytes), zap.Duration("over_for", time.Since(since)))
-	s.closeWith(ReasonQueueFull, kindOverflow, false)
+	s.closeWith(ReasonQueueFull, kindOverflow, onCloseTimer)
 }
 
 // Close closes the session from the server side: queued packets are
 // flushed, then the close packet "1" is sent. It is idempotent and
 // OnClose(reason) fires (possibly before Close returns).
 func (s *Session) Close(reason string) {
-	s.closeWith(reason, kindGraceful, false)
+	s.closeWith(reason, kindGraceful, onCloseHere)
 }
 
 // enqueueLocked queues a control packet; those bypass the queue bound
@@ -469,7 +469,7 @@ func (s *Session) onHeartbeatTimer() {
 	}
 	if s.awaitingPong {
 		s.mu.Unlock()
-		s.closeWith(ReasonPingTimeout, kindError, false)
+		s.closeWith(ReasonPingTimeout, kindError, onCloseTimer)
 		return
 	}
 	s.awaitingPong = true
@@ -510,11 +510,11 @@ func (s *Session) handlePacket(p packet) bool {
 		s.onActivity()
 		return s.deliver(p.data, p.binary)
 	case typeClose:
-		s.closeWith(ReasonTransportClose, kindClient, false)
+		s.closeWith(ReasonTransportClose, kindClient, onCloseHere)
 		return false
 	case typePing:
 		// Engine.IO v4 reversed the heartbeat: a client ping is an error.
-		s.closeWith(ReasonParseError, kindError, false)
+		s.closeWith(ReasonParseError, kindError, onCloseHere)
 		return false
 	default: // open, upgrade, noop: nothing to do outside an upgrade
 		s.onActivity()
@@ -573,10 +573,28 @@ func (s *Session) runOnClose(h Handler, reason string) {
 	s.unlockAndFinalize()
 }
 
+// onCloseMode says where closeWith runs OnClose, when it is the call
+// that must run it.
+type onCloseMode uint8
+
+const (
+	// onCloseHere runs it on the caller's goroutine, one that Server.Close
+	// already waits for (a request, a websocket reader or writer) or the
+	// application's own (Session.Close, Server.Close).
+	onCloseHere onCloseMode = iota
+	// onCloseTimer runs it on the caller's goroutine, a timer's, which
+	// Server.Close counts while OnClose runs.
+	onCloseTimer
+	// onCloseAsync runs it on a new goroutine, which Server.Close counts:
+	// the caller may hold locks that OnClose needs (Send within a
+	// broadcast over a room).
+	onCloseAsync
+)
+
 // closeWith starts closing the session: new Sends fail, no more messages
-// are delivered, OnClose fires (on a new goroutine when async), and the
-// transport is told what it still owes the client (see closeKind).
-func (s *Session) closeWith(reason string, kind closeKind, async bool) {
+// are delivered, OnClose fires (where mode says), and the transport is
+// told what it still owes the client (see closeKind).
+func (s *Session) closeWith(reason string, kind closeKind, mode onCloseMode) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -615,6 +633,11 @@ func (s *Session) closeWith(reason string, kind closeKind, async bool) {
 	signal(s.pollNotify)
 	h := s.handler
 	fire := s.takeOnCloseLocked()
+	if fire && mode != onCloseHere {
+		// Counted before s.mu is released: a Server.Close that then
+		// finds the session closed already waits for this OnClose.
+		s.srv.track()
+	}
 	s.mu.Unlock()
 
 	if ce := s.log.Check(zap.DebugLevel, "session closing"); ce != nil {
@@ -632,11 +655,18 @@ func (s *Session) closeWith(reason string, kind closeKind, async bool) {
 	if !fire {
 		return
 	}
-	if async {
-		time.AfterFunc(0, func() { s.runOnClose(h, reason) })
-		return
+	switch mode {
+	case onCloseAsync:
+		go func() {
+			defer s.srv.leave()
+			s.runOnClose(h, reason)
+		}()
+	case onCloseTimer:
+		defer s.srv.leave()
+		s.runOnClose(h, reason)
+	default:
+		s.runOnClose(h, reason)
 	}
-	s.runOnClose(h, reason)
 }
 
 func (s *Session) endLinger() {

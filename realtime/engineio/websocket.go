@@ -89,7 +89,7 @@ func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, cf
 	s.writing = false
 	s.mu.Unlock()
 	if err != nil {
-		s.closeWith(ReasonTransportError, kindError, false)
+		s.closeWith(ReasonTransportError, kindError, onCloseHere)
 	}
 	srv.runWebSocket(s, c)
 }
@@ -235,12 +235,12 @@ func (s *Session) readLoop(c *websocket.Conn) {
 	for {
 		mt, p, err := c.ReadMessage()
 		if err != nil {
-			s.closeWith(readErrorReason(err), kindError, false)
+			s.closeWith(readErrorReason(err), kindError, onCloseHere)
 			return
 		}
 		pkt, err := decodeFrame(mt, p)
 		if err != nil {
-			s.closeWith(ReasonParseError, kindError, false)
+			s.closeWith(ReasonParseError, kindError, onCloseHere)
 			return
 		}
 		if !s.handlePacket(pkt) {
@@ -306,7 +306,7 @@ func (s *Session) writeLoop(c *websocket.Conn) {
 			if ce := s.log.Check(zap.DebugLevel, "websocket write failed"); ce != nil {
 				ce.Write(zap.Error(err))
 			}
-			s.closeWith(ReasonTransportError, kindError, false)
+			s.closeWith(ReasonTransportError, kindError, onCloseHere)
 			s.finishWrites(c, kindOverflow, nil)
 			return
 		}
