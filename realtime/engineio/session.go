@@ -12,6 +12,79 @@ import (
 	"go.uber.org/zap"
 )
 
+// Session state machine and invariants.
+//
+// Guards. Set by newSession and never changed: id, srv, cfg, req, log, the
+// done, wsNotify and pollNotify channels. recvMu is held for each
+// delivery (deliver), so OnMessage calls never overlap. Session.mu
+// guards every other field: the handler, the transport and the upgrade
+// (transport, ws, probe, probed), the queue and backlog (queue,
+// queuedBytes, writingBytes, slowSince, slowTimer), who is using the
+// session (getActive, postActive, wsLive, writing, delivering), the
+// heartbeat (hbTimer, hbDeadline, awaitingPong, extended) and the close
+// (closed, kind, reason, onClose, lingering, lingerTimer, finalized).
+// kind and reason are written once, with closed, and not changed after.
+//
+// Lock order: recvMu, then Session.mu, then Server.mu (wakeWriterLocked
+// and closeWith call srv.track under Session.mu). Nothing takes a
+// Session.mu while holding Server.mu: the server snapshots its sessions
+// and acts on them unlocked. No engine lock is held while the handler
+// runs, except recvMu around OnMessage and around an OnClose that deliver
+// runs; network writes happen outside Session.mu.
+//
+// States. Open: closed is false. Closing: closeWith set closed, once, with
+// kind and reason; from then on Send and SendVolatile refuse, no delivery
+// starts, the heartbeat and slow-client timers are stopped (a callback
+// already running sees closed and returns), and the transport writes what
+// the kind owes the client. Finalized: the session had nothing left to
+// do, unlockAndFinalize set finalized, removed it from the server and
+// closed done. A session is finalized when it is closed, OnClose has
+// returned (onClose is onCloseDone), no polling GET is waiting
+// (getActive), no websocket reader or writer runs (wsLive is 0) and it is
+// not lingering; whoever ends the last of these finalizes it, exactly once,
+// through unlockAndFinalize, on that goroutine. A POST is not waited for:
+// once the session is closed its packets are no longer delivered. A
+// closed session that is not lingering is refused like an unknown sid
+// (gone). transport goes from polling to websocket at most once, never
+// back.
+//
+// What each close kind owes (OnClose(reason) runs exactly once for every
+// kind):
+//   - kindGraceful (Session.Close): queued packets are flushed, then "1";
+//     a websocket then gets a close frame. A polling session hands them
+//     to its pending GET, or lingers up to pollingCloseLinger for the GET
+//     (or GETs, over MaxPayload) that collects them.
+//   - kindShutdown (Server.Close): as graceful, without lingering: a
+//     pending GET gets one last response, and what does not fit in it is
+//     dropped.
+//   - kindError (transport error, parse error, ping timeout): the queue is
+//     dropped; a pending GET gets "1", a websocket a close frame.
+//   - kindClient (the client's close packet): the queue is dropped; a
+//     pending GET gets a noop; a polling session lingers
+//     clientCloseLinger so that a GET racing the close packet gets that
+//     noop too; a websocket gets a close frame.
+//   - kindOverflow (write queue full, the client does not read): the queue
+//     is dropped; a pending GET gets "1"; a websocket is closed at once,
+//     nothing written (a write could block until its deadline).
+//
+// OnClose runs after the last OnMessage has returned: closeWith runs it
+// unless a delivery is running, in which case deliver runs it once
+// OnMessage returns (onClose goes none, running, done; delivering says a
+// delivery is running). The goroutine is closeWith's caller's
+// (onCloseHere: a request, a websocket reader or writer, the
+// application's Session.Close or Server.Close), a timer's (onCloseTimer:
+// ping timeout, slow-client grace), a new one (onCloseAsync: Send over the
+// hard limit, whose caller may hold locks OnClose needs) or the
+// delivering goroutine (a websocket reader or a POST). Those off a
+// request are counted in Server.active, so Server.Close waits for them.
+//
+// Websocket: once the session uses one (ws set, by the websocket handshake
+// or by the "5" that ends an upgrade), its reader goroutine and at most
+// one writer goroutine (writing) use it; wsLive counts them. Until the
+// open packet is written, the handshake's goroutine holds writing. During
+// an upgrade the probe belongs to serveUpgrade's goroutine, which may
+// deliver client packets while polling still does too (hence recvMu).
+
 // Handler receives what a client sends on one session.
 type Handler interface {
 	// OnMessage is called for each Engine.IO message packet (type 4, or
