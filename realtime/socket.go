@@ -452,7 +452,7 @@ func (s *Socket) onEvent(p *parser.Packet) {
 	}
 	event := eventName(all[0])
 	if limit := s.conn.opts.MaxEventNameLength; over(len(event), limit) {
-		if ce := s.nsp.srv.logger().Check(zap.DebugLevel, "socket.io event dropped: "+errEventNameTooLong); ce != nil {
+		if ce := s.nsp.srv.logger().Check(zap.DebugLevel, "event dropped: "+errEventNameTooLong); ce != nil {
 			ce.Write(zap.String("socket", s.id), zap.String("namespace", s.nsp.name),
 				zap.String("event", cut(event, 64)), zap.Int("bytes", len(event)), zap.Int("max", limit))
 		}
@@ -488,7 +488,7 @@ func (s *Socket) onEvent(p *parser.Packet) {
 func (s *Socket) safeCall(event string, fn func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.nsp.srv.logger().Error("socket.io handler panicked",
+			s.nsp.srv.logger().Error("handler panicked",
 				zap.String("namespace", s.nsp.name), zap.String("socket", s.id),
 				zap.String("event", event), zap.Any("panic", r))
 			s.conn.sess.Close("server error")

@@ -180,7 +180,7 @@ func (srv *Server) Close() {
 		return
 	case <-t.C:
 	}
-	log.Warn("engine.io shutdown: closing connections that did not finish in time")
+	log.Warn("shutdown: closing connections that did not finish in time")
 	srv.mu.Lock()
 	list = srv.sessionsLocked()
 	srv.mu.Unlock()
@@ -191,7 +191,7 @@ func (srv *Server) Close() {
 	select {
 	case <-idle:
 	case <-t.C:
-		log.Error("engine.io shutdown: requests still running after force close")
+		log.Error("shutdown: requests still running after force close")
 	}
 }
 
