@@ -143,7 +143,8 @@ func (srv *Server) ReleasePolls() {
 // Close closes every session with the close packet "1" (reason "server
 // shutting down"), refuses new requests with 503 and waits until every
 // request it is serving and goroutine it started has ended, OnCloses that
-// run off a request included (a slow client's, a ping timeout's). After
+// the engine runs off a request included (a slow client's, a ping
+// timeout's). After
 // shutdownGrace it closes the sessions' network connections and waits a
 // little more, so Close is bounded even with stuck clients.
 func (srv *Server) Close() {

@@ -92,7 +92,9 @@ type Handler interface {
 	// is owned by the callee.
 	OnMessage(data []byte, binary bool)
 	// OnClose is called exactly once, after the last OnMessage. It may run
-	// inside Session.Close on the caller's goroutine. Reasons are Node's:
+	// inside Session.Close on the caller's goroutine. Server.Close waits,
+	// within its shutdown bound, for every OnClose but those running
+	// inside the application's own Session.Close calls. Reasons are Node's:
 	// "transport close", "transport error", "ping timeout", "forced close",
 	// "server shutting down", "parse error", "write queue full".
 	OnClose(reason string)
