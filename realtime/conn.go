@@ -65,7 +65,7 @@ func (c *conn) onConnectTimeout() {
 	idle := len(c.sockets) == 0 && len(c.connecting) == 0 && !c.closed
 	c.mu.Unlock()
 	if idle {
-		c.srv.logger().Debug("no namespace joined in time, closing", zap.String("session", c.sess.ID()))
+		c.srv.logger().Debug("no namespace joined in time, closing", zap.String("sid", c.sess.ID()))
 		c.sess.Close("forced close")
 	}
 }
@@ -83,7 +83,7 @@ func (c *conn) OnMessage(data []byte, binary bool) {
 	}
 	if err != nil {
 		if ce := c.srv.logger().Check(zap.DebugLevel, "closing connection on a bad packet"); ce != nil {
-			ce.Write(zap.String("session", c.sess.ID()), zap.Error(err))
+			ce.Write(zap.String("sid", c.sess.ID()), zap.Error(err))
 		}
 		c.sess.Close("parse error")
 		return
@@ -154,7 +154,7 @@ func (c *conn) onAttachmentTimeout(seq uint64) {
 		return
 	}
 	if ce := c.srv.logger().Check(zap.DebugLevel, "closing connection: binary attachments late"); ce != nil {
-		ce.Write(zap.String("session", c.sess.ID()), zap.Duration("timeout", c.opts.AttachmentTimeout))
+		ce.Write(zap.String("sid", c.sess.ID()), zap.Duration("timeout", c.opts.AttachmentTimeout))
 	}
 	c.sess.Close("parse error")
 }
@@ -166,7 +166,7 @@ func (c *conn) onAttachmentTimeout(seq uint64) {
 func (c *conn) refuseLongNamespace(name string) {
 	if ce := c.srv.logger().Check(zap.DebugLevel, "connect refused: namespace name too long"); ce != nil {
 		ce.Write(zap.String("namespace", cut(name, 64)), zap.Int("bytes", len(name)),
-			zap.Int("max", c.opts.MaxNamespaceLength), zap.String("session", c.sess.ID()))
+			zap.Int("max", c.opts.MaxNamespaceLength), zap.String("sid", c.sess.ID()))
 	}
 	short := name[:runeStartBefore(name, c.opts.MaxNamespaceLength)]
 	_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: short, ID: parser.NoID,
@@ -240,7 +240,7 @@ func (c *conn) connect(p *parser.Packet) {
 	}
 	if err != nil {
 		if ce := c.srv.logger().Check(zap.DebugLevel, "connect refused"); ce != nil {
-			ce.Write(zap.String("namespace", name), zap.String("session", c.sess.ID()), zap.Error(err))
+			ce.Write(zap.String("namespace", name), zap.String("sid", c.sess.ID()), zap.Error(err))
 		}
 		_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: name, ID: parser.NoID,
 			Data: newConnectErrorPayload(err)}))

@@ -1,9 +1,6 @@
 package realtime
 
-import (
-	"errors"
-	"fmt"
-)
+import "errors"
 
 var (
 	// ErrAckTimeout is returned by emits with an acknowledgement when the
@@ -17,8 +14,6 @@ var (
 	ErrReservedEvent = errors.New("reserved event name")
 	// ErrAckUsed is returned by an AckFunc called a second time.
 	ErrAckUsed = errors.New("ack already sent")
-	// ErrServerClosed is returned by operations on a closed Server.
-	ErrServerClosed = errors.New("server closed")
 	// ErrTooManyRooms is returned by Socket.Join when the socket would be in
 	// more rooms than Options.MaxRoomsPerSocket.
 	ErrTooManyRooms = errors.New("too many rooms")
@@ -36,11 +31,6 @@ type ConnectError struct {
 }
 
 func (e *ConnectError) Error() string { return e.Message }
-
-// NewConnectError builds a ConnectError with a formatted message.
-func NewConnectError(data any, format string, args ...any) *ConnectError {
-	return &ConnectError{Message: fmt.Sprintf(format, args...), Data: data}
-}
 
 // connectErrorPayload is what goes on the wire for a refused CONNECT:
 // {"message": "...", "data": ...}, in Node's key order, data omitted when nil.

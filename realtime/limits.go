@@ -94,15 +94,15 @@ func (s *Socket) limitEvent() bool {
 	case limitDropStart:
 		if !l.warned {
 			l.warned = true
-			s.nsp.srv.logger().Warn("socket.io socket rate limited: dropping its events",
+			s.nsp.srv.logger().Warn("socket rate limited: dropping its events",
 				zap.String("socket", s.id), zap.String("namespace", s.nsp.name),
-				zap.String("session", s.conn.sess.ID()), zap.String("limit", l.describe()))
+				zap.String("sid", s.conn.sess.ID()), zap.String("limit", l.describe()))
 		}
 		s.limited(LimitEventRate)
 	case limitDisconnect:
-		s.nsp.srv.logger().Info("socket.io socket disconnected: "+errRateLimited,
+		s.nsp.srv.logger().Info("socket disconnected: "+errRateLimited,
 			zap.String("socket", s.id), zap.String("namespace", s.nsp.name),
-			zap.String("session", s.conn.sess.ID()), zap.String("limit", l.describe()),
+			zap.String("sid", s.conn.sess.ID()), zap.String("limit", l.describe()),
 			zap.Int("dropped", l.dropped), zap.Duration("within", time.Since(l.windowStart)))
 		s.limited(LimitEventRateDisconnect)
 		s.conn.disconnectAllWith(errRateLimited, errRateLimited)

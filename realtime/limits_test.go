@@ -19,7 +19,7 @@ import (
 	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
 )
 
-const rateLimitedMsg = "socket.io socket rate limited: dropping its events"
+const rateLimitedMsg = "socket rate limited: dropping its events"
 
 // TestEventLimiter checks the token bucket and the disconnect rule on a
 // fake clock: burst at once, then the rate; drops counted per refill
@@ -240,7 +240,7 @@ wait:
 	if n := obs.FilterMessageSnippet("slow client").Len(); n != 0 {
 		t.Errorf("%d slow clients closed", n)
 	}
-	if n := obs.FilterMessage("socket.io socket disconnected: rate limit exceeded").Len(); n != 1 {
+	if n := obs.FilterMessage("socket disconnected: rate limit exceeded").Len(); n != 1 {
 		t.Errorf("%d disconnect log lines, want 1", n)
 	}
 	limitedMu.Lock()

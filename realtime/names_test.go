@@ -79,12 +79,19 @@ func TestLongEventName(t *testing.T) {
 	if n := seen.Load(); n != 1 {
 		t.Fatalf("handlers saw %d, want only the event at the limit", n)
 	}
-	drops := obs.FilterMessage("socket.io event dropped: event name too long").All()
+	drops := obs.FilterMessage("event dropped: event name too long").All()
 	if len(drops) != 2 {
 		t.Fatalf("%d debug lines for dropped names, want 2", len(drops))
 	}
 	if ev, _ := drops[0].ContextMap()["event"].(string); len(ev) > 64+len("…") {
 		t.Fatalf("logged name of %d bytes", len(ev))
+	}
+	// Each layer logs under its name, the engine through the same logger.
+	if name := drops[0].LoggerName; name != "socketio" {
+		t.Errorf("socket layer logs as %q, want socketio", name)
+	}
+	if opened := obs.FilterMessage("session opened").All(); len(opened) != 1 || opened[0].LoggerName != "engineio" {
+		t.Errorf("engine's session opened entries %v, want one logged as engineio", opened)
 	}
 }
 

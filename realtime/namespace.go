@@ -145,7 +145,7 @@ func (n *Namespace) runMiddlewares(s *Socket) (err error) {
 	n.mu.RUnlock()
 	defer func() {
 		if r := recover(); r != nil {
-			n.srv.logger().Error("socket.io middleware panicked",
+			n.srv.logger().Error("middleware panicked",
 				zap.String("namespace", n.name), zap.Any("panic", r))
 			err = errors.New("server error")
 		}

@@ -45,7 +45,9 @@ type Options struct {
 	// ConnectTimeout closes a connection that has joined no namespace within
 	// it. Default: 45s.
 	ConnectTimeout time.Duration
-	// Logger receives the server's logs. Default: no logging.
+	// Logger receives the server's logs, under the name "socketio"
+	// (Logger.Named); it is also the engine's unless Engine.Logger is set.
+	// Default: no logging.
 	Logger *zap.Logger
 	// NewAdapter builds the Adapter of each namespace. Default: NewMemoryAdapter.
 	NewAdapter func(n *Namespace) Adapter
@@ -123,8 +125,9 @@ func (o Options) withDefaults() Options {
 		o.Logger = zap.NewNop()
 	}
 	if o.Engine.Logger == nil {
-		o.Engine.Logger = o.Logger
+		o.Engine.Logger = o.Logger // the engine names its own: "engineio"
 	}
+	o.Logger = o.Logger.Named("socketio")
 	if o.NewAdapter == nil {
 		o.NewAdapter = func(n *Namespace) Adapter { return NewMemoryAdapter(n) }
 	}

@@ -28,6 +28,19 @@ type AnyHandler func(s *Socket, event string, args []any, ack AckFunc)
 // call returns ErrAckUsed.
 type AckFunc func(args ...any) error
 
+// A Socket's lifecycle, its state: socketConnecting while its CONNECT is
+// in the middlewares (it may join rooms), socketConnected once CONNECT is
+// answered (it may send, and wait for acknowledgements), socketClosed once
+// it is disconnected or was refused (it may do neither, nor join rooms
+// again). It only moves forward, by CompareAndSwap: connect (connecting to
+// connected), refuse (connecting to closed) and claimClose (connected to
+// closed, once: the caller that wins then runs finishClose).
+const (
+	socketConnecting int32 = iota
+	socketConnected
+	socketClosed
+)
+
 // Socket is one client in one namespace. A connection (Engine.IO session)
 // holds one Socket per namespace it joined.
 type Socket struct {
@@ -36,8 +49,7 @@ type Socket struct {
 	conn      *conn
 	handshake *Handshake
 
-	connected atomic.Bool // CONNECT answered and not yet disconnected
-	gone      atomic.Bool // disconnected or refused: may not join rooms again
+	state atomic.Int32 // socketConnecting, then socketConnected, then socketClosed
 
 	limiter *eventLimiter // nil when the event limit is off; reader goroutine only
 	joinMu  sync.Mutex    // serializes Join's count and add on adapters other than MemoryAdapter
@@ -77,7 +89,7 @@ func (s *Socket) Handshake() *Handshake { return s.handshake }
 func (s *Socket) Transport() string { return s.conn.sess.Transport() }
 
 // Connected reports whether the socket is still connected.
-func (s *Socket) Connected() bool { return s.connected.Load() }
+func (s *Socket) Connected() bool { return s.state.Load() == socketConnected }
 
 // SessionID is the id of the Engine.IO connection carrying the socket.
 func (s *Socket) SessionID() string { return s.conn.sess.ID() }
@@ -161,7 +173,7 @@ func (s *Socket) Join(rooms ...string) error {
 	if len(rooms) == 0 {
 		return nil
 	}
-	if s.gone.Load() {
+	if s.state.Load() == socketClosed {
 		return fmt.Errorf("joining rooms: %w", ErrSocketClosed)
 	}
 	o := s.conn.opts
@@ -182,7 +194,7 @@ func (s *Socket) Join(rooms ...string) error {
 		s.limited(LimitRooms)
 		return err
 	}
-	if s.gone.Load() {
+	if s.state.Load() == socketClosed {
 		s.nsp.adapter.DelAll(s.id) // lost a race with onClose
 		return fmt.Errorf("joining rooms: %w", ErrSocketClosed)
 	}
@@ -339,7 +351,7 @@ func (s *Socket) emitWithAckFunc(event string, args []any, fn func([]any, error)
 func (s *Socket) addAck(id int64, fn func([]any, error)) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.connected.Load() {
+	if !s.Connected() {
 		return false
 	}
 	if s.acks == nil {
@@ -390,7 +402,7 @@ func (s *Socket) send(p *parser.Packet) error {
 	if err != nil {
 		return err
 	}
-	if !s.connected.Load() {
+	if !s.Connected() {
 		return ErrSocketClosed
 	}
 	return s.conn.write(msgs)
@@ -399,7 +411,7 @@ func (s *Socket) send(p *parser.Packet) error {
 // writeMessages queues already encoded messages (of a broadcast); false when
 // nothing was queued.
 func (s *Socket) writeMessages(msgs []*engineio.Message, volatile bool) bool {
-	if !s.connected.Load() {
+	if !s.Connected() {
 		return false
 	}
 	if volatile && !s.conn.sess.Writable() {
@@ -440,7 +452,7 @@ func (s *Socket) onEvent(p *parser.Packet) {
 	}
 	event := eventName(all[0])
 	if limit := s.conn.opts.MaxEventNameLength; over(len(event), limit) {
-		if ce := s.nsp.srv.logger().Check(zap.DebugLevel, "socket.io event dropped: "+errEventNameTooLong); ce != nil {
+		if ce := s.nsp.srv.logger().Check(zap.DebugLevel, "event dropped: "+errEventNameTooLong); ce != nil {
 			ce.Write(zap.String("socket", s.id), zap.String("namespace", s.nsp.name),
 				zap.String("event", cut(event, 64)), zap.Int("bytes", len(event)), zap.Int("max", limit))
 		}
@@ -476,7 +488,7 @@ func (s *Socket) onEvent(p *parser.Packet) {
 func (s *Socket) safeCall(event string, fn func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.nsp.srv.logger().Error("socket.io handler panicked",
+			s.nsp.srv.logger().Error("handler panicked",
 				zap.String("namespace", s.nsp.name), zap.String("socket", s.id),
 				zap.String("event", event), zap.Any("panic", r))
 			s.conn.sess.Close("server error")
@@ -512,7 +524,7 @@ func (s *Socket) ackFunc(id int64) AckFunc {
 // connect finishes a successful CONNECT: the socket joins its own room, the
 // client gets CONNECT with the socket id, then connection handlers run.
 func (s *Socket) connect() {
-	s.connected.Store(true)
+	s.state.CompareAndSwap(socketConnecting, socketConnected)
 	s.nsp.adapter.AddAll(s.id, []string{s.id})
 	_ = s.send(&parser.Packet{Type: parser.Connect, Namespace: s.nsp.name, ID: parser.NoID,
 		Data: map[string]any{"sid": s.id}})
@@ -520,7 +532,7 @@ func (s *Socket) connect() {
 
 // refuse drops a socket that a middleware refused, with any room it joined.
 func (s *Socket) refuse() {
-	s.gone.Store(true)
+	s.state.CompareAndSwap(socketConnecting, socketClosed)
 	s.nsp.adapter.DelAll(s.id)
 }
 
@@ -535,11 +547,7 @@ func (s *Socket) onClose(reason string) {
 // claimClose marks a connected socket disconnected; true for the one
 // caller that must then finishClose it.
 func (s *Socket) claimClose() bool {
-	if !s.connected.CompareAndSwap(true, false) {
-		return false
-	}
-	s.gone.Store(true)
-	return true
+	return s.state.CompareAndSwap(socketConnected, socketClosed)
 }
 
 // finishClose runs the disconnect handlers of a claimed socket and lets it

@@ -3,6 +3,9 @@ package engineio
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,4 +130,100 @@ func TestNoGoroutinesAfterSessionsEnd(t *testing.T) {
 	<-r1.s.Done()
 	<-r2.s.Done()
 	waitNoEngineGoroutines(t)
+}
+
+// blockingHandler's OnClose signals that it started, then blocks until
+// released.
+type blockingHandler struct {
+	started  chan string // the reason, buffered 1
+	release  chan struct{}
+	returned atomic.Bool
+}
+
+func (h *blockingHandler) OnMessage([]byte, bool) {}
+
+func (h *blockingHandler) OnClose(reason string) {
+	h.started <- reason
+	<-h.release
+	h.returned.Store(true)
+}
+
+// An OnClose that runs off any request counts in Close's wait, which
+// returns only after it did: a slow client's, on a goroutine of its own
+// (hard limit: Send's caller may hold locks; soft limit: the grace
+// timer's), and a ping timeout's, on the heartbeat timer's.
+func TestServerCloseWaitsForOnCloseOffRequests(t *testing.T) {
+	payload := strings.Repeat("x", 900)
+	for _, tc := range []struct {
+		name     string
+		opts     Options
+		reason   string
+		overflow func(t *testing.T, s *Session)
+	}{
+		{"hard limit", Options{MaxPayload: 1000, MaxBufferedBytes: 1000, MaxBufferedBytesHard: 2000}, ReasonQueueFull,
+			func(t *testing.T, s *Session) {
+				for i := 0; ; i++ {
+					err := s.Send(TextMessageString(payload))
+					if err == ErrQueueFull {
+						return
+					}
+					if err != nil || i == 10 {
+						t.Fatalf("Send %d: %v, want ErrQueueFull by now", i, err)
+					}
+				}
+			}},
+		{"soft limit", Options{MaxPayload: 1000, MaxBufferedBytes: 1000, MaxBufferedBytesHard: 1 << 20, SlowClientGrace: 20 * time.Millisecond}, ReasonQueueFull,
+			func(t *testing.T, s *Session) {
+				for i := 0; i < 2; i++ {
+					if err := s.Send(TextMessageString(payload)); err != nil {
+						t.Fatalf("Send %d: %v", i, err)
+					}
+				}
+			}},
+		{"ping timeout", Options{PingInterval: 20 * time.Millisecond, PingTimeout: 20 * time.Millisecond}, ReasonPingTimeout,
+			func(*testing.T, *Session) {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := &blockingHandler{started: make(chan string, 1), release: make(chan struct{})}
+			var release sync.Once
+			defer release.Do(func() { close(h.release) }) // on failure, before the cleanup's Close
+			sessions := make(chan *Session, 1)
+			tc.opts.OnSession = func(s *Session) { s.SetHandler(h); sessions <- s }
+			ts := newTServer(t, tc.opts)
+			ts.handshake()
+			s := <-sessions
+
+			tc.overflow(t, s)
+			select {
+			case reason := <-h.started:
+				if reason != tc.reason {
+					t.Fatalf("OnClose(%q), want %q", reason, tc.reason)
+				}
+			case <-time.After(testTimeout):
+				t.Fatal("OnClose not called")
+			}
+
+			closed := make(chan struct{})
+			go func() {
+				ts.srv.Close()
+				close(closed)
+			}()
+			select {
+			case <-closed:
+				t.Fatal("Close returned while OnClose was still running")
+			case <-time.After(200 * time.Millisecond):
+			}
+			release.Do(func() { close(h.release) })
+			select {
+			case <-closed:
+			case <-time.After(testTimeout):
+				t.Fatal("Close did not return after OnClose did")
+			}
+			if !h.returned.Load() {
+				t.Fatal("Close returned before OnClose did")
+			}
+			<-s.Done()
+			waitNoEngineGoroutines(t)
+		})
+	}
 }

@@ -26,3 +26,15 @@ func TestSessionLogsCarryTheID(t *testing.T) {
 		t.Fatalf("entry %q with fields %v", entries[0].Message, fields)
 	}
 }
+
+// TestServerLogsUnderItsName: the engine names its logger "engineio" once,
+// and its messages carry no prefix of their own.
+func TestServerLogsUnderItsName(t *testing.T) {
+	core, logs := observer.New(zapcore.DebugLevel)
+	ts := newTServer(t, Options{Logger: zap.New(core).Named("app")})
+	sid := ts.handshake()
+	opened := logs.FilterMessage("session opened").All()
+	if len(opened) != 1 || opened[0].LoggerName != "app.engineio" || opened[0].ContextMap()["sid"] != sid {
+		t.Fatalf("session opened entries %v, want one from app.engineio with sid %s", opened, sid)
+	}
+}

@@ -112,7 +112,8 @@ type Options struct {
 	MaxQueuedMessages int
 	// WriteTimeout is the deadline of one websocket write. Default: 10s.
 	WriteTimeout time.Duration
-	// Logger receives the server's logs. Default: zap.NewNop().
+	// Logger receives the server's logs, under the name "engineio"
+	// (Logger.Named). Default: zap.NewNop().
 	Logger *zap.Logger
 	// OnSession is called once per new session, before any message is
 	// delivered; it must call s.SetHandler. Sessions without a handler
@@ -170,6 +171,7 @@ func newConfig(o Options) *config {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
+	c.Logger = c.Logger.Named("engineio")
 	if len(c.Transports) == 0 {
 		c.polling, c.websocket = true, true
 	}

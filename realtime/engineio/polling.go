@@ -29,7 +29,7 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Session)
 	s.mu.Lock()
 	if s.getActive {
 		s.mu.Unlock()
-		s.closeWith(ReasonTransportError, kindError, false)
+		s.closeWith(ReasonTransportError, kindError, onCloseHere)
 		srv.refuse(w, r, s.cfg, errBadRequest, false)
 		return
 	}
@@ -80,21 +80,13 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Session)
 			// session is dead, as in Node.
 			s.mu.Lock()
 			s.getActive = false
-			fin := s.finalizableLocked()
-			s.mu.Unlock()
-			if fin {
-				s.finalize()
-			}
+			s.unlockAndFinalize()
 			return
 		}
 		s.mu.Lock()
 	}
 	s.getActive = false
-	fin := s.finalizableLocked()
-	s.mu.Unlock()
-	if fin {
-		s.finalize()
-	}
+	s.unlockAndFinalize()
 	if ce := s.log.Check(zap.DebugLevel, "poll response"); ce != nil {
 		ce.Write(zap.Int("bytes", len(body)))
 	}
@@ -110,7 +102,7 @@ func (srv *Server) serveData(w http.ResponseWriter, r *http.Request, s *Session)
 	s.mu.Lock()
 	if s.postActive {
 		s.mu.Unlock()
-		s.closeWith(ReasonTransportError, kindError, false)
+		s.closeWith(ReasonTransportError, kindError, onCloseHere)
 		srv.refuse(w, r, s.cfg, errBadRequest, false)
 		return
 	}
@@ -125,7 +117,7 @@ func (srv *Server) serveData(w http.ResponseWriter, r *http.Request, s *Session)
 
 	// Engine.IO v4 payloads are text; binary bodies belong to v3.
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/octet-stream" {
-		s.closeWith(ReasonTransportError, kindError, false)
+		s.closeWith(ReasonTransportError, kindError, onCloseHere)
 		srv.refuse(w, r, s.cfg, errBadRequest, false)
 		return
 	}
@@ -163,7 +155,7 @@ func (srv *Server) serveData(w http.ResponseWriter, r *http.Request, s *Session)
 		} else if ce := s.log.Check(zap.DebugLevel, "bad polling payload"); ce != nil {
 			ce.Write(zap.Error(err))
 		}
-		s.closeWith(ReasonParseError, kindError, false)
+		s.closeWith(ReasonParseError, kindError, onCloseHere)
 		srv.refuse(w, r, s.cfg, errBadRequest, false)
 		return
 	}

@@ -7,6 +7,7 @@ package engineio
 import (
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -70,8 +71,11 @@ func (srv *Server) enter() bool {
 	return true
 }
 
-// track registers a goroutine started on behalf of a running request (so
-// active is not zero and Close cannot have returned yet).
+// track registers a goroutine that Close must wait for: one started on
+// behalf of a running request (so active is not zero and Close cannot
+// have returned yet), or one running an OnClose off a request, counted
+// under the session's lock before the session is seen closed (see
+// closeWith).
 func (srv *Server) track() {
 	srv.mu.Lock()
 	srv.active++
@@ -138,13 +142,27 @@ func (srv *Server) ReleasePolls() {
 
 // Close closes every session with the close packet "1" (reason "server
 // shutting down"), refuses new requests with 503 and waits until every
-// request it is serving and goroutine it started has ended. After
+// request it is serving and goroutine it started has ended, OnCloses that
+// the engine runs off a request included (a slow client's, a ping
+// timeout's). After
 // shutdownGrace it closes the sessions' network connections and waits a
 // little more, so Close is bounded even with stuck clients.
 func (srv *Server) Close() {
 	srv.mu.Lock()
 	srv.closing = true
 	list := srv.sessionsLocked()
+	log := srv.cfg.Load().Logger
+	srv.mu.Unlock()
+
+	for _, s := range list {
+		s.closeWith(ReasonServerShutdown, kindShutdown, onCloseHere)
+		s.endLinger() // no later GET can reach a closed server
+	}
+	// Looked at after closing: the count then includes the writers the
+	// closes woke, and an OnClose of a session that another goroutine
+	// closed first (counted before that session's lock was released, so
+	// before closeWith above returned for it).
+	srv.mu.Lock()
 	var idle chan struct{}
 	if srv.active > 0 {
 		if srv.idle == nil {
@@ -152,13 +170,7 @@ func (srv *Server) Close() {
 		}
 		idle = srv.idle
 	}
-	log := srv.cfg.Load().Logger
 	srv.mu.Unlock()
-
-	for _, s := range list {
-		s.closeWith(ReasonServerShutdown, kindShutdown, false)
-		s.endLinger() // no later GET can reach a closed server
-	}
 	if idle == nil {
 		return
 	}
@@ -169,7 +181,7 @@ func (srv *Server) Close() {
 		return
 	case <-t.C:
 	}
-	log.Warn("engine.io shutdown: closing connections that did not finish in time")
+	log.Warn("shutdown: closing connections that did not finish in time")
 	srv.mu.Lock()
 	list = srv.sessionsLocked()
 	srv.mu.Unlock()
@@ -180,11 +192,13 @@ func (srv *Server) Close() {
 	select {
 	case <-idle:
 	case <-t.C:
-		log.Error("engine.io shutdown: requests still running after force close")
+		log.Error("shutdown: requests still running after force close")
 	}
 }
 
-// ServeHTTP serves one Engine.IO request. Checks run in Node's order so
+// ServeHTTP serves one Engine.IO request: CORS preflight and the checks
+// common to every request here, then serveSession for a request with a
+// sid and serveHandshake for one without. Checks run in Node's order so
 // that a bad request gets the same error code as from Node.
 func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !srv.enter() {
@@ -236,34 +250,46 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		upgrade && transport != TransportWebSocket
 
 	if sid := q.Get("sid"); sid != "" {
-		s := srv.lookup(sid)
-		if s == nil || s.gone() {
-			srv.refuse(w, r, cfg, errSessionUnknown, upgrade)
-			return
-		}
-		if q.Get("EIO") != "4" || wsMismatch {
-			srv.refuse(w, r, cfg, errBadRequest, upgrade)
-			return
-		}
-		if upgrade {
-			srv.serveUpgrade(w, r, s)
-			return
-		}
-		if s.Transport() != TransportPolling {
-			srv.refuse(w, r, cfg, errBadRequest, upgrade)
-			return
-		}
-		switch r.Method {
-		case http.MethodGet:
-			srv.servePoll(w, r, s)
-		case http.MethodPost:
-			srv.serveData(w, r, s)
-		default:
-			srv.refuse(w, r, cfg, errBadRequest, upgrade)
-		}
+		srv.serveSession(w, r, cfg, sid, q, upgrade, wsMismatch)
 		return
 	}
+	srv.serveHandshake(w, r, cfg, q, upgrade, wsMismatch)
+}
 
+// serveSession serves a request for the existing session sid: a polling
+// GET or POST, or a websocket upgrading it. wsMismatch is a transport
+// that does not match the request (see ServeHTTP).
+func (srv *Server) serveSession(w http.ResponseWriter, r *http.Request, cfg *config, sid string, q url.Values, upgrade, wsMismatch bool) {
+	s := srv.lookup(sid)
+	if s == nil || s.gone() {
+		srv.refuse(w, r, cfg, errSessionUnknown, upgrade)
+		return
+	}
+	if q.Get("EIO") != "4" || wsMismatch {
+		srv.refuse(w, r, cfg, errBadRequest, upgrade)
+		return
+	}
+	if upgrade {
+		srv.serveUpgrade(w, r, s)
+		return
+	}
+	if s.Transport() != TransportPolling {
+		srv.refuse(w, r, cfg, errBadRequest, upgrade)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		srv.servePoll(w, r, s)
+	case http.MethodPost:
+		srv.serveData(w, r, s)
+	default:
+		srv.refuse(w, r, cfg, errBadRequest, upgrade)
+	}
+}
+
+// serveHandshake serves a request without a sid: it opens a session over
+// polling or websocket, once AllowRequest accepts it.
+func (srv *Server) serveHandshake(w http.ResponseWriter, r *http.Request, cfg *config, q url.Values, upgrade, wsMismatch bool) {
 	if r.Method != http.MethodGet {
 		srv.refuse(w, r, cfg, errBadHandshakeMethod, upgrade)
 		return
@@ -317,14 +343,16 @@ func setCORS(h http.Header, cfg *config, origin string) {
 }
 
 // newRegisteredSession creates a session, registers it and lets the
-// application attach its handler. It returns nil once the server closes.
-func (srv *Server) newRegisteredSession(r *http.Request, cfg *config, transport string) *Session {
-	s := newSession(srv, cfg, r, transport)
+// application attach its handler. ws is the websocket of a session opened
+// directly over websocket, nil for polling (see newSession). It returns
+// nil once the server closes; ws is then still the caller's to close.
+func (srv *Server) newRegisteredSession(r *http.Request, cfg *config, ws *websocket.Conn) *Session {
+	s := newSession(srv, cfg, r, ws)
 	if !srv.register(s) {
 		return nil
 	}
 	if ce := s.log.Check(zap.DebugLevel, "session opened"); ce != nil {
-		ce.Write(zap.String("transport", transport), zap.String("remote", r.RemoteAddr))
+		ce.Write(zap.String("transport", s.transport), zap.String("remote", r.RemoteAddr))
 	}
 	if cfg.OnSession != nil {
 		cfg.OnSession(s)
@@ -333,7 +361,7 @@ func (srv *Server) newRegisteredSession(r *http.Request, cfg *config, transport 
 }
 
 func (srv *Server) handshakePolling(w http.ResponseWriter, r *http.Request, cfg *config) {
-	s := srv.newRegisteredSession(r, cfg, TransportPolling)
+	s := srv.newRegisteredSession(r, cfg, nil)
 	if s == nil {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return

@@ -12,6 +12,79 @@ import (
 	"go.uber.org/zap"
 )
 
+// Session state machine and invariants.
+//
+// Guards. Set by newSession and never changed: id, srv, cfg, req, log, the
+// done, wsNotify and pollNotify channels. recvMu is held for each
+// delivery (deliver), so OnMessage calls never overlap. Session.mu
+// guards every other field: the handler, the transport and the upgrade
+// (transport, ws, probe, probed), the queue and backlog (queue,
+// queuedBytes, writingBytes, slowSince, slowTimer), who is using the
+// session (getActive, postActive, wsLive, writing, delivering), the
+// heartbeat (hbTimer, hbDeadline, awaitingPong, extended) and the close
+// (closed, kind, reason, onClose, lingering, lingerTimer, finalized).
+// kind and reason are written once, with closed, and not changed after.
+//
+// Lock order: recvMu, then Session.mu, then Server.mu (wakeWriterLocked
+// and closeWith call srv.track under Session.mu). Nothing takes a
+// Session.mu while holding Server.mu: the server snapshots its sessions
+// and acts on them unlocked. No engine lock is held while the handler
+// runs, except recvMu around OnMessage and around an OnClose that deliver
+// runs; network writes happen outside Session.mu.
+//
+// States. Open: closed is false. Closing: closeWith set closed, once, with
+// kind and reason; from then on Send and SendVolatile refuse, no delivery
+// starts, the heartbeat and slow-client timers are stopped (a callback
+// already running sees closed and returns), and the transport writes what
+// the kind owes the client. Finalized: the session had nothing left to
+// do, unlockAndFinalize set finalized, removed it from the server and
+// closed done. A session is finalized when it is closed, OnClose has
+// returned (onClose is onCloseDone), no polling GET is waiting
+// (getActive), no websocket reader or writer runs (wsLive is 0) and it is
+// not lingering; whoever ends the last of these finalizes it, exactly once,
+// through unlockAndFinalize, on that goroutine. A POST is not waited for:
+// once the session is closed its packets are no longer delivered. A
+// closed session that is not lingering is refused like an unknown sid
+// (gone). transport goes from polling to websocket at most once, never
+// back.
+//
+// What each close kind owes (OnClose(reason) runs exactly once for every
+// kind):
+//   - kindGraceful (Session.Close): queued packets are flushed, then "1";
+//     a websocket then gets a close frame. A polling session hands them
+//     to its pending GET, or lingers up to pollingCloseLinger for the GET
+//     (or GETs, over MaxPayload) that collects them.
+//   - kindShutdown (Server.Close): as graceful, without lingering: a
+//     pending GET gets one last response, and what does not fit in it is
+//     dropped.
+//   - kindError (transport error, parse error, ping timeout): the queue is
+//     dropped; a pending GET gets "1", a websocket a close frame.
+//   - kindClient (the client's close packet): the queue is dropped; a
+//     pending GET gets a noop; a polling session lingers
+//     clientCloseLinger so that a GET racing the close packet gets that
+//     noop too; a websocket gets a close frame.
+//   - kindOverflow (write queue full, the client does not read): the queue
+//     is dropped; a pending GET gets "1"; a websocket is closed at once,
+//     nothing written (a write could block until its deadline).
+//
+// OnClose runs after the last OnMessage has returned: closeWith runs it
+// unless a delivery is running, in which case deliver runs it once
+// OnMessage returns (onClose goes none, running, done; delivering says a
+// delivery is running). The goroutine is closeWith's caller's
+// (onCloseHere: a request, a websocket reader or writer, the
+// application's Session.Close or Server.Close), a timer's (onCloseTimer:
+// ping timeout, slow-client grace), a new one (onCloseAsync: Send over the
+// hard limit, whose caller may hold locks OnClose needs) or the
+// delivering goroutine (a websocket reader or a POST). Those off a
+// request are counted in Server.active, so Server.Close waits for them.
+//
+// Websocket: once the session uses one (ws set, by the websocket handshake
+// or by the "5" that ends an upgrade), its reader goroutine and at most
+// one writer goroutine (writing) use it; wsLive counts them. Until the
+// open packet is written, the handshake's goroutine holds writing. During
+// an upgrade the probe belongs to serveUpgrade's goroutine, which may
+// deliver client packets while polling still does too (hence recvMu).
+
 // Handler receives what a client sends on one session.
 type Handler interface {
 	// OnMessage is called for each Engine.IO message packet (type 4, or
@@ -19,7 +92,9 @@ type Handler interface {
 	// is owned by the callee.
 	OnMessage(data []byte, binary bool)
 	// OnClose is called exactly once, after the last OnMessage. It may run
-	// inside Session.Close on the caller's goroutine. Reasons are Node's:
+	// inside Session.Close on the caller's goroutine. Server.Close waits,
+	// within its shutdown bound, for every OnClose but those running
+	// inside the application's own Session.Close calls. Reasons are Node's:
 	// "transport close", "transport error", "ping timeout", "forced close",
 	// "server shutting down", "parse error", "write queue full".
 	OnClose(reason string)
@@ -135,7 +210,12 @@ func newSessionID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func newSession(srv *Server, cfg *config, r *http.Request, transport string) *Session {
+// newSession returns a session over polling, or over websocket when ws
+// is not nil. A websocket session owns ws from the start, so that Close
+// and forceClose reach it; it counts the reader that runWebSocket starts,
+// and writing is set so that no writer goroutine starts until the
+// handshake has written the open packet and cleared it.
+func newSession(srv *Server, cfg *config, r *http.Request, ws *websocket.Conn) *Session {
 	id := newSessionID()
 	// A shallow copy, not Clone: the handshake request is not used by
 	// net/http once its handler returns, and a deep copy of its headers
@@ -143,7 +223,7 @@ func newSession(srv *Server, cfg *config, r *http.Request, transport string) *Se
 	req := r.WithContext(context.Background())
 	req.Body = http.NoBody
 	req.GetBody = nil
-	return &Session{
+	s := &Session{
 		id:         id,
 		srv:        srv,
 		cfg:        cfg,
@@ -151,10 +231,17 @@ func newSession(srv *Server, cfg *config, r *http.Request, transport string) *Se
 		log:        sessionLogger{base: cfg.Logger, sid: id},
 		done:       make(chan struct{}),
 		handler:    nopHandler{},
-		transport:  transport,
+		transport:  TransportPolling,
 		wsNotify:   make(chan struct{}, 1),
 		pollNotify: make(chan struct{}, 1),
 	}
+	if ws != nil {
+		s.transport = TransportWebSocket
+		s.ws = ws
+		s.wsLive = 1 // the reader, started by runWebSocket
+		s.writing = true
+	}
+	return s
 }
 
 // ID returns the session id: 20 characters of base64url, like Node.
@@ -247,7 +334,7 @@ func (s *Session) Send(msgs ...*Message) error {
 			zap.Int64("limit_bytes", s.cfg.MaxBufferedBytesHard))
 		// OnClose runs on another goroutine: Send may be called with
 		// locks held (a broadcast over a room) that OnClose needs.
-		s.closeWith(ReasonQueueFull, kindOverflow, true)
+		s.closeWith(ReasonQueueFull, kindOverflow, onCloseAsync)
 		return ErrQueueFull
 	}
 	s.queueLocked(msgs, add)
@@ -321,14 +408,14 @@ func (s *Session) onSlowTimer() {
 	s.log.Warn("closing slow client: send queue over its soft limit for too long",
 		zap.String("reason", ReasonQueueFull), zap.Int64("queued_bytes", backlog),
 		zap.Int64("limit_bytes", s.cfg.MaxBufferedBytes), zap.Duration("over_for", time.Since(since)))
-	s.closeWith(ReasonQueueFull, kindOverflow, false)
+	s.closeWith(ReasonQueueFull, kindOverflow, onCloseTimer)
 }
 
 // Close closes the session from the server side: queued packets are
 // flushed, then the close packet "1" is sent. It is idempotent and
 // OnClose(reason) fires (possibly before Close returns).
 func (s *Session) Close(reason string) {
-	s.closeWith(reason, kindGraceful, false)
+	s.closeWith(reason, kindGraceful, onCloseHere)
 }
 
 // enqueueLocked queues a control packet; those bypass the queue bound
@@ -457,7 +544,7 @@ func (s *Session) onHeartbeatTimer() {
 	}
 	if s.awaitingPong {
 		s.mu.Unlock()
-		s.closeWith(ReasonPingTimeout, kindError, false)
+		s.closeWith(ReasonPingTimeout, kindError, onCloseTimer)
 		return
 	}
 	s.awaitingPong = true
@@ -498,11 +585,11 @@ func (s *Session) handlePacket(p packet) bool {
 		s.onActivity()
 		return s.deliver(p.data, p.binary)
 	case typeClose:
-		s.closeWith(ReasonTransportClose, kindClient, false)
+		s.closeWith(ReasonTransportClose, kindClient, onCloseHere)
 		return false
 	case typePing:
 		// Engine.IO v4 reversed the heartbeat: a client ping is an error.
-		s.closeWith(ReasonParseError, kindError, false)
+		s.closeWith(ReasonParseError, kindError, onCloseHere)
 		return false
 	default: // open, upgrade, noop: nothing to do outside an upgrade
 		s.onActivity()
@@ -558,17 +645,31 @@ func (s *Session) runOnClose(h Handler, reason string) {
 	h.OnClose(reason)
 	s.mu.Lock()
 	s.onClose = onCloseDone
-	fin := s.finalizableLocked()
-	s.mu.Unlock()
-	if fin {
-		s.finalize()
-	}
+	s.unlockAndFinalize()
 }
 
+// onCloseMode says where closeWith runs OnClose, when it is the call
+// that must run it.
+type onCloseMode uint8
+
+const (
+	// onCloseHere runs it on the caller's goroutine, one that Server.Close
+	// already waits for (a request, a websocket reader or writer) or the
+	// application's own (Session.Close, Server.Close).
+	onCloseHere onCloseMode = iota
+	// onCloseTimer runs it on the caller's goroutine, a timer's, which
+	// Server.Close counts while OnClose runs.
+	onCloseTimer
+	// onCloseAsync runs it on a new goroutine, which Server.Close counts:
+	// the caller may hold locks that OnClose needs (Send within a
+	// broadcast over a room).
+	onCloseAsync
+)
+
 // closeWith starts closing the session: new Sends fail, no more messages
-// are delivered, OnClose fires (on a new goroutine when async), and the
-// transport is told what it still owes the client (see closeKind).
-func (s *Session) closeWith(reason string, kind closeKind, async bool) {
+// are delivered, OnClose fires (where mode says), and the transport is
+// told what it still owes the client (see closeKind).
+func (s *Session) closeWith(reason string, kind closeKind, mode onCloseMode) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -607,6 +708,11 @@ func (s *Session) closeWith(reason string, kind closeKind, async bool) {
 	signal(s.pollNotify)
 	h := s.handler
 	fire := s.takeOnCloseLocked()
+	if fire && mode != onCloseHere {
+		// Counted before s.mu is released: a Server.Close that then
+		// finds the session closed already waits for this OnClose.
+		s.srv.track()
+	}
 	s.mu.Unlock()
 
 	if ce := s.log.Check(zap.DebugLevel, "session closing"); ce != nil {
@@ -624,11 +730,18 @@ func (s *Session) closeWith(reason string, kind closeKind, async bool) {
 	if !fire {
 		return
 	}
-	if async {
-		time.AfterFunc(0, func() { s.runOnClose(h, reason) })
-		return
+	switch mode {
+	case onCloseAsync:
+		go func() {
+			defer s.srv.leave()
+			s.runOnClose(h, reason)
+		}()
+	case onCloseTimer:
+		defer s.srv.leave()
+		s.runOnClose(h, reason)
+	default:
+		s.runOnClose(h, reason)
 	}
-	s.runOnClose(h, reason)
 }
 
 func (s *Session) endLinger() {
@@ -638,11 +751,7 @@ func (s *Session) endLinger() {
 		return
 	}
 	s.lingering = false
-	fin := s.finalizableLocked()
-	s.mu.Unlock()
-	if fin {
-		s.finalize()
-	}
+	s.unlockAndFinalize()
 }
 
 // gone reports whether requests for this session must be refused as for
@@ -653,20 +762,22 @@ func (s *Session) gone() bool {
 	return s.closed && !s.lingering
 }
 
-// finalizableLocked reports, once, that the session has nothing left to
-// do: OnClose returned and no request or goroutine uses it.
-func (s *Session) finalizableLocked() bool {
+// unlockAndFinalize releases s.mu, which the caller holds, and finalizes
+// the session if it has nothing left to do: closed, OnClose returned, no
+// polling GET waiting, no websocket reader or writer running, not
+// lingering. Whoever ends one of those (marks OnClose done, clears
+// getActive, decrements wsLive, clears lingering) calls it instead of
+// s.mu.Unlock, after the change and under the same hold of s.mu; exactly
+// one such call, the one that sees the last of them end, finalizes.
+// Finalizing takes srv.mu and runs outside s.mu, on the caller's
+// goroutine.
+func (s *Session) unlockAndFinalize() {
 	if !s.closed || s.finalized || s.onClose != onCloseDone ||
 		s.getActive || s.wsLive > 0 || s.lingering {
-		return false
+		s.mu.Unlock()
+		return
 	}
 	s.finalized = true
-	return true
-}
-
-// finalize forgets the session; it runs exactly once.
-func (s *Session) finalize() {
-	s.mu.Lock()
 	if s.hbTimer != nil {
 		s.hbTimer.Stop()
 	}

@@ -75,22 +75,13 @@ func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, cf
 		}
 		return
 	}
-	s := newSession(srv, cfg, r, TransportWebSocket)
-	// The session owns the websocket from the start, so that Close and
-	// forceClose reach it; writing stays set while this goroutine writes
-	// the open packet, so no writer goroutine starts before it.
-	s.ws = c
-	s.wsLive = 1 // the reader, started by runWebSocket
-	s.writing = true
-	if !srv.register(s) {
+	// The session owns the websocket from the start, and this goroutine
+	// writes the open packet before any writer goroutine starts (see
+	// newSession).
+	s := srv.newRegisteredSession(r, cfg, c)
+	if s == nil {
 		closeConn(c)
 		return
-	}
-	if ce := s.log.Check(zap.DebugLevel, "session opened"); ce != nil {
-		ce.Write(zap.String("transport", TransportWebSocket), zap.String("remote", r.RemoteAddr))
-	}
-	if cfg.OnSession != nil {
-		cfg.OnSession(s)
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
 	err = c.WriteMessage(websocket.TextMessage, cfg.openPacket(s.id, true))
@@ -98,7 +89,7 @@ func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, cf
 	s.writing = false
 	s.mu.Unlock()
 	if err != nil {
-		s.closeWith(ReasonTransportError, kindError, false)
+		s.closeWith(ReasonTransportError, kindError, onCloseHere)
 	}
 	srv.runWebSocket(s, c)
 }
@@ -244,12 +235,12 @@ func (s *Session) readLoop(c *websocket.Conn) {
 	for {
 		mt, p, err := c.ReadMessage()
 		if err != nil {
-			s.closeWith(readErrorReason(err), kindError, false)
+			s.closeWith(readErrorReason(err), kindError, onCloseHere)
 			return
 		}
 		pkt, err := decodeFrame(mt, p)
 		if err != nil {
-			s.closeWith(ReasonParseError, kindError, false)
+			s.closeWith(ReasonParseError, kindError, onCloseHere)
 			return
 		}
 		if !s.handlePacket(pkt) {
@@ -315,7 +306,7 @@ func (s *Session) writeLoop(c *websocket.Conn) {
 			if ce := s.log.Check(zap.DebugLevel, "websocket write failed"); ce != nil {
 				ce.Write(zap.Error(err))
 			}
-			s.closeWith(ReasonTransportError, kindError, false)
+			s.closeWith(ReasonTransportError, kindError, onCloseHere)
 			s.finishWrites(c, kindOverflow, nil)
 			return
 		}
@@ -392,9 +383,5 @@ func (s *Session) writeBatch(c *websocket.Conn, batch []outPacket) error {
 func (s *Session) releaseWS() {
 	s.mu.Lock()
 	s.wsLive--
-	fin := s.finalizableLocked()
-	s.mu.Unlock()
-	if fin {
-		s.finalize()
-	}
+	s.unlockAndFinalize()
 }
