@@ -149,19 +149,6 @@ func appendPayload(dst []byte, pkts []outPacket) []byte {
 	return dst
 }
 
-// payloadSize is the exact length appendPayload will produce, so the
-// response is built with one allocation.
-func payloadSize(pkts []outPacket) int {
-	n := 0
-	for i, p := range pkts {
-		if i > 0 {
-			n++
-		}
-		n += encodedSize(p)
-	}
-	return n
-}
-
 // encodedSize is the length of one packet's record in a polling payload.
 func encodedSize(p outPacket) int {
 	switch {

@@ -293,3 +293,16 @@ func BenchmarkDecodePayload(b *testing.B) {
 		_ = decodePayload(body, DefaultMaxPayloadPackets, func(packet) error { n++; return nil })
 	}
 }
+
+// payloadSize is the exact length appendPayload will produce, so the
+// response is built with one allocation.
+func payloadSize(pkts []outPacket) int {
+	n := 0
+	for i, p := range pkts {
+		if i > 0 {
+			n++
+		}
+		n += encodedSize(p)
+	}
+	return n
+}

@@ -272,8 +272,7 @@ func (s *Session) writeLoop(c *websocket.Conn) {
 	for {
 		s.mu.Lock()
 		if written > 0 {
-			s.wroteLocked(written)
-			written = 0
+			s.wroteLocked(written) // written is set again below, after the next write
 		}
 		for len(s.queue) == 0 && !s.closed {
 			s.mu.Unlock()
