@@ -283,7 +283,7 @@ type roomEntry struct {
 // and except (repeatable).
 func (h *Handler) get(r *http.Request, route string) (any, error) {
 	q := r.URL.Query()
-	t := &target{Namespace: q.Get("namespace"), To: q["room"], Except: q["except"]}
+	t := &apiTarget{Namespace: q.Get("namespace"), To: q["room"], Except: q["except"]}
 	if err := t.check(); err != nil {
 		return nil, err
 	}

@@ -15,9 +15,11 @@ import (
 	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
 )
 
-// target selects sockets: those in any of To (rooms or socket ids;
-// everyone when empty), minus those in any of Except.
-type target struct {
+// apiTarget selects sockets: those in any of To (rooms or socket ids;
+// everyone when empty), minus those in any of Except. Its name is part of
+// encoding/json's type errors ("emitRequest.apiTarget.to"), which answers
+// quote: keep it.
+type apiTarget struct {
 	Namespace string   `json:"namespace"`
 	To        []string `json:"to"`
 	Except    []string `json:"except"`
@@ -25,7 +27,7 @@ type target struct {
 
 // emitRequest is the body of POST .../emit.
 type emitRequest struct {
-	target
+	apiTarget
 	Event    string    `json:"event"`
 	Args     []any     `json:"args"`
 	Volatile bool      `json:"volatile"`
@@ -35,13 +37,13 @@ type emitRequest struct {
 
 // roomsRequest is the body of POST .../join and .../leave.
 type roomsRequest struct {
-	target
+	apiTarget
 	Rooms []string `json:"rooms"`
 }
 
 // disconnectRequest is the body of POST .../disconnect.
 type disconnectRequest struct {
-	target
+	apiTarget
 	Close bool `json:"close"`
 }
 
@@ -51,18 +53,18 @@ type disconnectRequest struct {
 func decodeRequest(route string, body []byte) (any, error) {
 	var (
 		dst any
-		t   *target
+		t   *apiTarget
 	)
 	switch route {
 	case "emit":
 		req := &emitRequest{}
-		dst, t = req, &req.target
+		dst, t = req, &req.apiTarget
 	case "join", "leave":
 		req := &roomsRequest{}
-		dst, t = req, &req.target
+		dst, t = req, &req.apiTarget
 	case "disconnect":
 		req := &disconnectRequest{}
-		dst, t = req, &req.target
+		dst, t = req, &req.apiTarget
 	default:
 		return nil, errorf(http.StatusNotFound, "unknown endpoint %q", route)
 	}
@@ -109,7 +111,7 @@ func decodeRequest(route string, body []byte) (any, error) {
 }
 
 // check fills in the default namespace and checks the selection.
-func (t *target) check() error {
+func (t *apiTarget) check() error {
 	if t.Namespace == "" {
 		t.Namespace = "/"
 	}
@@ -134,7 +136,7 @@ func checkRooms(field string, rooms []string) error {
 	return nil
 }
 
-func (t *target) operator(ns *realtime.Namespace) realtime.BroadcastOperator {
+func (t *apiTarget) operator(ns *realtime.Namespace) realtime.BroadcastOperator {
 	return ns.To(t.To...).Except(t.Except...)
 }
 
