@@ -4,15 +4,23 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
+	"path"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap"
+
+	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/emitapi"
 )
 
 const (
@@ -76,6 +84,10 @@ func apiCall(t *testing.T, method, u, secret, body string) (int, map[string]any,
 	return resp.StatusCode, out, resp.Header
 }
 
+// TestAPIAuthAndErrors covers what the module answers itself (the bearer
+// check) and, with one request each, that the rest reaches the emitapi
+// handler of the named hub with the configured body bound. The request
+// errors themselves are realtime/emitapi's TestErrors.
 func TestAPIAuthAndErrors(t *testing.T) {
 	h := &Handler{Name: "api-errors", Namespaces: []string{"/", "/chat"}}
 	serve(t, h)
@@ -89,29 +101,13 @@ func TestAPIAuthAndErrors(t *testing.T) {
 		{"basic auth", "POST", "emit", "", ``, 401, "missing bearer secret"},
 		{"wrong secret", "POST", "emit", "nope", `{"event":"x"}`, 403, "wrong bearer secret"},
 		{"wrong secret, prefix of a right one", "POST", "emit", apiSecretOld[:10], `{"event":"x"}`, 403, "wrong bearer secret"},
+		{"wrong secret to an unknown endpoint", "POST", "shout", "nope", `{}`, 403, "wrong bearer secret"},
 		{"old secret", "POST", "emit", apiSecretOld, `{"event":"x"}`, 200, ""},
 		{"new secret", "POST", "emit", apiSecretNew, `{"event":"x"}`, 200, ""},
 		{"unknown endpoint", "POST", "shout", apiSecretNew, `{}`, 404, `unknown endpoint "shout"`},
 		{"GET emit", "GET", "emit", apiSecretNew, ``, 405, "emit takes POST, not GET"},
-		{"POST sockets", "POST", "sockets", apiSecretNew, `{}`, 405, "sockets takes GET"},
-		{"empty body", "POST", "emit", apiSecretNew, ``, 400, "empty body"},
-		{"array body", "POST", "emit", apiSecretNew, `[]`, 400, "bad JSON body"},
-		{"not JSON", "POST", "join", apiSecretNew, `rooms=a`, 400, "bad JSON body"},
-		{"unknown field", "POST", "emit", apiSecretNew, `{"event":"x","room":"a"}`, 400, `unknown field "room"`},
-		{"field of another endpoint", "POST", "join", apiSecretNew, `{"rooms":["a"],"event":"x"}`, 400, `unknown field "event"`},
-		{"trailing data", "POST", "emit", apiSecretNew, `{"event":"x"} {}`, 400, "data after the object"},
-		{"no event", "POST", "emit", apiSecretNew, `{"args":[1]}`, 400, "event: an event name is needed"},
-		{"reserved event", "POST", "emit", apiSecretNew, `{"event":"disconnect"}`, 400, `"disconnect" is reserved`},
-		{"args not array", "POST", "emit", apiSecretNew, `{"event":"x","args":{"a":1}}`, 400, "bad JSON body"},
-		{"to not array", "POST", "emit", apiSecretNew, `{"event":"x","to":"room"}`, 400, "bad JSON body"},
-		{"empty room", "POST", "emit", apiSecretNew, `{"event":"x","to":[""]}`, 400, "to: empty room name"},
-		{"timeout without ack", "POST", "emit", apiSecretNew, `{"event":"x","timeout":"1s"}`, 400, `only with "ack": true`},
-		{"bad timeout", "POST", "emit", apiSecretNew, `{"event":"x","ack":true,"timeout":"soon"}`, 400, "timeout"},
-		{"timeout too long", "POST", "emit", apiSecretNew, `{"event":"x","ack":true,"timeout":"2m"}`, 400, "at most 1m0s"},
-		{"join without rooms", "POST", "join", apiSecretNew, `{"to":["a"]}`, 400, "rooms: at least one room"},
-		{"namespace without slash", "POST", "emit", apiSecretNew, `{"namespace":"chat","event":"x"}`, 400, `"chat" must start with /`},
+		{"bad body", "POST", "emit", apiSecretNew, `{"event":"x","room":"a"}`, 400, `unknown field "room"`},
 		{"unknown namespace", "POST", "emit", apiSecretNew, `{"namespace":"/nope","event":"x"}`, 404, `unknown namespace "/nope"`},
-		{"unknown namespace GET", "GET", "rooms?namespace=/nope", apiSecretNew, ``, 404, `unknown namespace "/nope"`},
 		{"body too large", "POST", "emit", apiSecretNew, `{"event":"x","args":["` + strings.Repeat("a", 300) + `"]}`, 413, "body larger than 200 bytes"},
 	}
 	for _, tc := range cases {
@@ -234,150 +230,6 @@ func TestAPIHubLifetime(t *testing.T) {
 	}
 }
 
-func sidOf(t *testing.T, c *wsClient) string {
-	t.Helper()
-	return c.connectSocket()
-}
-
-func TestAPIEmitJoinLeaveDisconnect(t *testing.T) {
-	h := &Handler{Name: "api-rooms", Join: []string{"room-{socketio.query.room}"}}
-	base, _ := serve(t, h)
-	api := serveAPI(t, &API{Hub: "api-rooms"})
-	a := dial(t, base, url.Values{"room": {"1"}})
-	sa := sidOf(t, a)
-	b := dial(t, base, url.Values{"room": {"1"}})
-	sb := sidOf(t, b)
-	c := dial(t, base, url.Values{"room": {"2"}})
-	sc := sidOf(t, c)
-	post := func(endpoint, body string) map[string]any {
-		t.Helper()
-		status, out, _ := apiCall(t, "POST", api+endpoint, apiSecretOld, body)
-		if status != 200 || out["ok"] != true {
-			t.Fatalf("POST %s %s: %d %v", endpoint, body, status, out)
-		}
-		return out
-	}
-	// marker proves, by arriving first, that nothing else arrived before.
-	marker := func(label string, clients ...*wsClient) {
-		t.Helper()
-		post("emit", `{"event":"marker","args":["`+label+`"]}`)
-		for _, cl := range clients {
-			cl.expect(`42["marker","` + label + `"]`)
-		}
-	}
-
-	t.Run("emit to a room", func(t *testing.T) {
-		post("emit", `{"event":"news","args":["hello",{"n":1}],"to":["room-1"]}`)
-		a.expect(`42["news","hello",{"n":1}]`)
-		b.expect(`42["news","hello",{"n":1}]`)
-		marker("1", a, b, c)
-	})
-	t.Run("emit except and to a socket id", func(t *testing.T) {
-		post("emit", `{"event":"all-but","except":["room-1"],"volatile":true}`)
-		c.expect(`42["all-but"]`)
-		post("emit", `{"event":"just-you","to":["`+sb+`"]}`)
-		b.expect(`42["just-you"]`)
-		marker("2", a, b, c)
-	})
-	t.Run("emit with acks", func(t *testing.T) {
-		done := make(chan map[string]any, 1)
-		go func() {
-			_, out, _ := apiCall(t, "POST", api+"emit", apiSecretOld, `{"event":"ask","args":[7],"to":["room-1"],"ack":true,"timeout":2000}`)
-			done <- out
-		}()
-		for i, cl := range []*wsClient{a, b} {
-			got := cl.expectPrefix(`42`)
-			id, payload, _ := strings.Cut(strings.TrimPrefix(got, "42"), "[")
-			if payload != `"ask",7]` {
-				t.Fatalf("client got %q", got)
-			}
-			cl.send(`43` + id + `["yes",` + itoa(i) + `]`)
-		}
-		select {
-		case out := <-done:
-			if out["timed_out"] != false {
-				t.Fatalf("answer %v", out)
-			}
-			replies := out["replies"].([]any)
-			got := []string{mustJSON(t, replies[0]), mustJSON(t, replies[1])}
-			slices.Sort(got)
-			if len(replies) != 2 || got[0] != `["yes",0]` || got[1] != `["yes",1]` {
-				t.Fatalf("replies %v", replies)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("no answer")
-		}
-	})
-	t.Run("emit with acks times out with the replies so far", func(t *testing.T) {
-		done := make(chan map[string]any, 1)
-		start := time.Now()
-		go func() {
-			_, out, _ := apiCall(t, "POST", api+"emit", apiSecretOld, `{"event":"ask","to":["room-1"],"ack":true,"timeout":"300ms"}`)
-			done <- out
-		}()
-		got := a.expectPrefix(`42`)
-		id, _, _ := strings.Cut(strings.TrimPrefix(got, "42"), "[")
-		a.send(`43` + id + `["only me"]`)
-		b.expectPrefix(`42`) // b never answers
-		select {
-		case out := <-done:
-			if out["timed_out"] != true || mustJSON(t, out["replies"]) != `[["only me"]]` {
-				t.Fatalf("answer %v", out)
-			}
-			if d := time.Since(start); d < 250*time.Millisecond {
-				t.Fatalf("answered after %v, before the timeout", d)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("no answer")
-		}
-	})
-	t.Run("join and leave", func(t *testing.T) {
-		post("join", `{"to":["`+sa+`","`+sc+`"],"rooms":["vip","staff"]}`)
-		status, out, _ := apiCall(t, "GET", api+"rooms?namespace=/", apiSecretOld, "")
-		if status != 200 || mustJSON(t, out["rooms"]) != `[{"name":"room-1","size":2},{"name":"room-2","size":1},{"name":"staff","size":2},{"name":"vip","size":2}]` {
-			t.Fatalf("rooms: %d %v", status, out)
-		}
-		post("emit", `{"event":"vip-only","to":["vip"]}`)
-		a.expect(`42["vip-only"]`)
-		c.expect(`42["vip-only"]`)
-		marker("3", a, b, c)
-		post("leave", `{"to":["room-2"],"rooms":["vip"]}`)
-		status, out, _ = apiCall(t, "GET", api+"sockets?room=vip&room=staff&except=room-1", apiSecretOld, "")
-		if status != 200 {
-			t.Fatalf("sockets: %d %v", status, out)
-		}
-		socks := out["sockets"].([]any)
-		if len(socks) != 1 {
-			t.Fatalf("sockets %v", socks)
-		}
-		s := socks[0].(map[string]any)
-		if s["id"] != sc || mustJSON(t, s["rooms"]) != `["room-2","staff"]` || s["transport"] != "websocket" ||
-			!strings.HasPrefix(s["address"].(string), "127.0.0.1:") || s["namespace"] != "/" {
-			t.Fatalf("socket %v", s)
-		}
-	})
-	t.Run("disconnect", func(t *testing.T) {
-		post("disconnect", `{"to":["room-2"]}`)
-		c.expect(`41`)
-		_, out, _ := apiCall(t, "GET", api+"sockets", apiSecretOld, "")
-		if n := len(out["sockets"].([]any)); n != 2 {
-			t.Fatalf("%d sockets after disconnecting one", n)
-		}
-		marker("4", a, b)
-		post("disconnect", `{"to":["`+sa+`"],"close":true}`)
-		a.expect(`41`)
-		_ = a.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		for range 10 {
-			if _, data, err := a.conn.ReadMessage(); err != nil {
-				break
-			} else if string(data) != "1" && string(data) != "2" {
-				t.Fatalf("frame %q after close", data)
-			}
-		}
-		marker("5", b)
-	})
-}
-
 func TestAPICaddyfileErrors(t *testing.T) {
 	cases := []struct{ name, input, want string }{
 		{"no secrets", "socketio_api {\n\thub chat\n}", "socketio_api: secrets are required, at Caddyfile:3"},
@@ -407,7 +259,12 @@ func TestAPICaddyfileErrors(t *testing.T) {
 // TestAPIRouteAsCaddySeesIt: the endpoint is read from the path as Caddy's
 // path matcher sees it (cleaned, lowercased), so a matcher guarding one
 // endpoint and the API agree on which endpoint a crafted path names.
+// emitapi.Route cleans the path itself (the package never imports Caddy):
+// it must agree with caddyhttp.CleanPath on every path.
 func TestAPIRouteAsCaddySeesIt(t *testing.T) {
+	asCaddy := func(p string) string {
+		return path.Base(strings.TrimSuffix(caddyhttp.CleanPath(strings.ToLower(p), true), "/"))
+	}
 	cases := []struct{ path, want string }{
 		{"/api/emit", "emit"},
 		{"/api/emit/", "emit"},
@@ -423,8 +280,106 @@ func TestAPIRouteAsCaddySeesIt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := apiRoute(u.Path); got != tc.want {
-			t.Errorf("apiRoute(%q) = %q, want %q", tc.path, got, tc.want)
+		if got := emitapi.Route(u.Path); got != tc.want {
+			t.Errorf("emitapi.Route(%q) = %q, want %q", tc.path, got, tc.want)
 		}
+		if got := asCaddy(u.Path); got != tc.want {
+			t.Errorf("as Caddy sees %q: %q, want %q", tc.path, got, tc.want)
+		}
+	}
+	// Every path of up to 6 characters of an alphabet of path troubles,
+	// and random longer ones.
+	const alphabet = "/.eE%2"
+	var paths []string
+	var gen func(prefix string, n int)
+	gen = func(prefix string, n int) {
+		paths = append(paths, prefix)
+		if n == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			gen(prefix+string(c), n-1)
+		}
+	}
+	gen("", 6)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for range 20000 {
+		b := make([]byte, 1+rnd.IntN(24))
+		for i := range b {
+			b[i] = "/./..//emit/ROOMS/x/"[rnd.IntN(20)]
+		}
+		paths = append(paths, string(b))
+	}
+	for _, p := range paths {
+		if got, want := emitapi.Route(p), asCaddy(p); got != want {
+			t.Fatalf("emitapi.Route(%q) = %q, Caddy sees %q", p, got, want)
+		}
+	}
+}
+
+// TestAPITimeoutAsCaddyParses: a timeout string is read as Caddy reads a
+// duration ("d" is 24h), with Caddy's errors, though emitapi parses it
+// itself.
+func TestAPITimeoutAsCaddyParses(t *testing.T) {
+	srv := realtime.NewServer(realtime.Options{Logger: zap.NewNop()})
+	t.Cleanup(srv.Close)
+	h := emitapi.New(srv, emitapi.Options{})
+	inputs := []string{
+		"", "d", "1d", "0.0001d", "0.0005d", "1xd", "1h1d", "1d1d", "0.50d1d", "0.5000d1d", "+0.0001d", "-1d",
+		".d", "1e-5d", "1e400d", "nand", "infd", "0x1p-20d", "1.5s", "150ms", "1m", "61s", "0s", "-1s", "1", "s",
+		"1s1d", "d1", "dd", "1dd", "1µs", "300ms1d", strings.Repeat("1", 1024) + "ms", strings.Repeat("1", 1025),
+	}
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for range 3000 {
+		b := make([]byte, 1+rnd.IntN(10))
+		for i := range b {
+			b[i] = "0123456789.+-dhmsd0.1"[rnd.IntN(21)]
+		}
+		inputs = append(inputs, string(b))
+	}
+	for _, s := range inputs {
+		want, wantMsg := http.StatusOK, ""
+		if d, err := caddy.ParseDuration(s); err != nil {
+			want, wantMsg = http.StatusBadRequest, "bad JSON body: timeout: "+err.Error()
+		} else if d <= 0 || d > MaxAPIAckTimeout {
+			want, wantMsg = http.StatusBadRequest, "timeout: want more than 0 and at most 1m0s"
+		}
+		body, _ := json.Marshal(map[string]any{"event": "x", "ack": true, "timeout": s})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("POST", "/api/emit", bytes.NewReader(body)))
+		var out map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			t.Fatalf("timeout %q: answer %q: %v", s, rec.Body.Bytes(), err)
+		}
+		if got, _ := out["error"].(string); rec.Code != want || got != wantMsg {
+			t.Fatalf("timeout %q: %d %q, want %d %q", s, rec.Code, got, want, wantMsg)
+		}
+	}
+}
+
+// TestAPISocketsSubjectAndData: the sockets listing shows the "sub" claim
+// of a socket's token and the data its connect webhook stored, read from
+// the module's own socket data keys.
+func TestAPISocketsSubjectAndData(t *testing.T) {
+	h := &Handler{Name: "api-subject", Auth: &AuthConfig{Secret: testSecret}}
+	base, _ := serve(t, h)
+	api := serveAPI(t, &API{Hub: "api-subject"})
+	c := dial(t, base, nil)
+	c.send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": "alice"})}))
+	c.expectPrefix(`40{"sid":"`)
+	status, out, _ := apiCall(t, "GET", api+"sockets", apiSecretOld, "")
+	socks, _ := out["sockets"].([]any)
+	if status != 200 || len(socks) != 1 {
+		t.Fatalf("sockets: %d %v", status, out)
+	}
+	if s := socks[0].(map[string]any); s["subject"] != "alice" || s["data"] != nil {
+		t.Fatalf("socket listed as %v, want subject alice and no data", s)
+	}
+	info := realtime.SocketInfo{Data: map[string]any{webhookDataKey: map[string]any{"user": "bob"}, claimsKey: "not claims"}}
+	if got := mustJSON(t, socketWebhookData(info)); got != `{"user":"bob"}` {
+		t.Errorf("webhook data %s", got)
+	}
+	if got := socketSubject(info); got != "" {
+		t.Errorf("subject %q of claims of another type", got)
 	}
 }

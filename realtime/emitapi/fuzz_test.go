@@ -1,4 +1,4 @@
-package socketio
+package emitapi
 
 import (
 	"bytes"
@@ -13,21 +13,21 @@ import (
 )
 
 // FuzzAPIRequest feeds arbitrary bodies to every endpoint of the API, on a
-// hub without sockets: no input may panic, and every answer is a JSON
+// server without sockets: no input may panic, and every answer is a JSON
 // object with a known status, an error message whenever it is not 200.
 // Seeds are in testdata/fuzz/FuzzAPIRequest.
 func FuzzAPIRequest(f *testing.F) {
-	hb := newHub(realtime.Options{Logger: zap.NewNop()})
-	f.Cleanup(func() { _ = hb.Destruct() })
-	hb.server.Of("/chat")
-	a := &API{MaxBody: 4096, logger: zap.NewNop()}
+	srv := realtime.NewServer(realtime.Options{Logger: zap.NewNop()})
+	f.Cleanup(srv.Close)
+	srv.Of("/chat")
+	h := New(srv, Options{MaxBody: 4096})
 	f.Fuzz(func(t *testing.T, route string, body []byte) {
-		if _, err := decodeAPIRequest(route, body); err != nil {
+		if _, err := decodeRequest(route, body); err != nil {
 			if _, ok := err.(*apiError); !ok {
 				t.Fatalf("decode error %T %v is not an *apiError", err, err)
 			}
 		}
-		method := apiRoutes[route]
+		method := routes[route]
 		if method == "" {
 			method = http.MethodPost
 		}
@@ -41,7 +41,7 @@ func FuzzAPIRequest(f *testing.F) {
 			return // not a request a client could send
 		}
 		rec := httptest.NewRecorder()
-		a.serve(rec, r, hb)
+		h.ServeHTTP(rec, r)
 		var out map[string]any
 		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 			t.Fatalf("answer %q is not a JSON object: %v", rec.Body.Bytes(), err)
