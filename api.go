@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-socketio/caddy-socketio/realtime"
-	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
 	"github.com/caddy-socketio/caddy-socketio/realtime/emitapi"
 )
 
@@ -144,35 +143,55 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Hand
 		emitapi.WriteError(w, http.StatusServiceUnavailable, fmt.Sprintf("socket.io hub %q is not running", a.Hub))
 		return nil
 	}
-	emitapi.New(h.server, a.emitOptions()).ServeHTTP(w, r)
+	emitapi.New(h.server, a.emitOptions(h)).ServeHTTP(w, r)
 	return nil
 }
 
-// emitOptions are the emitapi options of this API: its body bound, its
-// logger, and the module's socket data keys for the sockets listing.
-func (a *API) emitOptions() emitapi.Options {
+// emitOptions are the emitapi options of this API over hub h: its body
+// bound, its logger, and how the sockets listing reads the module's state.
+func (a *API) emitOptions(h *hub) emitapi.Options {
 	return emitapi.Options{
 		MaxBody: a.MaxBody,
 		Logger:  a.logger,
-		Subject: socketSubject,
-		Data:    socketWebhookData,
+		Subject: h.socketSubject,
+		Data:    h.socketHookData,
 	}
+}
+
+// listedState is the module's state of a listed socket, nil when the
+// socket is gone (or not on this node).
+func (h *hub) listedState(info realtime.SocketInfo) *socketState {
+	ns, ok := h.server.Namespace(info.Namespace)
+	if !ok {
+		return nil
+	}
+	s, ok := ns.Socket(info.ID)
+	if !ok {
+		return nil
+	}
+	st, _ := s.Local().(*socketState)
+	return st
 }
 
 // socketSubject is the "sub" claim of the token a socket connected with,
 // or "".
-func socketSubject(info realtime.SocketInfo) string {
-	c, ok := info.Data[claimsKey].(auth.Claims)
-	if !ok {
+func (h *hub) socketSubject(info realtime.SocketInfo) string {
+	st := h.listedState(info)
+	if st == nil {
 		return ""
 	}
-	sub, _ := c["sub"].(string)
+	sub, _ := st.getClaims()["sub"].(string)
 	return sub
 }
 
-// socketWebhookData is the data the connect webhook stored for a socket,
-// or nil.
-func socketWebhookData(info realtime.SocketInfo) any { return info.Data[webhookDataKey] }
+// socketHookData is the data the connect webhook stored for a socket, or
+// nil.
+func (h *hub) socketHookData(info realtime.SocketInfo) any {
+	if st := h.listedState(info); st != nil {
+		return st.getHookData()
+	}
+	return nil
+}
 
 // authorize checks the bearer secret against every configured one, in
 // constant time.

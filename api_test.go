@@ -375,11 +375,17 @@ func TestAPISocketsSubjectAndData(t *testing.T) {
 	if s := socks[0].(map[string]any); s["subject"] != "alice" || s["data"] != nil {
 		t.Fatalf("socket listed as %v, want subject alice and no data", s)
 	}
-	info := realtime.SocketInfo{Data: map[string]any{webhookDataKey: map[string]any{"user": "bob"}, claimsKey: "not claims"}}
-	if got := mustJSON(t, socketWebhookData(info)); got != `{"user":"bob"}` {
-		t.Errorf("webhook data %s", got)
+	// The module's state is not the socket's data: nothing of it is listed
+	// there, and a socket that is gone has no subject.
+	for _, ns := range h.hub.server.Namespaces() {
+		for _, s := range ns.Sockets() {
+			if d := s.Info().Data; len(d) != 0 {
+				t.Errorf("socket data holds the module's state: %v", d)
+			}
+		}
 	}
-	if got := socketSubject(info); got != "" {
-		t.Errorf("subject %q of claims of another type", got)
+	gone := realtime.SocketInfo{ID: "gone", Namespace: "/"}
+	if sub, data := h.hub.socketSubject(gone), h.hub.socketHookData(gone); sub != "" || data != nil {
+		t.Errorf("a gone socket lists subject %q, data %v", sub, data)
 	}
 }

@@ -134,6 +134,7 @@ func (h *hub) Destruct() error {
 }
 
 func (h *hub) setupNamespace(ns *realtime.Namespace) {
+	ns.Use(h.attach)
 	ns.Use(h.authorize)
 	ns.Use(h.webhookConnect)
 	ns.OnConnection(h.connected)

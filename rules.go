@@ -219,9 +219,7 @@ func view(s *realtime.Socket, p *policy) *socketView {
 	if hs := s.Handshake(); hs != nil {
 		v.Query, v.Headers, v.Auth = hs.Query, hs.Headers, hs.Auth
 	}
-	if c, ok := s.Get(claimsKey); ok {
-		v.Claims, _ = c.(auth.Claims)
-	}
+	v.Claims = stateOf(s).getClaims()
 	return v
 }
 
@@ -237,9 +235,8 @@ func (h *hub) authorize(s *realtime.Socket) error {
 			zap.String("remote", s.Handshake().Address), zap.String("reason", err.Error()))
 		return &realtime.ConnectError{Message: err.Error()}
 	}
-	s.Set(authGenKey, gen)
+	stateOf(s).authorized(claims, gen)
 	if claims != nil {
-		s.Set(claimsKey, claims)
 		if exp, ok := claims.Expiry(); ok {
 			h.armExpiry(s, exp.Add(p.verifier.Leeway()))
 		}
@@ -274,11 +271,15 @@ var errInvalidNamespace = errors.New("Invalid namespace") //nolint:staticcheck /
 // armExpiry gives a socket the timer that disconnects it when its token
 // expires; connected starts it. A socket keeps its first timer.
 func (h *hub) armExpiry(s *realtime.Socket, at time.Time) {
-	if _, ok := s.Get(expiryKey); ok {
+	st := stateOf(s)
+	st.mu.Lock()
+	if st.expiry != nil {
+		st.mu.Unlock()
 		return
 	}
 	t := &expiryTimer{at: at}
-	s.Set(expiryKey, t)
+	st.expiry = t
+	st.mu.Unlock()
 	// Registered before the socket connects, so no disconnect can slip
 	// between the timer's start and its stop.
 	s.OnDisconnect(func(*realtime.Socket, string) { t.stop() })
@@ -286,11 +287,14 @@ func (h *hub) armExpiry(s *realtime.Socket, at time.Time) {
 
 // startExpiry starts a socket's expiry timer, if it has one.
 func (h *hub) startExpiry(s *realtime.Socket) {
-	t, ok := s.Get(expiryKey)
-	if !ok {
+	st := stateOf(s)
+	st.mu.Lock()
+	t := st.expiry
+	st.mu.Unlock()
+	if t == nil {
 		return
 	}
-	t.(*expiryTimer).start(func() {
+	t.start(func() {
 		h.policy.Load().logger.Debug("socket.io token expired", zap.String("namespace", s.Namespace().Name()), zap.String("socket", s.ID()))
 		s.Disconnect(false)
 	})
@@ -315,7 +319,8 @@ func (h *hub) reverify() {
 
 // recheck re-verifies one socket if it was authorized before generation gen.
 func (h *hub) recheck(p *policy, gen uint64, s *realtime.Socket) {
-	if g, ok := s.Get(authGenKey); ok && g.(uint64) >= gen {
+	st := stateOf(s)
+	if !st.authorizedBefore(gen) {
 		return
 	}
 	claims, err := p.check(s)
@@ -326,9 +331,8 @@ func (h *hub) recheck(p *policy, gen uint64, s *realtime.Socket) {
 		s.Disconnect(false)
 		return
 	}
-	s.Set(authGenKey, gen)
+	st.authorized(claims, gen)
 	if claims != nil {
-		s.Set(claimsKey, claims)
 		if exp, ok := claims.Expiry(); ok {
 			h.armExpiry(s, exp.Add(p.verifier.Leeway()))
 			h.startExpiry(s)
@@ -341,7 +345,7 @@ func (h *hub) recheck(p *policy, gen uint64, s *realtime.Socket) {
 func (h *hub) connected(s *realtime.Socket) {
 	// A reload between this socket's authorize and now was not applied to
 	// it by reverify (it was not in its namespace yet): apply it here.
-	if gen := h.generation.Load(); func() bool { g, _ := s.Get(authGenKey); v, _ := g.(uint64); return v < gen }() {
+	if gen := h.generation.Load(); stateOf(s).authorizedBefore(gen) {
 		h.recheck(h.policy.Load(), gen, s)
 		if !s.Connected() {
 			return
@@ -529,10 +533,3 @@ func loadKey(repl *caddy.Replacer, value string) ([]byte, error) {
 	}
 	return data, nil
 }
-
-// Keys of the values the module stores in a socket's data.
-const (
-	claimsKey  = "caddy.socketio.claims"
-	expiryKey  = "caddy.socketio.expiry"
-	authGenKey = "caddy.socketio.authgen" // the hub generation whose policy authorized the socket
-)

@@ -38,13 +38,6 @@ const (
 // tests can shorten it; it is read when a config is built.
 var webhookCloseGrace = webhook.DefaultCloseGrace
 
-// Socket data keys of the per-socket FIFO and of the data a connect hook
-// attached.
-const (
-	webhookQueueKey = "caddy.socketio.webhook.queue"
-	webhookDataKey  = "caddy.socketio.webhook.data"
-)
-
 // Webhook turns client events, connections and disconnections into signed
 // HTTP POSTs to a backend, so a site written in any language can handle
 // them. The reply to an event becomes the client's ack.
@@ -283,12 +276,9 @@ func (w *webhooks) body(s *realtime.Socket, kind string) *webhook.Body {
 		b.Rooms = []string{}
 	}
 	slices.Sort(b.Rooms)
-	if c, ok := s.Get(claimsKey); ok {
-		b.Claims, _ = c.(auth.Claims)
-	}
-	if d, ok := s.Get(webhookDataKey); ok {
-		b.Data = d
-	}
+	st := stateOf(s)
+	b.Claims = st.getClaims()
+	b.Data = st.getHookData()
 	hs := s.Handshake()
 	if hs == nil {
 		return b
@@ -342,8 +332,8 @@ func (h *hub) webhookConnect(s *realtime.Socket) error {
 	if w == nil {
 		return nil
 	}
-	q := &webhook.Queue{}
-	s.Set(webhookQueueKey, q)
+	st := stateOf(s)
+	q := st.webhookQueue()
 	if w.connect != "" {
 		sid, addr := s.SessionID(), s.Handshake().Address
 		if d := h.backoff.Wait(sid, addr); d > 0 {
@@ -366,7 +356,7 @@ func (h *hub) webhookConnect(s *realtime.Socket) error {
 			w.logFailure(s, "connect", &webhook.Error{Reason: "bad reply", Err: err})
 			return &realtime.ConnectError{Message: "webhook failed: bad reply"}
 		} else if d != nil {
-			s.Set(webhookDataKey, d)
+			st.setHookData(d)
 		}
 		if err := s.Join(slices.DeleteFunc(slices.Clone(reply.Rooms), func(r string) bool { return r == "" })...); err != nil {
 			w.logFailure(s, "connect", &webhook.Error{Reason: "bad reply", Err: fmt.Errorf("joining the rooms of the reply: %w", err)})
@@ -463,16 +453,9 @@ func (h *hub) webhookEvent(p *policy, s *realtime.Socket, event string, args []a
 	if !ok {
 		return
 	}
-	var q *webhook.Queue
-	if v, ok := s.Get(webhookQueueKey); ok {
-		q, _ = v.(*webhook.Queue)
-	}
-	if q == nil {
-		// Connected before a reload added the webhook. Only this reader
-		// goroutine creates queues, so there is no race.
-		q = &webhook.Queue{}
-		s.Set(webhookQueueKey, q)
-	}
+	// Made on first use: a socket connected before a reload added the
+	// webhook has none yet.
+	q := stateOf(s).webhookQueue()
 	b := w.body(s, "event")
 	b.Event = event
 	b.Args = args

@@ -426,3 +426,22 @@ func TestClosedSocketLeavesNoGoroutine(t *testing.T) {
 			srv.ConnCount(), srv.Of("/").Len(), srv.Of("/").Rooms()["room"])
 	}
 }
+
+// TestSocketLocalIsNotData: the application's own value stays out of the
+// socket's data and of its Info.
+func TestSocketLocalIsNotData(t *testing.T) {
+	s := &Socket{}
+	if s.Local() != nil {
+		t.Fatal("a new socket has a local value")
+	}
+	type state struct{ secret string }
+	st := &state{secret: "token"}
+	s.SetLocal(st)
+	s.Set("visible", 1)
+	if got, _ := s.Local().(*state); got != st {
+		t.Fatalf("Local() = %v, want the stored value", s.Local())
+	}
+	if d := s.Data(); len(d) != 1 || d["visible"] != 1 {
+		t.Fatalf("Data() = %v, want only the data set with Set", d)
+	}
+}

@@ -60,6 +60,7 @@ type Socket struct {
 	onDisconnect []func(*Socket, string)
 	acks         map[int64]func([]any, error)
 	data         map[string]any
+	local        any // the embedding application's own value (SetLocal)
 }
 
 func newSocket(n *Namespace, c *conn, auth map[string]any) *Socket {
@@ -146,6 +147,23 @@ func (s *Socket) Data() map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.data)
+}
+
+// SetLocal stores the embedding application's own value for this socket
+// (one value; a struct of its own, typically). Unlike Set, it is not part
+// of Data or Info, so it is never listed, serialised or sent to another
+// node: it is the place for state such as timers, queues or secrets.
+func (s *Socket) SetLocal(v any) {
+	s.mu.Lock()
+	s.local = v
+	s.mu.Unlock()
+}
+
+// Local returns the value given to SetLocal, or nil.
+func (s *Socket) Local() any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.local
 }
 
 // Info describes the socket.

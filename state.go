@@ -1,0 +1,83 @@
+package socketio
+
+import (
+	"sync"
+
+	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
+	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
+)
+
+// socketState is what the module keeps about one socket. It lives in the
+// socket's local slot (realtime.Socket.SetLocal), not in its data, so it is
+// never listed, serialised or sent to a peer with the socket's data.
+type socketState struct {
+	mu       sync.Mutex
+	claims   auth.Claims    // the verified token's claims; nil without a token
+	authGen  uint64         // the hub generation whose policy authorized the socket
+	expiry   *expiryTimer   // disconnects the socket when its token expires
+	hookData any            // what the connect hook attached to the socket
+	queue    *webhook.Queue // the socket's webhook FIFO, made on first use
+}
+
+// attach gives a connecting socket its state. It is the namespace's first
+// middleware, so every other part of the module finds the state there.
+func (h *hub) attach(s *realtime.Socket) error {
+	s.SetLocal(&socketState{})
+	return nil
+}
+
+// stateOf returns a socket's state. A socket that has none (it did not come
+// through the module's middlewares) gets an empty one, not kept.
+func stateOf(s *realtime.Socket) *socketState {
+	if st, ok := s.Local().(*socketState); ok {
+		return st
+	}
+	return &socketState{}
+}
+
+func (st *socketState) getClaims() auth.Claims {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.claims
+}
+
+// authorized records the claims and generation of an authorization.
+func (st *socketState) authorized(claims auth.Claims, gen uint64) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.authGen = gen
+	if claims != nil {
+		st.claims = claims
+	}
+}
+
+// authorizedBefore reports whether the socket was authorized under a
+// generation older than gen.
+func (st *socketState) authorizedBefore(gen uint64) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.authGen < gen
+}
+
+func (st *socketState) getHookData() any {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.hookData
+}
+
+func (st *socketState) setHookData(v any) {
+	st.mu.Lock()
+	st.hookData = v
+	st.mu.Unlock()
+}
+
+// webhookQueue returns the socket's webhook FIFO, making it on first use.
+func (st *socketState) webhookQueue() *webhook.Queue {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.queue == nil {
+		st.queue = &webhook.Queue{}
+	}
+	return st.queue
+}
