@@ -58,6 +58,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		room_requests   <join event> [<leave event>]
 //		allow_rooms     <room pattern>...
 //		announce        <event> <text>
+//		announce_leave  <event> <text>
 //		emit            <event> <text>
 //		relay           <event>...
 //		log_events      <event>...|*
@@ -141,6 +142,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = listArg(d, &h.AllowRooms)
 		case "announce":
 			h.Announce, err = messageArg(d)
+		case "announce_leave":
+			h.AnnounceLeave, err = messageArg(d)
 		case "emit":
 			h.Emit, err = messageArg(d)
 		case "relay":

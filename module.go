@@ -117,6 +117,12 @@ type Handler struct {
 	// new one included); its text may use {socketio.room}.
 	Announce *Message `json:"announce,omitempty"`
 
+	// AnnounceLeave is emitted to the other sockets of each room a socket
+	// leaves, on request or by disconnecting; its text may use
+	// {socketio.room}. Sockets connected before a reload added it are not
+	// announced when they disconnect.
+	AnnounceLeave *Message `json:"announce_leave,omitempty"`
+
 	// Emit is emitted to a socket once it is connected.
 	Emit *Message `json:"emit,omitempty"`
 
@@ -457,9 +463,9 @@ func (h *Handler) checkRules() error {
 	if rr := h.RoomRequests; rr != nil && rr.Join == "" && rr.Leave == "" {
 		bad("room_requests: needs a join event")
 	}
-	for _, m := range []*Message{h.Announce, h.Emit} {
+	for _, m := range []*Message{h.Announce, h.AnnounceLeave, h.Emit} {
 		if m != nil && m.Event == "" {
-			bad("announce and emit need an event name")
+			bad("announce, announce_leave and emit need an event name")
 		}
 	}
 	// Every event the module emits or handles must be one the client can
@@ -488,7 +494,7 @@ func (h *Handler) checkRules() error {
 	for _, e := range h.Relay {
 		claim(e, "relay")
 	}
-	for _, m := range []*Message{h.Announce, h.Emit} {
+	for _, m := range []*Message{h.Announce, h.AnnounceLeave, h.Emit} {
 		if m != nil && parser.IsReservedEvent(m.Event) {
 			bad("%q is reserved by Socket.IO", m.Event)
 		}

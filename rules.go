@@ -36,6 +36,7 @@ type policy struct {
 	allowRooms []string
 	maxRoom    int // longest room name a client may request
 	announce   *Message
+	leaving    *Message // announce_leave
 	emit       *Message
 	relay      []string
 	logAll     bool
@@ -60,6 +61,7 @@ func (h *Handler) buildPolicy(repl *caddy.Replacer, logger *zap.Logger) (*policy
 		allowRooms: slices.Clone(h.AllowRooms),
 		maxRoom:    h.Limits.maxRoomName(),
 		announce:   h.Announce,
+		leaving:    h.AnnounceLeave,
 		emit:       h.Emit,
 		relay:      slices.Clone(h.Relay),
 	}
@@ -366,6 +368,19 @@ func (h *hub) connected(s *realtime.Socket) {
 	if m := p.emit; m != nil {
 		_ = s.Emit(m.Event, p.text(v, m.Text))
 	}
+	if p.leaving != nil {
+		// Runs before the socket leaves its rooms; the policy then current
+		// decides.
+		s.OnDisconnect(func(s *realtime.Socket, _ string) {
+			p := h.policy.Load()
+			v := view(s, p)
+			for _, room := range s.Rooms() {
+				if room != s.ID() {
+					h.announceLeave(p, s, v, room)
+				}
+			}
+		})
+	}
 	s.OnAny(h.onEvent)
 }
 
@@ -378,6 +393,19 @@ func (h *hub) announce(p *policy, s *realtime.Socket, v *socketView, room string
 	rv.Room = room
 	if err := s.Namespace().To(room).Emit(m.Event, p.text(&rv, m.Text)); err != nil {
 		p.logger.Warn("socket.io announcement failed", zap.String("room", room), zap.Error(err))
+	}
+}
+
+// announceLeave tells the other sockets of a room that s left it.
+func (h *hub) announceLeave(p *policy, s *realtime.Socket, v *socketView, room string) {
+	m := p.leaving
+	if m == nil {
+		return
+	}
+	rv := *v
+	rv.Room = room
+	if err := s.Namespace().To(room).Except(s.ID()).Emit(m.Event, p.text(&rv, m.Text)); err != nil {
+		p.logger.Warn("socket.io leave announcement failed", zap.String("room", room), zap.Error(err))
 	}
 }
 
@@ -429,6 +457,7 @@ func (h *hub) roomRequest(p *policy, s *realtime.Socket, args []any, ack realtim
 		}
 		s.Leave(room)
 		reply(map[string]any{"ok": true, "room": room})
+		h.announceLeave(p, s, view(s, p), room)
 		return
 	}
 	v := view(s, p)
