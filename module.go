@@ -187,14 +187,25 @@ type AuthConfig struct {
 
 // RoomRequests names the join and leave events.
 type RoomRequests struct {
-	Join  string `json:"join,omitempty"`
+	// Join is the event a client sends to join a room it names (a string
+	// argument or {"room": "..."}); the room must match allow_rooms.
+	// Required.
+	Join string `json:"join,omitempty"`
+
+	// Leave is the event a client sends to leave a room it is in (its own
+	// id-room excepted). Default: none (no leave requests).
 	Leave string `json:"leave,omitempty"`
 }
 
 // Message is an event and a text template.
 type Message struct {
+	// Event is the event name the clients receive; names reserved by
+	// Socket.IO (connect, disconnect, ...) are refused. Required.
 	Event string `json:"event,omitempty"`
-	Text  string `json:"text,omitempty"`
+
+	// Text is the event's one argument, a template that may use the
+	// {socketio.*} placeholders and Caddy's global ones.
+	Text string `json:"text,omitempty"`
 }
 
 // CaddyModule returns the Caddy module information.
