@@ -358,8 +358,13 @@ func TestWebhookConnectAndDisconnect(t *testing.T) {
 		}
 		c.send(`421["whoami"]`)
 		c.expect(`431[{"user":"ann"},["room-2","user-ann"]]`)
+		// Counted before the DISCONNECT: its call may arrive before
+		// waitCalls would read the count.
+		b.mu.Lock()
+		before := len(b.calls)
+		b.mu.Unlock()
 		c.send(`41`)
-		calls := b.waitCalls(len(b.calls) + 1)
+		calls := b.waitCalls(before + 1)
 		if d := b.callsTo("/disconnect"); len(d) != 1 || d[0].Body["reason"] != "client namespace disconnect" ||
 			mustJSON(t, d[0].Body["data"]) != `{"user":"ann"}` {
 			t.Fatalf("disconnect calls %v (all calls %d)", d, len(calls))
