@@ -119,7 +119,7 @@ func (srv *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Sessi
 		return
 	}
 
-	timer := time.AfterFunc(s.cfg.UpgradeTimeout, func() {
+	timer := s.cfg.clock.AfterFunc(s.cfg.UpgradeTimeout, func() {
 		s.mu.Lock()
 		stale := s.probe == c
 		s.mu.Unlock()
@@ -267,7 +267,7 @@ func readErrorReason(err error) string {
 func (s *Session) writeLoop(c *websocket.Conn) {
 	var batch []outPacket
 	var written int64 // bytes of the batch just written, still in the backlog
-	idle := time.NewTimer(writerLinger)
+	idle := s.cfg.clock.NewTimer(writerLinger)
 	defer idle.Stop()
 	for {
 		s.mu.Lock()
@@ -279,7 +279,7 @@ func (s *Session) writeLoop(c *websocket.Conn) {
 			idle.Reset(writerLinger)
 			select {
 			case <-s.wsNotify:
-			case <-idle.C:
+			case <-idle.Chan():
 				s.mu.Lock()
 				if len(s.queue) == 0 && !s.closed {
 					// Idle: end, keeping the connection; the reader
