@@ -267,8 +267,12 @@ func readErrorReason(err error) string {
 func (s *Session) writeLoop(c *websocket.Conn) {
 	var batch []outPacket
 	var written int64 // bytes of the batch just written, still in the backlog
-	idle := s.cfg.clock.NewTimer(writerLinger)
-	defer idle.Stop()
+	var idle chanTimer // armed only while the writer waits: from its first wait on
+	defer func() {
+		if idle != nil {
+			idle.Stop()
+		}
+	}()
 	for {
 		s.mu.Lock()
 		if written > 0 {
@@ -276,7 +280,11 @@ func (s *Session) writeLoop(c *websocket.Conn) {
 		}
 		for len(s.queue) == 0 && !s.closed {
 			s.mu.Unlock()
-			idle.Reset(writerLinger)
+			if idle == nil {
+				idle = s.cfg.clock.NewTimer(writerLinger)
+			} else {
+				idle.Reset(writerLinger)
+			}
 			select {
 			case <-s.wsNotify:
 			case <-idle.Chan():
