@@ -231,3 +231,24 @@ func TestFakeClock(t *testing.T) {
 	default:
 	}
 }
+
+// awaitingPong reports whether the session has sent a ping and waits for
+// its pong.
+func awaitingPong(s *Session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.awaitingPong
+}
+
+// closedNow returns the reason of an OnClose that has already run: after
+// a fake clock's advance, one that a timer caused has.
+func closedNow(t *testing.T, r *recorder) string {
+	t.Helper()
+	select {
+	case reason := <-r.closeReason:
+		return reason
+	default:
+		t.Fatal("OnClose has not run")
+		return ""
+	}
+}
