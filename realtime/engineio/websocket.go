@@ -266,7 +266,7 @@ func readErrorReason(err error) string {
 // requires, then closes the socket (which ends readLoop).
 func (s *Session) writeLoop(c *websocket.Conn) {
 	var batch []outPacket
-	var written int64 // bytes of the batch just written, still in the backlog
+	var written int64  // bytes of the batch just written, still in the backlog
 	var idle chanTimer // armed only while the writer waits: from its first wait on
 	defer func() {
 		if idle != nil {
