@@ -101,7 +101,26 @@ type Options struct {
 	// reader goroutine, or on the goroutine that called Join, and must not
 	// block.
 	OnLimited func(s *Socket, limit string)
+
+	// clock starts the acknowledgement timeouts' timers
+	// (EmitWithAckFunc); nil is the time package. Only this package's
+	// tests set it, to a clock that moves when they say.
+	clock clock
 }
+
+// clock is where the socket layer's timers that tests wait on come from.
+type clock interface {
+	// AfterFunc runs f on its own goroutine once d has passed.
+	AfterFunc(d time.Duration, f func()) stopTimer
+}
+
+// stopTimer is the part of *time.Timer a timeout uses.
+type stopTimer interface{ Stop() bool }
+
+// realClock is the time package.
+type realClock struct{}
+
+func (realClock) AfterFunc(d time.Duration, f func()) stopTimer { return time.AfterFunc(d, f) }
 
 // Names of the limits passed to Options.OnLimited.
 const (
@@ -120,6 +139,9 @@ const (
 func (o Options) withDefaults() Options {
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.clock == nil {
+		o.clock = realClock{}
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()

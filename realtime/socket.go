@@ -316,7 +316,7 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]
 func (s *Socket) EmitWithAckFunc(timeout time.Duration, event string, args []any, fn func(args []any, err error)) error {
 	var (
 		mu    sync.Mutex
-		timer *time.Timer
+		timer stopTimer
 		done  bool
 	)
 	call := func(a []any, err error) {
@@ -339,7 +339,7 @@ func (s *Socket) EmitWithAckFunc(timeout time.Duration, event string, args []any
 	if timeout > 0 {
 		mu.Lock()
 		if !done {
-			timer = time.AfterFunc(timeout, func() {
+			timer = s.conn.opts.clock.AfterFunc(timeout, func() {
 				if s.removeAck(id) {
 					call(nil, ErrAckTimeout)
 				}

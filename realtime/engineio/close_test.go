@@ -109,6 +109,8 @@ func TestServerCloseStuckClient(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Close's shutdown bounds are real timers (not the session's clock):
+	// this waits out shutdownGrace on purpose.
 	start := time.Now()
 	srv.Close()
 	if d := time.Since(start); d > shutdownGrace+forceCloseGrace+time.Second {
@@ -118,15 +120,18 @@ func TestServerCloseStuckClient(t *testing.T) {
 }
 
 func TestNoGoroutinesAfterSessionsEnd(t *testing.T) {
-	ts := newTServer(t, Options{PingInterval: 30 * time.Millisecond, PingTimeout: 30 * time.Millisecond})
+	const interval, timeout = 25 * time.Second, 20 * time.Second
+	fc := newFakeClock()
+	ts := newTServer(t, Options{PingInterval: interval, PingTimeout: timeout, clock: fc})
 	ws := ts.mustDial("EIO=4&transport=websocket")
 	read(t, ws)
 	r1 := ts.session()
 	ts.handshake()
 	r2 := ts.session()
 	// Nobody answers pings: both sessions time out.
-	r1.waitClose(t)
-	r2.waitClose(t)
+	fc.advance(interval + timeout)
+	closedNow(t, r1)
+	closedNow(t, r2)
 	<-r1.s.Done()
 	<-r2.s.Done()
 	waitNoEngineGoroutines(t)
@@ -158,10 +163,10 @@ func TestServerCloseWaitsForOnCloseOffRequests(t *testing.T) {
 		name     string
 		opts     Options
 		reason   string
-		overflow func(t *testing.T, s *Session)
+		overflow func(t *testing.T, s *Session, fc *fakeClock)
 	}{
 		{"hard limit", Options{MaxPayload: 1000, MaxBufferedBytes: 1000, MaxBufferedBytesHard: 2000}, ReasonQueueFull,
-			func(t *testing.T, s *Session) {
+			func(t *testing.T, s *Session, _ *fakeClock) {
 				for i := 0; ; i++ {
 					err := s.Send(TextMessageString(payload))
 					if err == ErrQueueFull {
@@ -172,16 +177,18 @@ func TestServerCloseWaitsForOnCloseOffRequests(t *testing.T) {
 					}
 				}
 			}},
-		{"soft limit", Options{MaxPayload: 1000, MaxBufferedBytes: 1000, MaxBufferedBytesHard: 1 << 20, SlowClientGrace: 20 * time.Millisecond}, ReasonQueueFull,
-			func(t *testing.T, s *Session) {
+		{"soft limit", Options{MaxPayload: 1000, MaxBufferedBytes: 1000, MaxBufferedBytesHard: 1 << 20, SlowClientGrace: time.Second}, ReasonQueueFull,
+			func(t *testing.T, s *Session, fc *fakeClock) {
 				for i := 0; i < 2; i++ {
 					if err := s.Send(TextMessageString(payload)); err != nil {
 						t.Fatalf("Send %d: %v", i, err)
 					}
 				}
+				// The grace timer's OnClose blocks: advance on a goroutine.
+				go fc.advance(time.Second)
 			}},
-		{"ping timeout", Options{PingInterval: 20 * time.Millisecond, PingTimeout: 20 * time.Millisecond}, ReasonPingTimeout,
-			func(*testing.T, *Session) {}},
+		{"ping timeout", Options{PingInterval: time.Second, PingTimeout: time.Second}, ReasonPingTimeout,
+			func(_ *testing.T, _ *Session, fc *fakeClock) { go fc.advance(2 * time.Second) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &blockingHandler{started: make(chan string, 1), release: make(chan struct{})}
@@ -189,11 +196,13 @@ func TestServerCloseWaitsForOnCloseOffRequests(t *testing.T) {
 			defer release.Do(func() { close(h.release) }) // on failure, before the cleanup's Close
 			sessions := make(chan *Session, 1)
 			tc.opts.OnSession = func(s *Session) { s.SetHandler(h); sessions <- s }
+			fc := newFakeClock()
+			tc.opts.clock = fc
 			ts := newTServer(t, tc.opts)
 			ts.handshake()
 			s := <-sessions
 
-			tc.overflow(t, s)
+			tc.overflow(t, s, fc)
 			select {
 			case reason := <-h.started:
 				if reason != tc.reason {
@@ -208,10 +217,22 @@ func TestServerCloseWaitsForOnCloseOffRequests(t *testing.T) {
 				ts.srv.Close()
 				close(closed)
 			}()
+			// Close either returns (wrongly: OnClose still runs) or waits
+			// for the engine's goroutines to end (idle set).
+			waitFor(t, "Close to return or wait", func() bool {
+				select {
+				case <-closed:
+					return true
+				default:
+				}
+				ts.srv.mu.Lock()
+				defer ts.srv.mu.Unlock()
+				return ts.srv.idle != nil
+			})
 			select {
 			case <-closed:
 				t.Fatal("Close returned while OnClose was still running")
-			case <-time.After(200 * time.Millisecond):
+			default:
 			}
 			release.Do(func() { close(h.release) })
 			select {

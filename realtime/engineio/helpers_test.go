@@ -327,6 +327,9 @@ func waitNoEngineGoroutines(t *testing.T) {
 	}
 }
 
+// waitFor polls cond: for engine states that no channel signals (a GET
+// parked, a writer goroutine ended). Timers are not waited for this way:
+// tests that need one run it out on a fakeClock.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(testTimeout)

@@ -119,6 +119,10 @@ type Options struct {
 	// delivered; it must call s.SetHandler. Sessions without a handler
 	// drop their messages.
 	OnSession func(s *Session)
+
+	// clock drives the engine's timers; nil is the time package. Only
+	// this package's tests set it (see clock.go).
+	clock clock
 }
 
 // config is Options with defaults applied and lookups precomputed; one
@@ -170,6 +174,9 @@ func newConfig(o Options) *config {
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
+	}
+	if c.clock == nil {
+		c.clock = realClock{}
 	}
 	c.Logger = c.Logger.Named("engineio")
 	if len(c.Transports) == 0 {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"time"
 
 	"go.uber.org/zap"
 )
@@ -174,7 +173,7 @@ func (s *Session) lastPollLocked() []byte {
 	if len(s.queue) > 0 && s.kind == kindGraceful {
 		if !s.lingering {
 			s.lingering = true
-			s.lingerTimer = time.AfterFunc(pollingCloseLinger, s.endLinger)
+			s.lingerTimer = s.cfg.clock.AfterFunc(pollingCloseLinger, s.endLinger)
 		}
 		return appendPayload(make([]byte, 0, size), pkts)
 	}

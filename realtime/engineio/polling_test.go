@@ -231,31 +231,100 @@ func TestPollingServerClose(t *testing.T) {
 	})
 }
 
+// The polling heartbeat on a fake clock: a ping queued exactly every
+// PingInterval while pongs come, the session closed exactly PingTimeout
+// after the ping that gets none.
 func TestPollingHeartbeat(t *testing.T) {
-	ts := newTServer(t, Options{PingInterval: 50 * time.Millisecond, PingTimeout: 150 * time.Millisecond})
+	const interval, timeout = 25 * time.Second, 20 * time.Second
+	fc := newFakeClock()
+	ts := newTServer(t, Options{PingInterval: interval, PingTimeout: timeout, clock: fc})
 	sid := ts.handshake()
 	r := ts.session()
 	for i := 0; i < 3; i++ {
+		fc.advance(interval - time.Nanosecond)
+		if awaitingPong(r.s) {
+			t.Fatalf("round %d: pinged before the interval", i)
+		}
+		fc.advance(time.Nanosecond)
 		if code, body := ts.get(sid); code != 200 || body != "2" {
 			t.Fatalf("round %d: GET %d %q", i, code, body)
 		}
-		if code, _ := ts.post(sid, "3"); code != 200 {
+		if code, _ := ts.post(sid, "3"); code != 200 { // handled before the response
 			t.Fatalf("round %d: POST pong %d", i, code)
 		}
 	}
-	// No pong: closed after the timeout.
+	// No pong: closed at the timeout.
+	fc.advance(interval)
 	if code, body := ts.get(sid); code != 200 || body != "2" {
 		t.Fatalf("GET %d %q", code, body)
 	}
-	start := time.Now()
-	if reason := r.waitClose(t); reason != ReasonPingTimeout {
-		t.Errorf("OnClose(%q)", reason)
+	fc.advance(timeout - time.Nanosecond)
+	if n := r.closes.Load(); n != 0 {
+		t.Fatal("closed before the pong deadline")
 	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("ping timeout took %v", d)
+	fc.advance(time.Nanosecond)
+	if reason := closedNow(t, r); reason != ReasonPingTimeout {
+		t.Errorf("OnClose(%q)", reason)
 	}
 	if code, _ := ts.get(sid); code != 400 {
 		t.Errorf("GET after ping timeout: %d", code)
+	}
+}
+
+// A polling session closed by its client lingers clientCloseLinger for a
+// GET that raced the close packet, then is gone.
+func TestPollingClientCloseLinger(t *testing.T) {
+	fc := newFakeClock()
+	ts := newTServer(t, Options{clock: fc})
+	sid := ts.handshake()
+	r := ts.session()
+	ts.post(sid, "1")
+	if reason := closedNow(t, r); reason != ReasonTransportClose { // OnClose ran in the POST
+		t.Errorf("OnClose(%q)", reason)
+	}
+	fc.advance(clientCloseLinger - time.Nanosecond)
+	if r.s.gone() {
+		t.Fatal("gone before the linger ended")
+	}
+	fc.advance(time.Nanosecond)
+	select {
+	case <-r.s.Done():
+	default:
+		t.Fatal("session not finalized when its linger ended")
+	}
+	if code, _ := ts.get(sid); code != 400 {
+		t.Errorf("GET after the linger: %d", code)
+	}
+}
+
+// A gracefully closed polling session without a pending GET keeps its
+// last packets pollingCloseLinger for the GET that collects them.
+func TestPollingCloseLinger(t *testing.T) {
+	fc := newFakeClock()
+	ts := newTServer(t, Options{clock: fc})
+	for _, collected := range []bool{true, false} {
+		sid := ts.handshake()
+		r := ts.session()
+		if err := r.s.Send(TextMessageString("bye")); err != nil {
+			t.Fatal(err)
+		}
+		r.s.Close(ReasonForcedClose)
+		fc.advance(pollingCloseLinger - time.Nanosecond)
+		if collected {
+			if code, body := ts.get(sid); code != 200 || body != "4bye\x1e1" {
+				t.Errorf("GET at the end of the linger: %d %q", code, body)
+			}
+		} else {
+			fc.advance(time.Nanosecond)
+			if code, _ := ts.get(sid); code != 400 {
+				t.Errorf("GET after the linger: %d", code)
+			}
+		}
+		select {
+		case <-r.s.Done():
+		case <-time.After(testTimeout):
+			t.Fatal("session not finalized")
+		}
 	}
 }
 
@@ -303,7 +372,11 @@ func TestCloseFromOnMessage(t *testing.T) {
 	r.onMessage = func(r *recorder, data []byte, _ bool) {
 		if string(data) == "close" {
 			r.s.Close(ReasonForcedClose)
-			time.Sleep(20 * time.Millisecond) // OnClose must wait for this return
+			// Close returned on the delivering goroutine: had it run
+			// OnClose (the only goroutine that could), it would have by now.
+			if r.closes.Load() != 0 {
+				t.Error("OnClose ran inside Close, during OnMessage")
+			}
 		}
 	}
 	ts.post(sid, "4close\x1e4after")

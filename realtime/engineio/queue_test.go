@@ -241,6 +241,8 @@ func TestWebSocketBurst(t *testing.T) {
 		if d := heapInuse() - base; d > peak {
 			peak = d
 		}
+		// Pacing, not synchronisation: the bursts come at a real rate, for
+		// the reading client to keep up with in real time.
 		time.Sleep(time.Until(start.Add(time.Duration(b+1) * every)))
 	}
 	elapsed := time.Since(start)
@@ -280,11 +282,13 @@ func TestWebSocketBurst(t *testing.T) {
 
 // TestSlowClientGrace: a backlog over the soft bound closes the session
 // only if it stays there for SlowClientGrace; each time it falls back
-// under the bound the grace starts again.
+// under the bound the grace starts again. The grace runs on a fake clock.
 func TestSlowClientGrace(t *testing.T) {
-	const grace = 600 * time.Millisecond
+	const grace = 5 * time.Second
 	const soft = 5000
-	opts := Options{MaxPayload: 2000, MaxBufferedBytes: soft, MaxBufferedBytesHard: 1 << 20, SlowClientGrace: grace}
+	opts := func(fc *fakeClock) Options {
+		return Options{MaxPayload: 2000, MaxBufferedBytes: soft, MaxBufferedBytesHard: 1 << 20, SlowClientGrace: grace, clock: fc}
+	}
 	msg := TextMessage(bytes.Repeat([]byte("x"), 1000)) // one per poll at MaxPayload 2000
 	msgs := make([]*Message, 10)
 	for i := range msgs {
@@ -292,31 +296,32 @@ func TestSlowClientGrace(t *testing.T) {
 	}
 
 	t.Run("draining client survives", func(t *testing.T) {
-		ts := newTServer(t, opts)
+		fc := newFakeClock()
+		ts := newTServer(t, opts(fc))
 		sid := ts.handshake()
 		r := ts.session()
-		var over time.Duration
-		for cycle := 0; over < 2*grace && cycle < 50; cycle++ {
-			start := time.Now()
+		// Three times 3/4 of the grace over the bound: more than twice
+		// the grace in all, never the grace at once.
+		for cycle := 0; cycle < 3; cycle++ {
 			if err := r.s.Send(msgs...); err != nil {
 				t.Fatalf("cycle %d: %v", cycle, err)
 			}
 			if n := r.s.BufferedBytes(); n <= soft {
 				t.Fatalf("backlog %d not over the soft bound", n)
 			}
-			time.Sleep(grace / 4) // over the bound for a while
+			fc.advance(grace * 3 / 4)
 			for r.s.BufferedBytes() > soft {
 				if code, body := ts.get(sid); code != 200 || len(body) != 1001 {
 					t.Fatalf("cycle %d: poll %d %.20q", cycle, code, body)
 				}
 			}
-			over += time.Since(start)
+			fc.advance(grace) // under the bound: no grace runs
 			for r.s.BufferedBytes() > 0 {
 				ts.get(sid)
 			}
 		}
 		if n := r.closes.Load(); n != 0 {
-			t.Fatalf("draining session closed after %v over the soft bound in all", over)
+			t.Fatal("draining session closed")
 		}
 		if err := r.s.Send(msg); err != nil {
 			t.Errorf("Send after the bursts: %v", err)
@@ -324,18 +329,20 @@ func TestSlowClientGrace(t *testing.T) {
 	})
 
 	t.Run("stuck client is closed after the grace", func(t *testing.T) {
-		ts := newTServer(t, opts)
+		fc := newFakeClock()
+		ts := newTServer(t, opts(fc))
 		sid := ts.handshake()
 		r := ts.session()
-		start := time.Now()
 		if err := r.s.Send(msgs...); err != nil {
 			t.Fatal(err)
 		}
-		if reason := r.waitClose(t); reason != ReasonQueueFull {
-			t.Errorf("OnClose(%q)", reason)
+		fc.advance(grace - time.Nanosecond)
+		if n := r.closes.Load(); n != 0 {
+			t.Fatal("closed before the grace")
 		}
-		if d := time.Since(start); d < grace {
-			t.Errorf("closed after %v, before the grace %v", d, grace)
+		fc.advance(time.Nanosecond)
+		if reason := closedNow(t, r); reason != ReasonQueueFull {
+			t.Errorf("OnClose(%q)", reason)
 		}
 		if code, _ := ts.get(sid); code != 400 {
 			t.Errorf("GET after the close: %d", code)
@@ -345,9 +352,12 @@ func TestSlowClientGrace(t *testing.T) {
 		waitNoEngineGoroutines(t)
 	})
 
+	// The websocket writer, once a burst is written, takes the backlog
+	// back under the bound: the grace restarts with each burst. Were it
+	// not stopped, the first burst's grace would end in the second cycle.
 	t.Run("reading websocket survives", func(t *testing.T) {
-		const grace = 300 * time.Millisecond
-		ts := newTServer(t, Options{MaxPayload: 1000, MaxBufferedBytes: 64 << 10, MaxBufferedBytesHard: 8 << 20, SlowClientGrace: grace})
+		fc := newFakeClock()
+		ts := newTServer(t, Options{MaxPayload: 1000, MaxBufferedBytes: 64 << 10, MaxBufferedBytesHard: 8 << 20, SlowClientGrace: grace, clock: fc})
 		c := ts.mustDial("EIO=4&transport=websocket")
 		read(t, c)
 		r := ts.session()
@@ -355,7 +365,7 @@ func TestSlowClientGrace(t *testing.T) {
 		for i := range big {
 			big[i] = TextMessage(bytes.Repeat([]byte("y"), 1000))
 		}
-		const bursts = 12 // 100ms apart: four times the grace in all
+		const bursts = 6 // 3/4 of the grace apart: 4.5 graces in all
 		got := make(chan error, 1)
 		go func() {
 			_ = c.SetReadDeadline(time.Now().Add(testTimeout))
@@ -371,7 +381,8 @@ func TestSlowClientGrace(t *testing.T) {
 			if err := r.s.Send(big...); err != nil {
 				t.Fatalf("burst %d: %v", b, err)
 			}
-			time.Sleep(100 * time.Millisecond)
+			fc.advance(grace * 3 / 4)
+			waitFor(t, "burst written", func() bool { return r.s.BufferedBytes() == 0 })
 		}
 		if err := <-got; err != nil {
 			t.Fatalf("reading client: %v", err)

@@ -173,7 +173,7 @@ type Session struct {
 	queuedBytes  int64
 	writingBytes int64
 	slowSince    time.Time
-	slowTimer    *time.Timer
+	slowTimer    timer
 
 	wsNotify   chan struct{} // wakes the websocket writer (1-buffered)
 	pollNotify chan struct{} // wakes a pending polling GET (1-buffered)
@@ -186,7 +186,7 @@ type Session struct {
 
 	getActive, postActive bool
 
-	hbTimer      *time.Timer
+	hbTimer      timer
 	hbDeadline   time.Time
 	awaitingPong bool
 	extended     bool // a non-pong packet already extended this pong deadline
@@ -197,7 +197,7 @@ type Session struct {
 	delivering  bool
 	onClose     int
 	lingering   bool
-	lingerTimer *time.Timer
+	lingerTimer timer
 	finalized   bool
 }
 
@@ -377,9 +377,9 @@ func (s *Session) checkBacklogLocked() {
 	over := s.backlogLocked() > s.cfg.MaxBufferedBytes
 	switch {
 	case over && s.slowSince.IsZero() && !s.closed:
-		s.slowSince = time.Now()
+		s.slowSince = s.cfg.clock.Now()
 		if s.slowTimer == nil {
-			s.slowTimer = time.AfterFunc(s.cfg.SlowClientGrace, s.onSlowTimer)
+			s.slowTimer = s.cfg.clock.AfterFunc(s.cfg.SlowClientGrace, s.onSlowTimer)
 		} else {
 			s.slowTimer.Reset(s.cfg.SlowClientGrace)
 		}
@@ -398,7 +398,7 @@ func (s *Session) onSlowTimer() {
 		s.mu.Unlock()
 		return
 	}
-	if d := s.cfg.SlowClientGrace - time.Since(s.slowSince); d > 0 {
+	if d := s.cfg.SlowClientGrace - s.cfg.clock.Now().Sub(s.slowSince); d > 0 {
 		s.slowTimer.Reset(d)
 		s.mu.Unlock()
 		return
@@ -407,7 +407,7 @@ func (s *Session) onSlowTimer() {
 	s.mu.Unlock()
 	s.log.Warn("closing slow client: send queue over its soft limit for too long",
 		zap.String("reason", ReasonQueueFull), zap.Int64("queued_bytes", backlog),
-		zap.Int64("limit_bytes", s.cfg.MaxBufferedBytes), zap.Duration("over_for", time.Since(since)))
+		zap.Int64("limit_bytes", s.cfg.MaxBufferedBytes), zap.Duration("over_for", s.cfg.clock.Now().Sub(since)))
 	s.closeWith(ReasonQueueFull, kindOverflow, onCloseTimer)
 }
 
@@ -518,14 +518,14 @@ func (s *Session) startHeartbeat() {
 	if s.closed {
 		return
 	}
-	s.hbDeadline = time.Now().Add(s.cfg.PingInterval)
-	s.hbTimer = time.AfterFunc(s.cfg.PingInterval, s.onHeartbeatTimer)
+	s.hbDeadline = s.cfg.clock.Now().Add(s.cfg.PingInterval)
+	s.hbTimer = s.cfg.clock.AfterFunc(s.cfg.PingInterval, s.onHeartbeatTimer)
 }
 
 // armLocked moves the heartbeat deadline. A timer that fires early (it
 // was already running when reset) sees the later deadline and re-arms.
 func (s *Session) armLocked(d time.Duration) {
-	s.hbDeadline = time.Now().Add(d)
+	s.hbDeadline = s.cfg.clock.Now().Add(d)
 	if s.hbTimer != nil {
 		s.hbTimer.Reset(d)
 	}
@@ -537,7 +537,7 @@ func (s *Session) onHeartbeatTimer() {
 		s.mu.Unlock()
 		return
 	}
-	if d := time.Until(s.hbDeadline); d > 0 {
+	if d := s.hbDeadline.Sub(s.cfg.clock.Now()); d > 0 {
 		s.hbTimer.Reset(d)
 		s.mu.Unlock()
 		return
@@ -691,10 +691,10 @@ func (s *Session) closeWith(reason string, kind closeKind, mode onCloseMode) {
 		switch kind {
 		case kindGraceful:
 			s.lingering = true
-			s.lingerTimer = time.AfterFunc(pollingCloseLinger, s.endLinger)
+			s.lingerTimer = s.cfg.clock.AfterFunc(pollingCloseLinger, s.endLinger)
 		case kindClient:
 			s.lingering = true
-			s.lingerTimer = time.AfterFunc(clientCloseLinger, s.endLinger)
+			s.lingerTimer = s.cfg.clock.AfterFunc(clientCloseLinger, s.endLinger)
 		}
 	}
 	probe := s.probe

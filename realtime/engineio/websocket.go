@@ -119,7 +119,7 @@ func (srv *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Sessi
 		return
 	}
 
-	timer := time.AfterFunc(s.cfg.UpgradeTimeout, func() {
+	timer := s.cfg.clock.AfterFunc(s.cfg.UpgradeTimeout, func() {
 		s.mu.Lock()
 		stale := s.probe == c
 		s.mu.Unlock()
@@ -266,9 +266,13 @@ func readErrorReason(err error) string {
 // requires, then closes the socket (which ends readLoop).
 func (s *Session) writeLoop(c *websocket.Conn) {
 	var batch []outPacket
-	var written int64 // bytes of the batch just written, still in the backlog
-	idle := time.NewTimer(writerLinger)
-	defer idle.Stop()
+	var written int64  // bytes of the batch just written, still in the backlog
+	var idle chanTimer // armed only while the writer waits: from its first wait on
+	defer func() {
+		if idle != nil {
+			idle.Stop()
+		}
+	}()
 	for {
 		s.mu.Lock()
 		if written > 0 {
@@ -276,10 +280,14 @@ func (s *Session) writeLoop(c *websocket.Conn) {
 		}
 		for len(s.queue) == 0 && !s.closed {
 			s.mu.Unlock()
-			idle.Reset(writerLinger)
+			if idle == nil {
+				idle = s.cfg.clock.NewTimer(writerLinger)
+			} else {
+				idle.Reset(writerLinger)
+			}
 			select {
 			case <-s.wsNotify:
-			case <-idle.C:
+			case <-idle.Chan():
 				s.mu.Lock()
 				if len(s.queue) == 0 && !s.closed {
 					// Idle: end, keeping the connection; the reader

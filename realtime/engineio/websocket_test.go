@@ -94,44 +94,115 @@ func TestWebSocketParseError(t *testing.T) {
 	}
 }
 
+// The heartbeat on a fake clock: pings exactly every PingInterval while
+// the client answers, and a close exactly PingTimeout after the ping it
+// does not answer.
 func TestWebSocketHeartbeat(t *testing.T) {
-	ts := newTServer(t, Options{PingInterval: 50 * time.Millisecond, PingTimeout: 100 * time.Millisecond})
+	const interval, timeout = 25 * time.Second, 20 * time.Second
+	fc := newFakeClock()
+	ts := newTServer(t, Options{PingInterval: interval, PingTimeout: timeout, clock: fc})
 	c := ts.mustDial("EIO=4&transport=websocket")
 	read(t, c)
 	r := ts.session()
 	for i := 0; i < 3; i++ {
+		fc.advance(interval - time.Nanosecond)
+		if awaitingPong(r.s) {
+			t.Fatalf("round %d: pinged before the interval", i)
+		}
+		fc.advance(time.Nanosecond)
 		expectText(t, c, "2")
+		mark := fc.mark()
 		send(t, c, "3")
+		fc.waitArmed(t, interval, mark) // the pong restarted the interval
 	}
+	fc.advance(interval)
 	expectText(t, c, "2")
-	start := time.Now()
-	expectClosed(t, c)
-	if reason := r.waitClose(t); reason != ReasonPingTimeout {
+	fc.advance(timeout - time.Nanosecond)
+	if n := r.closes.Load(); n != 0 {
+		t.Fatal("closed before the pong deadline")
+	}
+	fc.advance(time.Nanosecond)
+	if reason := closedNow(t, r); reason != ReasonPingTimeout {
 		t.Errorf("OnClose(%q)", reason)
 	}
-	if d := time.Since(start); d > time.Second {
-		t.Errorf("ping timeout took %v", d)
-	}
+	expectClosed(t, c)
 }
 
-// Another packet while a pong is due extends the deadline once (Node).
+// Another packet while a pong is due extends the deadline once (Node):
+// to PingTimeout after that packet; a second packet does not extend it
+// again. On the fake clock, the session must close exactly at the deadline
+// the first packet set.
 func TestWebSocketHeartbeatExtendedOnce(t *testing.T) {
-	ts := newTServer(t, Options{PingInterval: 50 * time.Millisecond, PingTimeout: 400 * time.Millisecond})
+	const interval, timeout = 25 * time.Second, 20 * time.Second
+	fc := newFakeClock()
+	ts := newTServer(t, Options{PingInterval: interval, PingTimeout: timeout, clock: fc})
 	c := ts.mustDial("EIO=4&transport=websocket")
 	read(t, c)
 	r := ts.session()
+	fc.advance(interval)
 	expectText(t, c, "2")
-	pinged := time.Now()
-	time.Sleep(200 * time.Millisecond)
+	fc.advance(timeout / 2)
 	send(t, c, "4x")
-	expectText(t, c, "4x")
-	time.Sleep(100 * time.Millisecond)
-	send(t, c, "4y") // does not extend again
-	if reason := r.waitClose(t); reason != ReasonPingTimeout {
-		t.Errorf("OnClose(%q)", reason)
+	expectText(t, c, "4x") // echoed: the reader extended the deadline before delivering it
+	fc.advance(timeout / 2)
+	if n := r.closes.Load(); n != 0 {
+		t.Fatal("closed at the ping's own deadline: the message did not extend it")
 	}
-	if d := time.Since(pinged); d < 500*time.Millisecond {
-		t.Errorf("closed %v after the ping: deadline was not extended", d)
+	send(t, c, "4y")
+	r.waitMessages(t, 2) // delivered: past the point where it would have extended
+	fc.advance(timeout/2 - time.Nanosecond)
+	if n := r.closes.Load(); n != 0 {
+		t.Fatal("closed before the extended deadline")
+	}
+	fc.advance(time.Nanosecond) // PingTimeout after "4x"
+	select {
+	case reason := <-r.closeReason:
+		if reason != ReasonPingTimeout {
+			t.Errorf("OnClose(%q)", reason)
+		}
+	default:
+		t.Fatal("open at the deadline \"4x\" set: the second message extended it again")
+	}
+	expectClosed(t, c)
+}
+
+// The websocket writer goroutine ends after writerLinger without anything
+// to write, keeping the connection; the next packet starts a new one.
+func TestWebSocketWriterLinger(t *testing.T) {
+	fc := newFakeClock()
+	ts := newTServer(t, Options{clock: fc})
+	c := ts.mustDial("EIO=4&transport=websocket")
+	read(t, c)
+	r := ts.session()
+	writing := func() bool {
+		r.s.mu.Lock()
+		defer r.s.mu.Unlock()
+		return r.s.writing
+	}
+	for i := 0; i < 2; i++ {
+		mark := fc.mark()
+		if err := r.s.Send(TextMessageString("m")); err != nil {
+			t.Fatal(err)
+		}
+		expectText(t, c, "4m")
+		fc.waitArmed(t, writerLinger, mark) // the writer waits for more
+		fc.advance(writerLinger - time.Nanosecond)
+		if !writing() {
+			t.Fatalf("round %d: writer ended before its linger", i)
+		}
+		fc.advance(time.Nanosecond)
+		waitFor(t, "writer to end", func() bool { return !writing() })
+		r.s.mu.Lock()
+		live := r.s.wsLive
+		r.s.mu.Unlock()
+		if live != 1 {
+			t.Fatalf("round %d: wsLive %d after the writer ended, want the reader's 1", i, live)
+		}
+	}
+	send(t, c, "4still")
+	expectText(t, c, "4still")
+	if n := r.closes.Load(); n != 0 {
+		t.Error("session closed")
 	}
 }
 
@@ -246,15 +317,23 @@ func TestUpgradeSecondWebSocketRefused(t *testing.T) {
 }
 
 func TestUpgradeTimeout(t *testing.T) {
-	ts := newTServer(t, Options{UpgradeTimeout: 100 * time.Millisecond})
+	const upgradeTimeout = 10 * time.Second
+	fc := newFakeClock()
+	ts := newTServer(t, Options{UpgradeTimeout: upgradeTimeout, clock: fc})
 	sid := ts.handshake()
 	r := ts.session()
+	mark := fc.mark()
 	c := ts.mustDial("EIO=4&transport=websocket&sid=" + sid)
-	start := time.Now()
-	expectClosed(t, c)
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("upgrade dropped after %v", d)
+	fc.waitArmed(t, upgradeTimeout, mark)
+	fc.advance(upgradeTimeout - time.Nanosecond)
+	r.s.mu.Lock()
+	probing := r.s.probe != nil
+	r.s.mu.Unlock()
+	if !probing {
+		t.Fatal("upgrade dropped before its timeout")
 	}
+	fc.advance(time.Nanosecond)
+	expectClosed(t, c)
 	// Still on polling, still working.
 	if code, _ := ts.post(sid, "4ping"); code != 200 {
 		t.Fatalf("POST %d", code)
