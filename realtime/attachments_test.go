@@ -37,23 +37,23 @@ func TestAttachmentTimeout(t *testing.T) {
 	})
 	// Complete packets, then more than the timeout of silence: still open.
 	c := dialRaw(t, ts, "")
-	c.send("40")
-	c.expectPrefix("40{")
+	c.Send("40")
+	c.ExpectPrefix("40{")
 	for range 3 {
-		c.send(`452-1["x"` + placeholders(2) + `]`)
-		c.sendBinary([]byte{1})
-		c.sendBinary([]byte{2})
-		c.expect(`431["ok"]`)
+		c.Send(`452-1["x"` + placeholders(2) + `]`)
+		c.SendBinary([]byte{1})
+		c.SendBinary([]byte{2})
+		c.Expect(`431["ok"]`)
 	}
-	c.quiet(2 * timeout) // pings are answered by the client, nothing else comes
-	c.send(`421["x"]`)
-	c.expect(`431["ok"]`)
+	c.Quiet(2 * timeout) // pings are answered by the client, nothing else comes
+	c.Send(`421["x"]`)
+	c.Expect(`431["ok"]`)
 
 	// Ten announced, one sent.
-	c.send(`4510-["x"` + placeholders(10) + `]`)
+	c.Send(`4510-["x"` + placeholders(10) + `]`)
 	start := time.Now()
-	c.sendBinary([]byte{1, 2, 3})
-	c.expectClosed(clientWait)
+	c.SendBinary([]byte{1, 2, 3})
+	c.ExpectClosed(clientWait)
 	if d := time.Since(start); d < timeout-50*time.Millisecond || d > timeout+2*time.Second {
 		t.Fatalf("closed after %v, want about %v", d, timeout)
 	}
@@ -79,19 +79,19 @@ func TestAttachmentBytesBound(t *testing.T) {
 		})
 	})
 	c := dialRaw(t, ts, "")
-	c.send("40")
-	c.expectPrefix("40{")
+	c.Send("40")
+	c.ExpectPrefix("40{")
 	// Just at the bound: accepted.
-	c.send(`452-1["x"` + placeholders(2) + `]`)
-	c.sendBinary(bytes.Repeat([]byte{7}, maxPayload/2))
-	c.sendBinary(bytes.Repeat([]byte{8}, maxPayload/2))
-	c.expect(`431["ok"]`)
+	c.Send(`452-1["x"` + placeholders(2) + `]`)
+	c.SendBinary(bytes.Repeat([]byte{7}, maxPayload/2))
+	c.SendBinary(bytes.Repeat([]byte{8}, maxPayload/2))
+	c.Expect(`431["ok"]`)
 	// Over it by the second of three attachments.
-	c.send(`453-["x"` + placeholders(3) + `]`)
+	c.Send(`453-["x"` + placeholders(3) + `]`)
 	start := time.Now()
-	c.sendBinary(bytes.Repeat([]byte{1}, 60_000))
-	c.sendBinary(bytes.Repeat([]byte{2}, 60_000))
-	c.expectClosed(clientWait)
+	c.SendBinary(bytes.Repeat([]byte{1}, 60_000))
+	c.SendBinary(bytes.Repeat([]byte{2}, 60_000))
+	c.ExpectClosed(clientWait)
 	if d := time.Since(start); d > time.Second {
 		t.Fatalf("closed after %v, want at once", d)
 	}

@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"reflect"
-	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +15,8 @@ import (
 
 	"github.com/caddy-socketio/caddy-socketio/internal/nodeclient"
 	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 // These tests drive the official socket.io-client from npm (4.8.x and 3.1.3)
@@ -56,7 +56,7 @@ func startClientEnv(t *testing.T, d *nodeclient.Driver, version string, extra fu
 // startClientEnvWith is startClientEnv with options changed by opts first.
 func startClientEnvWith(t *testing.T, d *nodeclient.Driver, version string, opts func(*Options), extra func(*Server)) *clientEnv {
 	t.Helper()
-	baseline := realtimeGoroutines()
+	leaks := testkit.TrackGoroutines(realtimeCode)
 	o := Options{
 		Engine: engineio.Options{
 			PingInterval: time.Second,
@@ -81,7 +81,7 @@ func startClientEnvWith(t *testing.T, d *nodeclient.Driver, version string, opts
 		d.CloseAll()
 		srv.Close()
 		ts.Close()
-		checkNoServerGoroutines(t, baseline)
+		leaks.Check(t, 5*time.Second)
 	})
 	return e
 }
@@ -867,7 +867,7 @@ func testClientServerDisconnect(t *testing.T, d *nodeclient.Driver, v string) {
 	roundTrip(t, c, "back")
 
 	// The Engine.IO connection closes under the socket (Node's
-	// socket.conn.close(), a server-side network drop): the manager
+	// socket.conn.Close(), a server-side network drop): the manager
 	// reconnects by itself.
 	e.serverSocket("/", sid2).conn.sess.Close("forced close")
 	// "transport close", or "forced close" when socket.io-client 3 was
@@ -957,76 +957,25 @@ func testClientDisconnectClose(t *testing.T, d *nodeclient.Driver, v string) {
 	roundTrip(t, main, "back")
 }
 
-// realtimeGoroutines returns the dump of every goroutine that runs code of
-// this module's realtime packages, keyed by goroutine id, leaving out test
-// goroutines (those under testing.tRunner).
-func realtimeGoroutines() map[string]string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		if len(buf) >= 64<<20 {
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	out := make(map[string]string)
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if !strings.Contains(g, "caddy-socketio/realtime") || strings.Contains(g, "testing.tRunner") {
-			continue
-		}
-		header, _, _ := strings.Cut(g, "\n")
-		id := strings.Fields(header)
-		if len(id) < 2 {
-			continue
-		}
-		out[id[1]] = g
-	}
-	return out
-}
-
-// checkNoServerGoroutines waits (bounded) until every realtime goroutine not
-// in baseline has ended, and fails the test with their stacks otherwise.
-func checkNoServerGoroutines(t *testing.T, baseline map[string]string) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var left []string
-		for id, g := range realtimeGoroutines() {
-			if _, old := baseline[id]; !old {
-				left = append(left, g)
-			}
-		}
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			sort.Strings(left)
-			t.Errorf("%d realtime goroutines left after the server closed:\n%s", len(left), strings.Join(left, "\n\n"))
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// realtimeCode picks the goroutines running code of this module's realtime
+// packages for the leak checks (testkit.TrackGoroutines).
+const realtimeCode = "caddy-socketio/realtime"
 
 // TestServerGoroutineCheck makes sure the leak check of the real-client
 // tests sees the goroutines of a live connection, so that its silence after
 // Close means something.
 func TestServerGoroutineCheck(t *testing.T) {
-	baseline := realtimeGoroutines()
+	leaks := testkit.TrackGoroutines(realtimeCode)
 	srv := NewServer(Options{})
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 	defer srv.Close()
 	c := dialRaw(t, ts, "")
-	c.send("40")
-	c.expectPrefix("40{")
+	c.Send("40")
+	c.ExpectPrefix("40{")
 	var live int
-	for id, g := range realtimeGoroutines() {
-		if _, old := baseline[id]; !old && strings.Contains(g, "realtime/engineio.(*Session)") {
+	for _, g := range leaks.New() {
+		if strings.Contains(g, "realtime/engineio.(*Session)") {
 			live++
 		}
 	}
@@ -1034,9 +983,9 @@ func TestServerGoroutineCheck(t *testing.T) {
 		t.Fatal("no engine goroutine found for a live websocket connection")
 	}
 	srv.Close()
-	c.expect("1")
-	c.expectClosed(clientWait)
-	c.close()
+	c.Expect("1")
+	c.ExpectClosed(clientWait)
+	c.Close()
 	ts.Close()
-	checkNoServerGoroutines(t, baseline)
+	leaks.Check(t, 5*time.Second)
 }

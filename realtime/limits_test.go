@@ -17,6 +17,8 @@ import (
 
 	"github.com/caddy-socketio/caddy-socketio/internal/nodeclient"
 	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 const rateLimitedMsg = "socket rate limited: dropping its events"
@@ -146,21 +148,16 @@ func testRateLimitFlood(t *testing.T, d *nodeclient.Driver) {
 	}
 
 	ts := strings.TrimPrefix(e.url, "http://")
-	ws, _, err := websocket.DefaultDialer.Dial("ws://"+ts+"/socket.io/?EIO=4&transport=websocket&sender=1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sender := &rawClient{t: t, ws: ws, frames: make(chan frame, 256), done: make(chan struct{})}
-	go sender.read()
-	t.Cleanup(sender.close)
-	sender.expectPrefix("0{")
-	sender.send("40")
-	sid := sidOf(t, sender.expectPrefix("40{"), "40")
+	sender := testkit.DialWSURL(t, "ws://"+ts+"/socket.io/?EIO=4&transport=websocket&sender=1", nil)
+	sender.Wait = 2 * time.Second
+	sender.ExpectPrefix("0{")
+	sender.Send("40")
+	sid := sidOf(t, sender.ExpectPrefix("40{"), "40")
 
 	start := time.Now()
 	sent := 0
 	for ; sent < flood; sent++ {
-		if sender.write(websocket.TextMessage, fmt.Appendf(nil, `42["m",%d]`, sent)) != nil {
+		if sender.Write(websocket.TextMessage, fmt.Appendf(nil, `42["m",%d]`, sent)) != nil {
 			break
 		}
 	}
@@ -180,11 +177,11 @@ func testRateLimitFlood(t *testing.T, d *nodeclient.Driver) {
 wait:
 	for {
 		select {
-		case f, ok := <-sender.frames:
+		case f, ok := <-sender.Frames():
 			if !ok {
 				break wait
 			}
-			if f.data == "41" {
+			if f.Data == "41" {
 				saw41 = true
 			}
 		case <-deadline:
@@ -357,13 +354,13 @@ func TestEventRateLimitOff(t *testing.T) {
 		})
 	})
 	c := dialRaw(t, ts, "")
-	c.send("40")
-	c.expectPrefix("40{")
+	c.Send("40")
+	c.ExpectPrefix("40{")
 	for range 50 {
-		c.send(`42["x"]`)
+		c.Send(`42["x"]`)
 	}
-	c.send(`421["x"]`)
-	c.expect("431[]") // handled, not an ack error
+	c.Send(`421["x"]`)
+	c.Expect("431[]") // handled, not an ack error
 	if n := got.Load(); n != 51 {
 		t.Fatalf("%d of 51 events handled", n)
 	}
@@ -373,7 +370,7 @@ func TestEventRateLimitOff(t *testing.T) {
 // check that no realtime goroutine is left once both are closed.
 func newTestServerWith(t *testing.T, opts func(*Options), setup func(*Server)) (*Server, *httptest.Server) {
 	t.Helper()
-	baseline := realtimeGoroutines()
+	leaks := testkit.TrackGoroutines(realtimeCode)
 	o := Options{
 		Engine: engineio.Options{
 			PingInterval:   200 * time.Millisecond,
@@ -393,7 +390,7 @@ func newTestServerWith(t *testing.T, opts func(*Options), setup func(*Server)) (
 	t.Cleanup(func() {
 		srv.Close()
 		ts.Close()
-		checkNoServerGoroutines(t, baseline)
+		leaks.Check(t, 5*time.Second)
 	})
 	return srv, ts
 }

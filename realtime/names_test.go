@@ -20,14 +20,14 @@ func TestLongNamespaceName(t *testing.T) {
 	})
 	c := dialRaw(t, ts, "")
 	name := "/" + strings.Repeat("é", 150<<10) // 300 KB
-	if err := c.write(websocket.TextMessage, []byte("40"+name+",")); err != nil {
+	if err := c.Write(websocket.TextMessage, []byte("40"+name+",")); err != nil {
 		t.Fatal(err)
 	}
-	f := c.next(clientWait)
-	if !strings.HasPrefix(f.data, "44/é") || !strings.HasSuffix(f.data, `,{"message":"Invalid namespace"}`) || len(f.data) > DefaultMaxNamespaceLength+40 {
-		t.Fatalf("reply %.60q... (%d bytes), want a short Invalid namespace", f.data, len(f.data))
+	f := c.Next(clientWait)
+	if !strings.HasPrefix(f.Data, "44/é") || !strings.HasSuffix(f.Data, `,{"message":"Invalid namespace"}`) || len(f.Data) > DefaultMaxNamespaceLength+40 {
+		t.Fatalf("reply %.60q... (%d bytes), want a short Invalid namespace", f.Data, len(f.Data))
 	}
-	if !strings.HasPrefix(name, f.data[2:len(f.data)-len(`,{"message":"Invalid namespace"}`)]) {
+	if !strings.HasPrefix(name, f.Data[2:len(f.Data)-len(`,{"message":"Invalid namespace"}`)]) {
 		t.Fatal("reply does not name a prefix of the namespace cut at a character")
 	}
 	if n := matched.Load(); n != 0 {
@@ -37,13 +37,13 @@ func TestLongNamespaceName(t *testing.T) {
 		t.Fatalf("namespaces %v", namespaceNames(srv))
 	}
 	// At the limit it is looked up as usual.
-	c.send("40/" + strings.Repeat("a", DefaultMaxNamespaceLength-1) + ",")
-	c.expectPrefix("40/aaa")
+	c.Send("40/" + strings.Repeat("a", DefaultMaxNamespaceLength-1) + ",")
+	c.ExpectPrefix("40/aaa")
 	// Other packets for an over-long namespace are protocol errors.
-	if err := c.write(websocket.TextMessage, []byte(`42`+name+`,["x"]`)); err != nil {
+	if err := c.Write(websocket.TextMessage, []byte(`42`+name+`,["x"]`)); err != nil {
 		t.Fatal(err)
 	}
-	c.expectClosed(clientWait)
+	c.ExpectClosed(clientWait)
 }
 
 // TestLongEventName: a 300 KB event name is dropped before the handlers;
@@ -63,19 +63,19 @@ func TestLongEventName(t *testing.T) {
 		})
 	})
 	c := dialRaw(t, ts, "")
-	c.send("40")
-	c.expectPrefix("40{")
+	c.Send("40")
+	c.ExpectPrefix("40{")
 	long := strings.Repeat("n", 300<<10)
 	for _, msg := range []string{`4212["` + long + `",1]`, `42["` + long + `"]`} {
-		if err := c.write(websocket.TextMessage, []byte(msg)); err != nil {
+		if err := c.Write(websocket.TextMessage, []byte(msg)); err != nil {
 			t.Fatal(err)
 		}
 		if strings.HasPrefix(msg, "4212") {
-			c.expect(`4312[{"error":"event name too long"}]`)
+			c.Expect(`4312[{"error":"event name too long"}]`)
 		}
 	}
-	c.send(`4213["` + strings.Repeat("n", DefaultMaxEventNameLength) + `"]`)
-	c.expect(`4313["handled"]`)
+	c.Send(`4213["` + strings.Repeat("n", DefaultMaxEventNameLength) + `"]`)
+	c.Expect(`4313["handled"]`)
 	if n := seen.Load(); n != 1 {
 		t.Fatalf("handlers saw %d, want only the event at the limit", n)
 	}

@@ -13,6 +13,8 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/caddy-socketio/caddy-socketio/internal/nodeclient"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 // dynamicServer serves "/" and dynamic namespaces under "/dyn-", whose
@@ -56,17 +58,17 @@ func TestRefusedConnectsLeaveNothing(t *testing.T) {
 	)
 	srv, ts, setups := dynamicServer(t, func(o *Options) { o.MaxNamespaceLength = 1 << 20 }, nil)
 	c := dialRaw(t, ts, "")
-	c.send("40") // joined in time: the connect timeout does not close it
-	c.expectPrefix("40{")
+	c.Send("40") // joined in time: the connect timeout does not close it
+	c.ExpectPrefix("40{")
 	before := heapAlloc()
 	for i := range attempts {
 		name := fmt.Sprintf("/dyn-%03d-%s", i, strings.Repeat("x", nameBytes))
-		if err := c.write(websocket.TextMessage, []byte("40"+name+",")); err != nil {
+		if err := c.Write(websocket.TextMessage, []byte("40"+name+",")); err != nil {
 			t.Fatalf("attempt %d: %v", i, err)
 		}
-		f := c.next(clientWait)
-		if want := "44" + name + `,{"message":"not authorized"}`; f.data != want {
-			t.Fatalf("attempt %d: reply %.80q..., want the refusal", i, f.data)
+		f := c.Next(clientWait)
+		if want := "44" + name + `,{"message":"not authorized"}`; f.Data != want {
+			t.Fatalf("attempt %d: reply %.80q..., want the refusal", i, f.Data)
 		}
 	}
 	if n := setups.Load(); n != attempts {
@@ -88,8 +90,8 @@ func TestRefusedConnectsLeaveNothing(t *testing.T) {
 		t.Fatalf("heap grew by %d bytes, more than %d", growth, heapBound)
 	}
 	// The connection is still usable.
-	c.send(`40/dyn-ok,{"token":"good"}`)
-	c.expectPrefix(`40/dyn-ok,{"sid":`)
+	c.Send(`40/dyn-ok,{"token":"good"}`)
+	c.ExpectPrefix(`40/dyn-ok,{"sid":`)
 }
 
 // TestDynamicNamespaceLife: a dynamic namespace appears once a socket is
@@ -99,22 +101,22 @@ func TestDynamicNamespaceLife(t *testing.T) {
 	srv, ts, setups := dynamicServer(t, nil, nil)
 	static := srv.Of("/static")
 	c := dialRaw(t, ts, "")
-	c.send(`40/dyn-a,{"token":"good"}`)
-	c.expectPrefix(`40/dyn-a,{"sid":`)
+	c.Send(`40/dyn-a,{"token":"good"}`)
+	c.ExpectPrefix(`40/dyn-a,{"sid":`)
 	n1, ok := srv.Namespace("/dyn-a")
 	if !ok || n1.Len() != 1 {
 		t.Fatalf("/dyn-a after a connect: %v %v", n1, ok)
 	}
-	c.send("41/dyn-a,")
+	c.Send("41/dyn-a,")
 	waitFor(t, "namespace dropped after the client's disconnect", func() bool {
 		_, ok := srv.Namespace("/dyn-a")
 		return !ok
 	})
 	// Again, twice on two connections: one new namespace, set up once more.
 	c2 := dialRaw(t, ts, "")
-	for _, cl := range []*rawClient{c, c2} {
-		cl.send(`40/dyn-a,{"token":"good"}`)
-		cl.expectPrefix(`40/dyn-a,{"sid":`)
+	for _, cl := range []*testkit.WS{c, c2} {
+		cl.Send(`40/dyn-a,{"token":"good"}`)
+		cl.ExpectPrefix(`40/dyn-a,{"sid":`)
 	}
 	n2, ok := srv.Namespace("/dyn-a")
 	if !ok || n2 == n1 || n2.Len() != 2 {
@@ -123,32 +125,32 @@ func TestDynamicNamespaceLife(t *testing.T) {
 	if n := setups.Load(); n != 2 {
 		t.Fatalf("%d setups, want 2", n)
 	}
-	c.close()
+	c.Close()
 	waitFor(t, "one socket left", func() bool { return n2.Len() == 1 })
 	if _, ok := srv.Namespace("/dyn-a"); !ok {
 		t.Fatal("namespace dropped while a socket is still in it")
 	}
-	c2.close()
+	c2.Close()
 	waitFor(t, "namespace dropped after the connections closed", func() bool {
 		_, ok := srv.Namespace("/dyn-a")
 		return !ok
 	})
 	// Server-side disconnect too; and Of pins a dynamic namespace.
 	c3 := dialRaw(t, ts, "")
-	c3.send(`40/dyn-b,{"token":"good"}`)
-	c3.expectPrefix(`40/dyn-b,{"sid":`)
+	c3.Send(`40/dyn-b,{"token":"good"}`)
+	c3.ExpectPrefix(`40/dyn-b,{"sid":`)
 	pinned := srv.Of("/dyn-b")
-	c3.send(`40/dyn-c,{"token":"good"}`)
-	c3.expectPrefix(`40/dyn-c,{"sid":`)
+	c3.Send(`40/dyn-c,{"token":"good"}`)
+	c3.ExpectPrefix(`40/dyn-c,{"sid":`)
 	nc, _ := srv.Namespace("/dyn-c")
 	nc.To().DisconnectSockets(false)
-	c3.expect("41/dyn-c,")
+	c3.Expect("41/dyn-c,")
 	waitFor(t, "namespace dropped after a server disconnect", func() bool {
 		_, ok := srv.Namespace("/dyn-c")
 		return !ok
 	})
 	pinned.To().DisconnectSockets(false)
-	c3.expect("41/dyn-b,")
+	c3.Expect("41/dyn-b,")
 	if n, ok := srv.Namespace("/dyn-b"); !ok || n != pinned {
 		t.Fatal("a dynamic namespace got from Of was dropped")
 	}
@@ -201,16 +203,16 @@ func TestDynamicNamespaceRaces(t *testing.T) {
 	g := make(chan struct{})
 	setGate(g)
 	a, b := dialRaw(t, ts, ""), dialRaw(t, ts, "")
-	a.send(`40/dyn-same,{"token":"good"}`)
-	b.send(`40/dyn-same,{"token":"good"}`)
+	a.Send(`40/dyn-same,{"token":"good"}`)
+	b.Send(`40/dyn-same,{"token":"good"}`)
 	<-arrived
 	<-arrived
 	if _, ok := srv.Namespace("/dyn-same"); ok {
 		t.Fatal("namespace visible before any socket passed its middlewares")
 	}
 	close(g)
-	a.expectPrefix(`40/dyn-same,{"sid":`)
-	b.expectPrefix(`40/dyn-same,{"sid":`)
+	a.ExpectPrefix(`40/dyn-same,{"sid":`)
+	b.ExpectPrefix(`40/dyn-same,{"sid":`)
 	n, ok := srv.Namespace("/dyn-same")
 	if !ok || n.Len() != 2 {
 		t.Fatalf("/dyn-same: %v, want one namespace with both sockets", ok)
@@ -223,46 +225,46 @@ func TestDynamicNamespaceRaces(t *testing.T) {
 	g = make(chan struct{})
 	setGate(g)
 	c := dialRaw(t, ts, "")
-	c.send(`40/dyn-same,{"token":"good"}`)
+	c.Send(`40/dyn-same,{"token":"good"}`)
 	<-arrived
-	a.send("41/dyn-same,")
-	b.send("41/dyn-same,")
+	a.Send("41/dyn-same,")
+	b.Send("41/dyn-same,")
 	waitFor(t, "the connected sockets gone", func() bool { return n.Len() == 0 })
 	if pub, ok := srv.Namespace("/dyn-same"); !ok || pub != n {
 		t.Fatal("namespace dropped while a socket was on its way in")
 	}
 	close(g)
-	c.expectPrefix(`40/dyn-same,{"sid":`)
+	c.ExpectPrefix(`40/dyn-same,{"sid":`)
 	if pub, ok := srv.Namespace("/dyn-same"); !ok || pub != n || n.Len() != 1 {
 		t.Fatalf("socket admitted while the others left: published %v, %d sockets", ok, n.Len())
 	}
 	setGate(nil)
-	c.send("41/dyn-same,")
+	c.Send("41/dyn-same,")
 	waitFor(t, "namespace dropped", func() bool { _, ok := srv.Namespace("/dyn-same"); return !ok })
 
 	// Storm: clients connect and leave the same name, bounded in count.
 	var wg sync.WaitGroup
-	clients := []*rawClient{a, b, c, dialRaw(t, ts, "")}
+	clients := []*testkit.WS{a, b, c, dialRaw(t, ts, "")}
 	for _, cl := range clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for range 40 {
-				if cl.write(websocket.TextMessage, []byte(`40/dyn-storm,{"token":"good"}`)) != nil {
+				if cl.Write(websocket.TextMessage, []byte(`40/dyn-storm,{"token":"good"}`)) != nil {
 					return
 				}
 				select {
-				case f, ok := <-cl.frames:
-					if !ok || !strings.HasPrefix(f.data, `40/dyn-storm,{"sid":`) {
+				case f, ok := <-cl.Frames():
+					if !ok || !strings.HasPrefix(f.Data, `40/dyn-storm,{"sid":`) {
 						badMu.Lock()
-						bad = append(bad, fmt.Sprintf("storm connect got %q", f.data))
+						bad = append(bad, fmt.Sprintf("storm connect got %q", f.Data))
 						badMu.Unlock()
 						return
 					}
 				case <-time.After(clientWait):
 					return
 				}
-				if cl.write(websocket.TextMessage, []byte(`41/dyn-storm,`)) != nil {
+				if cl.Write(websocket.TextMessage, []byte(`41/dyn-storm,`)) != nil {
 					return
 				}
 			}

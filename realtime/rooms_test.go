@@ -22,8 +22,8 @@ func connectedSocket(t *testing.T, opts func(*Options)) *Socket {
 		s.Of("/").OnConnection(func(s *Socket) { got <- s })
 	})
 	c := dialRaw(t, ts, "")
-	c.send("40")
-	c.expectPrefix("40{")
+	c.Send("40")
+	c.ExpectPrefix("40{")
 	return <-got
 }
 
