@@ -1,13 +1,16 @@
 package testkit
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -125,4 +128,41 @@ func (p *Polling) ReadUntil(prefix string, d time.Duration) []string {
 		got = append(got, strings.Split(body, "\x1e")...)
 	}
 	return got
+}
+
+// PollResult is the outcome of a GET started by Pending.
+type PollResult struct {
+	Status int
+	Body   string
+	Err    error
+}
+
+// Pending starts a long-poll GET in another goroutine, for a test that
+// needs one held by the server: sent is closed once the request has been
+// written to the connection, and result gets its outcome.
+func (p *Polling) Pending() (sent <-chan struct{}, result <-chan PollResult) {
+	wrote := make(chan struct{})
+	out := make(chan PollResult, 1)
+	var once sync.Once
+	trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { once.Do(func() { close(wrote) }) }}
+	go func() {
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, p.getURL(), nil)
+		if err != nil {
+			out <- PollResult{Err: err}
+			return
+		}
+		for k, v := range p.Header {
+			req.Header[k] = v
+		}
+		resp, err := p.HTTP.Do(req)
+		if err != nil {
+			once.Do(func() { close(wrote) }) // not sent, but nothing to wait for
+			out <- PollResult{Err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		out <- PollResult{Status: resp.StatusCode, Body: string(b), Err: err}
+	}()
+	return wrote, out
 }

@@ -1,4 +1,4 @@
-package socketio_test
+package integration
 
 import (
 	"context"
@@ -20,6 +20,8 @@ import (
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
+	// The module under test, registered with Caddy for the in-process run.
+	_ "github.com/caddy-socketio/caddy-socketio"
 	"github.com/caddy-socketio/caddy-socketio/internal/nodeclient"
 	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 )
@@ -45,10 +47,16 @@ type hookITBackend struct {
 	verified    int
 	disconnects map[string][]string // socket id -> reasons
 	release     chan struct{}
+	// slowIn gets a value when a "slow" event reaches the backend, and
+	// disconnected when a disconnect call has been recorded: the test
+	// waits on these instead of sleeping.
+	slowIn       chan struct{}
+	disconnected chan struct{}
 }
 
 func newHookITBackend(t *testing.T) *hookITBackend {
-	b := &hookITBackend{t: t, disconnects: map[string][]string{}, release: make(chan struct{})}
+	b := &hookITBackend{t: t, disconnects: map[string][]string{}, release: make(chan struct{}),
+		slowIn: make(chan struct{}, 16), disconnected: make(chan struct{}, 64)}
 	b.srv = httptest.NewServer(http.HandlerFunc(b.serve))
 	t.Cleanup(func() {
 		close(b.release)
@@ -99,11 +107,19 @@ func (b *hookITBackend) serve(w http.ResponseWriter, r *http.Request) {
 		b.mu.Lock()
 		b.disconnects[body.Socket] = append(b.disconnects[body.Socket], body.Reason)
 		b.mu.Unlock()
+		select {
+		case b.disconnected <- struct{}{}:
+		default:
+		}
 	case "/event":
 		switch body.Event {
 		case "whoami":
 			reply["ack"] = []any{body.Data["user"], body.Rooms}
 		case "slow":
+			select {
+			case b.slowIn <- struct{}{}:
+			default:
+			}
 			select {
 			case <-b.release:
 			case <-r.Context().Done():
@@ -121,6 +137,19 @@ func (b *hookITBackend) disconnectsOf(sid string) []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return slices.Clone(b.disconnects[sid])
+}
+
+// waitDisconnectCall waits until the backend has a disconnect call for sid.
+func (b *hookITBackend) waitDisconnectCall(t *testing.T, sid string) {
+	t.Helper()
+	deadline := time.After(apiITWait)
+	for len(b.disconnectsOf(sid)) == 0 {
+		select {
+		case <-b.disconnected:
+		case <-deadline:
+			t.Fatalf("no disconnect call for %s after %v", sid, apiITWait)
+		}
+	}
 }
 
 // startAPICaddy runs Caddy in this process with socketio (webhooks on) and
@@ -379,7 +408,11 @@ func testAPILive(t *testing.T, drv *nodeclient.Driver, backend *hookITBackend, b
 			args, err := alice.EmitWithAck(apiITWait, "slow")
 			slow <- result{args, err, time.Since(start)}
 		}()
-		time.Sleep(100 * time.Millisecond) // the slow call is in flight
+		select { // the slow call is in flight
+		case <-backend.slowIn:
+		case <-time.After(apiITWait):
+			t.Fatal("alice's slow event did not reach the backend")
+		}
 		fastStart := time.Now()
 		args, err := bob.EmitWithAck(apiITWait, "fast", 1)
 		if took := time.Since(fastStart); err != nil || toJSON(t, args) != `["fast",[1]]` || took > hookITTimeout/2 {
@@ -404,11 +437,11 @@ func testAPILive(t *testing.T, drv *nodeclient.Driver, backend *hookITBackend, b
 		if _, err := alice.WaitDisconnect(apiITWait); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(apiITWait)
-		for len(backend.disconnectsOf(aliceID)) == 0 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		time.Sleep(300 * time.Millisecond) // room for a wrong second call
+		backend.waitDisconnectCall(t, carolID)
+		backend.waitDisconnectCall(t, aliceID)
+		// A wrong second call would come after the first: proving that
+		// none comes takes a wait (no signal is sent for what never happens).
+		time.Sleep(300 * time.Millisecond)
 		if got := backend.disconnectsOf(carolID); len(got) != 1 || got[0] != "server namespace disconnect" {
 			t.Fatalf("carol's disconnect calls %v", got)
 		}
@@ -420,7 +453,8 @@ func testAPILive(t *testing.T, drv *nodeclient.Driver, backend *hookITBackend, b
 		}
 	})
 	drv.CloseAll()
-	// Let the server see the clients go before the next version's run.
+	// Let the server see the clients go before the next version's run: the
+	// API's socket list is the only view of it from here, so it is polled.
 	deadline := time.Now().Add(apiITWait)
 	for time.Now().Before(deadline) {
 		if _, out := apiITCall(t, base, "GET", "sockets", apiITSecretOld, ""); len(out["sockets"].([]any)) == 0 {

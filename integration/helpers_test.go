@@ -1,10 +1,9 @@
-package socketio_test
+package integration
 
 import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,15 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 // Bounds of the live tests. Every wait on Caddy, a client or the browser
 // uses one of these, so a hung process fails the test instead of hanging it.
 const (
-	// buildTimeout bounds `go build ./cmd/caddy`: a cold build compiles all
-	// of Caddy's standard modules, which takes minutes on 2 cores.
-	buildTimeout = 10 * time.Minute
 	// caddyReadyTimeout is how long a started Caddy gets to load its config
 	// and accept connections on the site port.
 	caddyReadyTimeout = 20 * time.Second
@@ -42,103 +38,9 @@ const (
 // reads the secret from {env.JWT_SECRET}.
 const testSecretEnv = "integration-secret-0123456789abcdef-0123456789"
 
-var (
-	// caddyBinDir holds the Caddy binary built for this test binary; made
-	// by TestMain and removed when the tests end.
-	caddyBinDir string
-
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-	buildSkip string
-)
-
-// TestMain gives the Caddy binary a home that lives as long as the test
-// binary, so that it is built once and removed afterwards.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "caddy-socketio-itest-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "creating a directory for the caddy binary: %v\n", err)
-		os.Exit(1)
-	}
-	caddyBinDir = dir
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// skipOrFail skips the test when something it needs is missing from the
-// machine, and fails it instead when CI=true, so that CI cannot pass
-// without running it.
-func skipOrFail(t testing.TB, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s (CI=true, so this is a failure, not a skip)", msg)
-	}
-	t.Skip(msg)
-}
-
-// repoRoot is the module root: `go test` runs the tests of this package in
-// its directory, which is the root.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatalf("getting the working directory: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(wd, "go.mod")); err != nil {
-		t.Fatalf("finding go.mod in %s: %v", wd, err)
-	}
-	return wd
-}
-
-// caddyBinary builds ./cmd/caddy once per test binary and returns its path.
-func caddyBinary(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("runs a real Caddy: skipped under -short (the fast loop)")
-	}
-	root := repoRoot(t)
-	buildOnce.Do(func() {
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			buildSkip = fmt.Sprintf("finding the go command to build Caddy: %v", err)
-			return
-		}
-		out := filepath.Join(caddyBinDir, "caddy")
-		ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, "./cmd/caddy")
-		cmd.Dir = root
-		cmd.WaitDelay = 5 * time.Second
-		start := time.Now()
-		if b, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building ./cmd/caddy: %w\n%s", err, b)
-			return
-		}
-		t.Logf("built ./cmd/caddy in %v", time.Since(start).Round(time.Millisecond))
-		buildPath = out
-	})
-	if buildSkip != "" {
-		skipOrFail(t, "%s", buildSkip)
-	}
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildPath
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+// TestMain removes the Caddy binary testkit.CaddyBinary built, once the
+// tests have run.
+func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }
 
 // siteConfig describes how Caddyfile.example is turned into a test config.
 type siteConfig struct {
@@ -160,7 +62,7 @@ type siteConfig struct {
 // that these tests no longer follow fails loudly.
 func exampleConfig(t testing.TB, sc siteConfig) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "Caddyfile.example"))
+	b, err := os.ReadFile(filepath.Join(testkit.RepoRoot(t), "Caddyfile.example"))
 	if err != nil {
 		t.Fatalf("reading Caddyfile.example: %v", err)
 	}
@@ -241,7 +143,7 @@ func startCaddy(t testing.TB, sc siteConfig) *caddyProc {
 // must serve /app.js with status 200).
 func startCaddyConfig(t testing.TB, sc siteConfig, cfg string) *caddyProc {
 	t.Helper()
-	bin := caddyBinary(t)
+	bin := testkit.CaddyBinary(t)
 	dir := t.TempDir()
 	p := &caddyProc{
 		t:       t,
@@ -263,7 +165,7 @@ func startCaddyConfig(t testing.TB, sc siteConfig, cfg string) *caddyProc {
 	)
 	p.writeConfig(cfg)
 	p.cmd = exec.Command(bin, "run", "--config", p.cfgPath, "--adapter", "caddyfile")
-	p.cmd.Dir = repoRoot(t)
+	p.cmd.Dir = testkit.RepoRoot(t)
 	p.cmd.Env = p.env
 	p.cmd.Stdout = p.Log
 	p.cmd.Stderr = p.Log
@@ -319,7 +221,7 @@ func (p *caddyProc) command(args ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), caddyCmdTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, p.bin, args...)
-	cmd.Dir = repoRoot(p.t)
+	cmd.Dir = testkit.RepoRoot(p.t)
 	cmd.Env = p.env
 	cmd.WaitDelay = 2 * time.Second
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -376,28 +278,4 @@ func (p *caddyProc) shutdown() {
 	case <-time.After(5 * time.Second):
 		p.t.Errorf("caddy did not exit after kill")
 	}
-}
-
-// hs256 signs claims with secret; an exp an hour ahead is added unless
-// claims has one.
-func hs256(t testing.TB, secret string, claims jwt.MapClaims) string {
-	t.Helper()
-	if _, ok := claims["exp"]; !ok {
-		claims["exp"] = time.Now().Add(time.Hour).Unix()
-	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
-	if err != nil {
-		t.Fatalf("signing a token: %v", err)
-	}
-	return s
-}
-
-// unsigned mints an alg "none" token, which the server must refuse.
-func unsigned(t testing.TB, claims jwt.MapClaims) string {
-	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
-	if err != nil {
-		t.Fatalf("building an alg none token: %v", err)
-	}
-	return s
 }

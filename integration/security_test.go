@@ -1,4 +1,4 @@
-package socketio_test
+package integration
 
 import (
 	"context"
@@ -10,7 +10,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 // The attack review's path findings, on a real Caddy: Caddy's path matchers
@@ -72,7 +73,7 @@ func isOpenPacket(body string) bool { return strings.HasPrefix(body, `0{"sid"`) 
 // engine without them, while the plain path still works with credentials.
 func TestCaddyPathTraversalKeepsAuth(t *testing.T) {
 	t.Parallel()
-	bin := caddyBinary(t)
+	bin := testkit.CaddyBinary(t)
 	// The forward_auth backend: "Bearer alice-token" is alice, anything
 	// else is refused. It names the user in X-User, which Caddy copies onto
 	// the request (replacing whatever the client sent).
@@ -86,8 +87,8 @@ func TestCaddyPathTraversalKeepsAuth(t *testing.T) {
 	}))
 	t.Cleanup(authd.Close)
 
-	basicPort, fwdPort := freePort(t), freePort(t)
-	sc := siteConfig{Port: basicPort, AdminPort: freePort(t)}
+	basicPort, fwdPort := testkit.FreePort(t), testkit.FreePort(t)
+	sc := siteConfig{Port: basicPort, AdminPort: testkit.FreePort(t)}
 	cfg := fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 	default_bind 127.0.0.1
@@ -176,43 +177,7 @@ func basicAuth(user, pass string) string {
 // welcome event.
 func pollWelcome(t *testing.T, base string, header http.Header) string {
 	t.Helper()
-	hc := &http.Client{Timeout: clientWait}
-	do := func(method, u, body string) string {
-		t.Helper()
-		req, err := http.NewRequest(method, u, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, v := range header {
-			req.Header[k] = v
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, u, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s %s: %d %q", method, u, resp.StatusCode, b)
-		}
-		return string(b)
-	}
-	u := base + "/socket.io/?EIO=4&transport=polling"
-	open := do(http.MethodGet, u, "")
-	sid, ok := strings.CutPrefix(open, `0{"sid":"`)
-	if !ok {
-		t.Fatalf("handshake: %q", open)
-	}
-	sid, _, _ = strings.Cut(sid, `"`)
-	u += "&sid=" + url.QueryEscape(sid)
-	do(http.MethodPost, u, "40")
-	var got strings.Builder
-	deadline := time.Now().Add(clientWait)
-	for !strings.Contains(got.String(), `42["welcome"`) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no welcome after %v: %q", clientWait, got.String())
-		}
-		got.WriteString(do(http.MethodGet, u, ""))
-	}
-	return got.String()
+	p := testkit.OpenPolling(t, base+"/socket.io/", nil, header)
+	p.MustPost("40")
+	return strings.Join(p.ReadUntil(`42["welcome"`, clientWait), "\x1e")
 }

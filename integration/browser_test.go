@@ -1,4 +1,4 @@
-package socketio_test
+package integration
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 const (
@@ -54,23 +56,26 @@ type rawEvent struct {
 // and texts. The screenshots are kept in testdata/artifacts/.
 func TestBrowserJoinRooms(t *testing.T) {
 	t.Parallel()
-	root := repoRoot(t)
+	if testing.Short() {
+		t.Skip("runs Chromium and a real Caddy: skipped under -short (the fast loop)")
+	}
+	root := testkit.RepoRoot(t)
 	node, err := exec.LookPath("node")
 	if err != nil {
-		skipOrFail(t, "finding node for the browser test: %v", err)
+		testkit.SkipOrFail(t, "finding node for the browser test: %v", err)
 	}
 	if _, err := os.Stat(chromiumPath); err != nil {
-		skipOrFail(t, "finding chromium: %v (apt-get install chromium)", err)
+		testkit.SkipOrFail(t, "finding chromium: %v (apt-get install chromium)", err)
 	}
 	modules := filepath.Join(root, "testdata", "node_modules")
 	if _, err := os.Stat(filepath.Join(modules, "playwright-core", "package.json")); err != nil {
-		skipOrFail(t, "finding playwright-core: %v (cd testdata && npm ci)", err)
+		testkit.SkipOrFail(t, "finding playwright-core: %v (cd testdata && npm ci)", err)
 	}
 	ensureBundle(t, root)
 
-	c := startCaddy(t, siteConfig{Port: freePort(t), AdminPort: freePort(t)})
-	tokA := hs256(t, testSecretEnv, jwt.MapClaims{"sub": "alice"})
-	tokB := hs256(t, testSecretEnv, jwt.MapClaims{"sub": "bob"})
+	c := startCaddy(t, siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)})
+	tokA := testkit.HS256(t, testSecretEnv, jwt.MapClaims{"sub": "alice"})
+	tokB := testkit.HS256(t, testSecretEnv, jwt.MapClaims{"sub": "bob"})
 
 	artifacts := filepath.Join(root, "testdata", "artifacts")
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
@@ -183,7 +188,7 @@ func ensureBundle(t *testing.T, root string) {
 	src := filepath.Join(root, "testdata", "node_modules", "socket.io-client", "dist", "socket.io.min.js")
 	b, err := os.ReadFile(src)
 	if err != nil {
-		skipOrFail(t, "reading the client bundle: %v (cd testdata && npm ci)", err)
+		testkit.SkipOrFail(t, "reading the client bundle: %v (cd testdata && npm ci)", err)
 	}
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		t.Fatalf("creating %s: %v", filepath.Dir(dst), err)

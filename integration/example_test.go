@@ -1,11 +1,10 @@
-package socketio_test
+package integration
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,9 +17,10 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/gorilla/websocket"
 
 	"github.com/caddy-socketio/caddy-socketio/internal/nodeclient"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 // The acceptance tests of issue 3: a real Caddy process built from
@@ -49,7 +49,7 @@ func (l *live) token(t testing.TB, sub string) string {
 	if l.aud != "" {
 		claims["aud"] = l.aud
 	}
-	tok := hs256(t, l.secret, claims)
+	tok := testkit.HS256(t, l.secret, claims)
 	l.mu.Lock()
 	l.minted = append(l.minted, tok)
 	l.mu.Unlock()
@@ -192,7 +192,7 @@ func TestCaddyExample(t *testing.T) {
 			nodeclient.Locate(t) // skip before building Caddy
 			// Caddy first: cleanups run in reverse, so the clients are gone
 			// before Caddy is stopped.
-			c := startCaddy(t, siteConfig{Port: freePort(t), AdminPort: freePort(t), AccessLog: v.accessLog, Audience: v.audience})
+			c := startCaddy(t, siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t), AccessLog: v.accessLog, Audience: v.audience})
 			d := nodeclient.Start(t)
 			l := &live{caddy: c, driver: d, secret: testSecretEnv, aud: v.audience, prefix: v.name}
 			for _, ver := range clientVersions {
@@ -272,9 +272,9 @@ func testRefusals(t *testing.T, l *live, ver string) {
 		token string
 		want  []string // all must appear in the connect_error message
 	}{
-		{"bad signature", hs256(t, "some-other-secret-0123456789abcdef", claims(nil)), []string{"invalid token", "signature"}},
-		{"expired", hs256(t, l.secret, claims(jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix()})), []string{"invalid token", "expired"}},
-		{"alg none", unsigned(t, claims(nil)), []string{"invalid token"}},
+		{"bad signature", testkit.HS256(t, "some-other-secret-0123456789abcdef", claims(nil)), []string{"invalid token", "signature"}},
+		{"expired", testkit.HS256(t, l.secret, claims(jwt.MapClaims{"exp": time.Now().Add(-time.Hour).Unix()})), []string{"invalid token", "expired"}},
+		{"alg none", testkit.Unsigned(t, claims(nil)), []string{"invalid token"}},
 		{"missing token", "", []string{"missing token"}},
 	}
 	if l.aud != "" {
@@ -282,7 +282,7 @@ func testRefusals(t *testing.T, l *live, ver string) {
 			name  string
 			token string
 			want  []string
-		}{"wrong audience", hs256(t, l.secret, claims(jwt.MapClaims{"aud": "someone-else"})), []string{"invalid token", "audience"}})
+		}{"wrong audience", testkit.HS256(t, l.secret, claims(jwt.MapClaims{"aud": "someone-else"})), []string{"invalid token", "audience"}})
 	}
 	var refused []*nodeclient.Client
 	for _, tc := range cases {
@@ -385,7 +385,7 @@ func checkLog(t *testing.T, l *live, accessLog bool) {
 func TestCaddyReload(t *testing.T) {
 	t.Parallel()
 	nodeclient.Locate(t) // skip before building Caddy
-	sc := siteConfig{Port: freePort(t), AdminPort: freePort(t)}
+	sc := siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)}
 	c := startCaddy(t, sc)
 	d := nodeclient.Start(t)
 	l := &live{caddy: c, driver: d, secret: testSecretEnv, prefix: "reload"}
@@ -457,7 +457,7 @@ func TestCaddyReload(t *testing.T) {
 		}
 		for _, ver := range clientVersions {
 			t.Run("v"+ver, func(t *testing.T) {
-				stale := l.connect(t, "stale", ver, hs256(t, oldSecret, jwt.MapClaims{"sub": "sam"}), "7")
+				stale := l.connect(t, "stale", ver, testkit.HS256(t, oldSecret, jwt.MapClaims{"sub": "sam"}), "7")
 				var ce *nodeclient.ConnectError
 				if _, err := stale.WaitConnect(clientWait); !errors.As(err, &ce) || !strings.Contains(ce.Message, "invalid token") {
 					t.Fatalf("token signed with the old secret: WaitConnect = %v, want connect_error invalid token", err)
@@ -510,7 +510,7 @@ func TestCaddyStop(t *testing.T) {
 		t.Run(transport, func(t *testing.T) {
 			t.Parallel()
 			nodeclient.Locate(t) // skip before building Caddy
-			sc := siteConfig{Port: freePort(t), AdminPort: freePort(t)}
+			sc := siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)}
 			c := startCaddy(t, sc)
 			d := nodeclient.Start(t)
 			l := &live{caddy: c, driver: d, secret: testSecretEnv, prefix: "stop-" + transport}
@@ -531,35 +531,40 @@ func testStop(t *testing.T, l *live, transport string) {
 		raw := dialRawWS(t, l, "4")
 		closePacket = func(t *testing.T) {
 			var frames []string
-			_ = raw.SetReadDeadline(time.Now().Add(clientWait))
+			deadline := time.Now().Add(clientWait)
 			for {
-				_, msg, err := raw.ReadMessage()
+				f, err := raw.Recv(time.Until(deadline))
 				if err != nil {
 					t.Fatalf("websocket ended (%v) without the Engine.IO close packet; frames after stop: %q", err, frames)
 				}
-				frames = append(frames, string(msg))
-				if string(msg) == "1" {
+				frames = append(frames, f.Data)
+				if f.Data == "1" {
 					return
 				}
 			}
 		}
 	} else {
 		raw := openRawPolling(t, l, "4")
-		pending := make(chan pollResult, 1)
-		go func() { pending <- raw.get() }()
-		time.Sleep(100 * time.Millisecond) // let the long-poll GET reach the server
+		// The stop must find the long-poll GET pending: it is on the wire
+		// once sent is closed (Caddy, another process, tells nothing more).
+		sent, pending := raw.Pending()
+		select {
+		case <-sent:
+		case <-time.After(clientWait):
+			t.Fatal("long-poll GET not sent")
+		}
 		closePacket = func(t *testing.T) {
-			var res pollResult
+			var res testkit.PollResult
 			select {
 			case res = <-pending:
 			case <-time.After(clientWait):
 				t.Fatal("pending long-poll GET not answered after stop")
 			}
-			if res.err != nil {
-				t.Fatalf("pending long-poll GET got no close packet: %v", res.err)
+			if res.Err != nil {
+				t.Fatalf("pending long-poll GET got no close packet: %v", res.Err)
 			}
-			if res.status != http.StatusOK || !slices.Contains(strings.Split(res.body, "\x1e"), "1") {
-				t.Fatalf("pending long-poll GET: %d %q, want 200 with the close packet 1", res.status, res.body)
+			if res.Status != http.StatusOK || !slices.Contains(strings.Split(res.Body, "\x1e"), "1") {
+				t.Fatalf("pending long-poll GET: %d %q, want 200 with the close packet 1", res.Status, res.Body)
 			}
 		}
 	}
@@ -585,108 +590,25 @@ func testStop(t *testing.T, l *live, transport string) {
 
 // dialRawWS opens a bare Engine.IO WebSocket, connects to "/" with a valid
 // token and reads up to the welcome message.
-func dialRawWS(t *testing.T, l *live, room string) *websocket.Conn {
+func dialRawWS(t *testing.T, l *live, room string) *testkit.WS {
 	t.Helper()
-	u := strings.Replace(l.caddy.BaseURL, "http://", "ws://", 1) +
-		"/socket.io/?EIO=4&transport=websocket&roomNumber=" + url.QueryEscape(room)
-	dialer := websocket.Dialer{HandshakeTimeout: clientWait}
-	conn, resp, err := dialer.Dial(u, nil)
-	if err != nil {
-		t.Fatalf("dialing %s: %v", u, err)
-	}
-	resp.Body.Close()
-	t.Cleanup(func() { conn.Close() })
-	_ = conn.SetReadDeadline(time.Now().Add(clientWait))
-	read := func(prefix string) string {
-		t.Helper()
-		_, msg, err := conn.ReadMessage()
-		if err != nil {
-			t.Fatalf("raw websocket: reading %q: %v", prefix, err)
-		}
-		if !strings.HasPrefix(string(msg), prefix) {
-			t.Fatalf("raw websocket: got %q, want %q...", msg, prefix)
-		}
-		return string(msg)
-	}
-	read("0{")
+	c := testkit.DialWS(t, l.caddy.BaseURL+"/socket.io/", url.Values{"roomNumber": {room}}, nil)
+	c.Wait = clientWait
 	payload, _ := json.Marshal(map[string]string{"token": l.token(t, "rawws")})
-	if err := conn.WriteMessage(websocket.TextMessage, append([]byte("40"), payload...)); err != nil {
-		t.Fatalf("raw websocket: sending CONNECT: %v", err)
-	}
-	read(`40{"sid":"`)
-	read(`42["room-userId"`)
-	read(`42["message_from_server"`)
-	return conn
-}
-
-// rawPolling is a bare Engine.IO polling session.
-type rawPolling struct {
-	t    *testing.T
-	base string
-	http *http.Client
-}
-
-type pollResult struct {
-	status int
-	body   string
-	err    error
-}
-
-func (p *rawPolling) get() pollResult {
-	resp, err := p.http.Get(p.base + "&t=" + fmt.Sprint(time.Now().UnixNano()))
-	if err != nil {
-		return pollResult{err: err}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return pollResult{status: resp.StatusCode, body: string(b), err: err}
-}
-
-func (p *rawPolling) post(body string) {
-	p.t.Helper()
-	resp, err := p.http.Post(p.base, "text/plain;charset=UTF-8", strings.NewReader(body))
-	if err != nil {
-		p.t.Fatalf("raw polling POST: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		p.t.Fatalf("raw polling POST: %s", resp.Status)
-	}
+	c.ConnectSocket(string(payload))
+	c.ExpectPrefix(`42["room-userId"`)
+	c.ExpectPrefix(`42["message_from_server"`)
+	return c
 }
 
 // openRawPolling opens a bare polling session, connects to "/" with a
 // valid token and reads until the welcome message has arrived.
-func openRawPolling(t *testing.T, l *live, room string) *rawPolling {
+func openRawPolling(t *testing.T, l *live, room string) *testkit.Polling {
 	t.Helper()
-	hc := &http.Client{Timeout: 2 * clientWait}
-	u := l.caddy.BaseURL + "/socket.io/?EIO=4&transport=polling&roomNumber=" + url.QueryEscape(room)
-	resp, err := hc.Get(u)
-	if err != nil {
-		t.Fatalf("raw polling handshake: %v", err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	var open struct {
-		SID string `json:"sid"`
-	}
-	if !strings.HasPrefix(string(b), "0") || json.Unmarshal(b[1:], &open) != nil || open.SID == "" {
-		t.Fatalf("raw polling handshake: %s %q", resp.Status, b)
-	}
-	p := &rawPolling{t: t, base: u + "&sid=" + url.QueryEscape(open.SID), http: hc}
+	p := testkit.OpenPolling(t, l.caddy.BaseURL+"/socket.io/", url.Values{"roomNumber": {room}}, nil)
 	payload, _ := json.Marshal(map[string]string{"token": l.token(t, "rawpoll")})
-	p.post("40" + string(payload))
-	var got []string
-	deadline := time.Now().Add(clientWait)
-	for !slices.ContainsFunc(got, func(s string) bool { return strings.HasPrefix(s, `42["message_from_server"`) }) {
-		if time.Now().After(deadline) {
-			t.Fatalf("raw polling: no welcome message after %v; got %q", clientWait, got)
-		}
-		res := p.get()
-		if res.err != nil || res.status != http.StatusOK {
-			t.Fatalf("raw polling GET: %d %q %v", res.status, res.body, res.err)
-		}
-		got = append(got, strings.Split(res.body, "\x1e")...)
-	}
+	p.MustPost("40" + string(payload))
+	p.ReadUntil(`42["message_from_server"`, clientWait)
 	return p
 }
 
@@ -697,8 +619,8 @@ func openRawPolling(t *testing.T, l *live, room string) *rawPolling {
 func TestCaddyTwoSitesKeepTheirAuth(t *testing.T) {
 	t.Parallel()
 	nodeclient.Locate(t) // skip before building Caddy
-	strict, open := freePort(t), freePort(t)
-	sc := siteConfig{Port: strict, AdminPort: freePort(t)}
+	strict, open := testkit.FreePort(t), testkit.FreePort(t)
+	sc := siteConfig{Port: strict, AdminPort: testkit.FreePort(t)}
 	config := func(strictName, openName string) string {
 		return fmt.Sprintf(`{
 	admin 127.0.0.1:%d
@@ -735,7 +657,7 @@ func TestCaddyTwoSitesKeepTheirAuth(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), caddyCmdTimeout)
 	defer cancel()
-	validate := exec.CommandContext(ctx, caddyBinary(t), "validate", "--config", bad, "--adapter", "caddyfile")
+	validate := exec.CommandContext(ctx, testkit.CaddyBinary(t), "validate", "--config", bad, "--adapter", "caddyfile")
 	validate.Env = append(os.Environ(), "JWT_SECRET="+testSecretEnv, "HOME="+t.TempDir())
 	out, err := validate.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "give each its own name") {
@@ -767,7 +689,7 @@ func TestCaddyTwoSitesKeepTheirAuth(t *testing.T) {
 					t.Errorf("%s: hello = %v, %v; want %q", cl.ID(), args, err, want)
 				}
 			}
-			tok := hs256(t, testSecretEnv, jwt.MapClaims{"sub": "alice"})
+			tok := testkit.HS256(t, testSecretEnv, jwt.MapClaims{"sub": "alice"})
 			expectHello(connect("strict-token", c.BaseURL, map[string]any{"token": tok}), "strict site")
 			expectHello(connect("open-anonymous", openURL, nil), "open site")
 
