@@ -33,10 +33,12 @@ type WS struct {
 	// Wait bounds Expect, ExpectPrefix and Read (DefaultWait when zero).
 	Wait time.Duration
 
-	conn   *websocket.Conn
-	frames chan Frame
-	done   chan struct{}
-	wmu    sync.Mutex // gorilla allows one writer at a time
+	conn      *websocket.Conn
+	frames    chan Frame
+	done      chan struct{} // closed when the reader has ended
+	closing   chan struct{} // closed by Close, so a blocked reader ends
+	closeOnce sync.Once
+	wmu       sync.Mutex // gorilla allows one writer at a time
 }
 
 // WSURL is the Engine.IO WebSocket URL of the endpoint at base (http://,
@@ -77,7 +79,7 @@ func DialWSURL(t testing.TB, u string, header http.Header) *WS {
 		t.Fatalf("dialing %s: %v", u, err)
 	}
 	resp.Body.Close()
-	c := &WS{T: t, conn: conn, frames: make(chan Frame, 256), done: make(chan struct{})}
+	c := &WS{T: t, conn: conn, frames: make(chan Frame, 256), done: make(chan struct{}), closing: make(chan struct{})}
 	go c.read()
 	t.Cleanup(c.Close)
 	return c
@@ -107,6 +109,8 @@ func (c *WS) read() {
 		}
 		select {
 		case c.frames <- Frame{Binary: typ == websocket.BinaryMessage, Data: string(data)}:
+		case <-c.closing:
+			return
 		case <-time.After(5 * time.Second):
 			return
 		}
@@ -239,6 +243,7 @@ func (c *WS) ConnectSocket(payload string) string {
 
 // Close closes the connection and waits (bounded) for the reader to end.
 func (c *WS) Close() {
+	c.closeOnce.Do(func() { close(c.closing) })
 	_ = c.conn.Close()
 	select {
 	case <-c.done:
