@@ -1,11 +1,8 @@
 package socketio
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"runtime"
 	"strings"
@@ -13,75 +10,9 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
-
-// serveObserved is serve with the engine's own log (Engine.IO and Socket.IO
-// layers) going to an observer too.
-func serveObserved(t *testing.T, h *Handler) (httpBase, wsBase string, logs *observer.ObservedLogs) {
-	t.Helper()
-	provision(t, h)
-	core, logs := observer.New(zapcore.DebugLevel)
-	h.entry.pol.logger = zap.New(core)
-	opts := h.serverOptions()
-	opts.Logger, opts.Engine.Logger = zap.New(core), zap.New(core)
-	h.hub.server.SetOptions(opts)
-	notFound := caddyHandlerFunc(func(w http.ResponseWriter, r *http.Request) error { http.NotFound(w, r); return nil })
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = h.ServeHTTP(w, r, notFound)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL + "/socket.io/", "ws" + strings.TrimPrefix(srv.URL, "http") + "/socket.io/", logs
-}
-
-// pollingPeer is a raw Engine.IO polling client.
-type pollingPeer struct {
-	t   *testing.T
-	url string
-}
-
-func openPolling(t *testing.T, base string, query url.Values, connect string) *pollingPeer {
-	t.Helper()
-	q := url.Values{"EIO": {"4"}, "transport": {"polling"}}
-	for k, v := range query {
-		q[k] = v
-	}
-	code, body := httpDo(t, http.MethodGet, base+"?"+q.Encode(), "")
-	var open struct{ Sid string }
-	if code != http.StatusOK || !strings.HasPrefix(body, "0") || json.Unmarshal([]byte(body[1:]), &open) != nil {
-		t.Fatalf("polling handshake: %d %q", code, body)
-	}
-	q.Set("sid", open.Sid)
-	p := &pollingPeer{t: t, url: base + "?" + q.Encode()}
-	if code, body := p.post(connect); code != http.StatusOK {
-		t.Fatalf("polling CONNECT: %d %q", code, body)
-	}
-	return p
-}
-
-func (p *pollingPeer) post(body string) (int, string) {
-	return httpDo(p.t, http.MethodPost, p.url, body)
-}
-
-func (p *pollingPeer) get() (int, string) { return httpDo(p.t, http.MethodGet, p.url, "") }
-
-func httpDo(t *testing.T, method, u, body string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, u, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc := &http.Client{Timeout: 10 * time.Second}
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatalf("%s: %v", method, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
 
 // TestOneClientCannotDisconnectTheRoom: a client that relays tens of
 // thousands of events in one polling request used to fill every other
@@ -93,8 +24,8 @@ func TestOneClientCannotDisconnectTheRoom(t *testing.T) {
 	httpBase, wsBase, logs := serveObserved(t, h)
 	join := func(sub string) *wsClient {
 		c := dial(t, wsBase, url.Values{"roomNumber": {"7"}})
-		c.send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": sub})}))
-		c.expectPrefix(`40{"sid":"`)
+		c.Send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": sub})}))
+		c.ExpectPrefix(`40{"sid":"`)
 		return c
 	}
 	members := []*wsClient{join("ann"), join("bob")}
@@ -111,8 +42,9 @@ func TestOneClientCannotDisconnectTheRoom(t *testing.T) {
 	connect := "40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": "mallory"})})
 
 	t.Run("30,000 events in one request", func(t *testing.T) {
-		m := openPolling(t, httpBase, url.Values{"roomNumber": {"7"}}, connect)
-		code, body := m.post(flood(30_000))
+		m := testkit.OpenPolling(t, httpBase, url.Values{"roomNumber": {"7"}}, nil)
+		m.MustPost(connect)
+		code, body := m.Post(flood(30_000))
 		if code != http.StatusBadRequest || !strings.Contains(body, `"code":3`) {
 			t.Fatalf("30,000-packet POST: %d %q, want 400 Bad request", code, body)
 		}
@@ -121,8 +53,9 @@ func TestOneClientCannotDisconnectTheRoom(t *testing.T) {
 		}
 	})
 	t.Run("5,000 events in one request", func(t *testing.T) {
-		m := openPolling(t, httpBase, url.Values{"roomNumber": {"7"}}, connect)
-		if code, body := m.post(flood(5_000)); code != http.StatusOK {
+		m := testkit.OpenPolling(t, httpBase, url.Values{"roomNumber": {"7"}}, nil)
+		m.MustPost(connect)
+		if code, body := m.Post(flood(5_000)); code != http.StatusOK {
 			t.Fatalf("5,000-packet POST: %d %q", code, body)
 		}
 		if logs.FilterMessageSnippet("rate limit").Len() == 0 {
@@ -134,7 +67,7 @@ func TestOneClientCannotDisconnectTheRoom(t *testing.T) {
 	for i, c := range members {
 		got := 0
 		for {
-			msg := c.read()
+			msg := c.Read()
 			if !strings.HasPrefix(msg, `42["message_from_client",`) {
 				if strings.HasPrefix(msg, `42["room-userId"`) || strings.HasPrefix(msg, `42["message_from_server"`) {
 					continue
@@ -147,7 +80,7 @@ func TestOneClientCannotDisconnectTheRoom(t *testing.T) {
 			got++
 			if got == 1 {
 				// Ask the other member to send an end marker after the flood.
-				members[1-i].send(fmt.Sprintf(`42["message_from_client","end-%d"]`, i))
+				members[1-i].Send(fmt.Sprintf(`42["message_from_client","end-%d"]`, i))
 			}
 		}
 		if limit := 1000 + 1000; got > limit+10 {
@@ -164,18 +97,18 @@ func TestRoomRequestsBounded(t *testing.T) {
 	h.Limits = &Limits{MaxRooms: 2}
 	base, _ := serve(t, h)
 	c := dial(t, base, url.Values{"roomNumber": {"1"}}) // the join rule puts it in room-userId-1
-	c.send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": "ann"})}))
-	c.expectPrefix(`40{"sid":"`)
-	c.expect(`42["room-userId","You are in room number: 1"]`)
-	c.expect(`42["message_from_server","Message: welcome ann"]`)
-	c.send(`421["join","room-ann-a"]`)
-	c.expect(`431[{"ok":true,"room":"room-ann-a"}]`)
-	c.expect(`42["room-userId","You are in room number: 1"]`)
-	c.send(`422["join","room-ann-a"]`)
-	c.expect(`432[{"ok":true,"room":"room-ann-a"}]`)
-	c.send(`423["join","room-ann-b"]`)
+	c.Send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": "ann"})}))
+	c.ExpectPrefix(`40{"sid":"`)
+	c.Expect(`42["room-userId","You are in room number: 1"]`)
+	c.Expect(`42["message_from_server","Message: welcome ann"]`)
+	c.Send(`421["join","room-ann-a"]`)
+	c.Expect(`431[{"ok":true,"room":"room-ann-a"}]`)
+	c.Expect(`42["room-userId","You are in room number: 1"]`)
+	c.Send(`422["join","room-ann-a"]`)
+	c.Expect(`432[{"ok":true,"room":"room-ann-a"}]`)
+	c.Send(`423["join","room-ann-b"]`)
 	// No second announcement came between the two answers.
-	c.expect(`433[{"error":"too many rooms","ok":false}]`)
+	c.Expect(`433[{"error":"too many rooms","ok":false}]`)
 }
 
 // TestRoomBurstKeepsReaders: a server-side publisher sends 20,000 messages
@@ -190,16 +123,16 @@ func TestRoomBurstKeepsReaders(t *testing.T) {
 	_, wsBase, logs := serveObserved(t, h)
 	join := func() *wsClient {
 		c := dial(t, wsBase, url.Values{"roomNumber": {"9"}})
-		c.send("40")
-		c.expectPrefix(`40{"sid":"`)
-		c.expectPrefix(`42["room-userId"`)
-		c.expectPrefix(`42["message_from_server"`)
+		c.Send("40")
+		c.ExpectPrefix(`40{"sid":"`)
+		c.ExpectPrefix(`42["room-userId"`)
+		c.ExpectPrefix(`42["message_from_server"`)
 		return c
 	}
 	fast := join()
 	stalled := join()
 	_ = stalled                           // never read from again
-	fast.expectPrefix(`42["room-userId"`) // the stalled member's join
+	fast.ExpectPrefix(`42["room-userId"`) // the stalled member's join
 
 	const n = 20_000
 	payload := strings.Repeat("x", 1000)
@@ -211,16 +144,11 @@ func TestRoomBurstKeepsReaders(t *testing.T) {
 		// The fast member reads everything, checking the order.
 		got := 0
 		for got < n {
-			_ = fast.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-			_, msg, err := fast.conn.ReadMessage()
+			f, err := fast.Recv(20 * time.Second) // pings are answered by its reader
 			if err != nil {
 				break
 			}
-			s := string(msg)
-			if s == "2" {
-				_ = fast.conn.WriteMessage(1, []byte("3"))
-				continue
-			}
+			s := f.Data
 			want := fmt.Sprintf(`42["burst",%d,"%s"]`, got, payload)
 			if s != want {
 				t.Errorf("fast member: message %d is %.40q", got, s)

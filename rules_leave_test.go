@@ -18,26 +18,26 @@ func TestAnnounceLeave(t *testing.T) {
 	base, _ := serve(t, h)
 	join := func(sub string) *wsClient {
 		c := dial(t, base, url.Values{"roomNumber": {"7"}})
-		c.send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": sub})}))
-		c.expectPrefix(`40{"sid":"`)
-		c.expect(`42["room-userId","You are in room number: 7"]`)
+		c.Send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": sub})}))
+		c.ExpectPrefix(`40{"sid":"`)
+		c.Expect(`42["room-userId","You are in room number: 7"]`)
 		return c
 	}
 	ann := join("ann")
 	bob := join("bob")
-	ann.expect(`42["room-userId","You are in room number: 7"]`)
+	ann.Expect(`42["room-userId","You are in room number: 7"]`)
 
-	bob.send(`421["leave","room-userId-7"]`)
-	bob.expect(`431[{"ok":true,"room":"room-userId-7"}]`)
-	ann.expect(`42["left","bob left room-userId-7"]`)
+	bob.Send(`421["leave","room-userId-7"]`)
+	bob.Expect(`431[{"ok":true,"room":"room-userId-7"}]`)
+	ann.Expect(`42["left","bob left room-userId-7"]`)
 
 	cid := join("cid")
-	ann.expect(`42["room-userId","You are in room number: 7"]`)
-	cid.conn.Close()
-	ann.expect(`42["left","cid left room-userId-7"]`)
+	ann.Expect(`42["room-userId","You are in room number: 7"]`)
+	cid.Close()
+	ann.Expect(`42["left","cid left room-userId-7"]`)
 	// bob, no longer in the room, heard neither.
-	bob.send(`422["leave","room-userId-7"]`)
-	bob.expect(`432[{"error":"not in room","ok":false}]`)
+	bob.Send(`422["leave","room-userId-7"]`)
+	bob.Expect(`432[{"error":"not in room","ok":false}]`)
 }
 
 func TestAnnounceLeaveChecks(t *testing.T) {

@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/gorilla/websocket"
+
+	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 )
 
 // TestWebhookConnectLoopDoesNotStarveEvents: when the connect hook is the
@@ -45,8 +47,8 @@ func TestWebhookConnectLoopDoesNotStarveEvents(t *testing.T) {
 		ConnectConcurrency: 4,
 	})
 	ann := dial(t, base, nil)
-	ann.send(`40{"user":"ann"}`)
-	ann.expectPrefix(`40{"sid":"`)
+	ann.Send(`40{"user":"ann"}`)
+	ann.ExpectPrefix(`40{"sid":"`)
 
 	// 60 anonymous connections, each sending CONNECT again on every
 	// refusal, for a bounded time.
@@ -65,18 +67,17 @@ func TestWebhookConnectLoopDoesNotStarveEvents(t *testing.T) {
 					return
 				default:
 				}
-				if c.conn.WriteMessage(1, []byte("40")) != nil {
+				if c.Write(websocket.TextMessage, []byte("40")) != nil {
 					return
 				}
-				_ = c.conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-				_, msg, err := c.conn.ReadMessage()
+				f, err := c.Recv(2 * time.Second)
 				if err != nil {
 					return
 				}
 				switch {
-				case strings.Contains(string(msg), errRetryLater):
+				case strings.Contains(f.Data, errRetryLater):
 					retryLater.Add(1)
-				case strings.HasPrefix(string(msg), "44"):
+				case strings.HasPrefix(f.Data, "44"):
 					refusals.Add(1)
 				}
 			}
@@ -85,8 +86,8 @@ func TestWebhookConnectLoopDoesNotStarveEvents(t *testing.T) {
 	// Meanwhile the logged-in socket's events, spread over 1.5 s, all get
 	// their ack.
 	for i := range 30 {
-		ann.send(fmt.Sprintf(`42%d["chat","hi %d"]`, i, i))
-		ann.expect(fmt.Sprintf(`43%d["ok"]`, i))
+		ann.Send(fmt.Sprintf(`42%d["chat","hi %d"]`, i, i))
+		ann.Expect(fmt.Sprintf(`43%d["ok"]`, i))
 		time.Sleep(50 * time.Millisecond)
 	}
 	close(stop)
@@ -113,14 +114,14 @@ func TestWebhookBodyBound(t *testing.T) {
 		MaxBody: 4096,
 	})
 	c := dial(t, base, nil)
-	c.connectSocket()
-	c.send(`421["big","` + strings.Repeat("x", 5000) + `"]`)
-	c.expect(`431[{"error":"webhook failed: body too large"}]`)
+	c.ConnectSocket("")
+	c.Send(`421["big","` + strings.Repeat("x", 5000) + `"]`)
+	c.Expect(`431[{"error":"webhook failed: body too large"}]`)
 	if n := len(b.callsTo("/event")); n != 0 {
 		t.Fatalf("the backend got %d oversized calls", n)
 	}
-	c.send(`422["small","x"]`)
-	c.expect(`432["ok"]`)
+	c.Send(`422["small","x"]`)
+	c.Expect(`432["ok"]`)
 }
 
 // TestWebhookNeverForwardsToken: the connect call carries the verified
@@ -153,8 +154,8 @@ func TestWebhookNeverForwardsToken(t *testing.T) {
 			base, _ := serve(t, h)
 			before := len(b.callsTo("/connect"))
 			c := dialHeader(t, base, tc.query, tc.header)
-			c.send("40" + tc.payload)
-			c.expectPrefix(`40{"sid":"`)
+			c.Send("40" + tc.payload)
+			c.ExpectPrefix(`40{"sid":"`)
 			calls := b.callsTo("/connect")
 			if len(calls) != before+1 {
 				t.Fatalf("%d connect calls, want 1", len(calls)-before)

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
-	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
@@ -177,37 +175,6 @@ func serveWebhook(t *testing.T, name string, wh *Webhook) (string, *observer.Obs
 	return base, logs, h
 }
 
-func dialHeader(t *testing.T, base string, query url.Values, header http.Header) *wsClient {
-	t.Helper()
-	q := url.Values{"EIO": {"4"}, "transport": {"websocket"}}
-	for k, v := range query {
-		q[k] = v
-	}
-	conn, resp, err := websocket.DefaultDialer.Dial(base+"?"+q.Encode(), header)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	resp.Body.Close()
-	c := &wsClient{t: t, conn: conn}
-	t.Cleanup(func() { conn.Close() })
-	if open := c.read(); !strings.HasPrefix(open, "0{") {
-		t.Fatalf("first frame %q, want an open packet", open)
-	}
-	return c
-}
-
-// connectSocket connects the main namespace and returns the socket id.
-func (c *wsClient) connectSocket() string {
-	c.t.Helper()
-	c.send("40")
-	got := c.expectPrefix(`40{"sid":"`)
-	var v struct{ Sid string }
-	if err := json.Unmarshal([]byte(got[2:]), &v); err != nil {
-		c.t.Fatal(err)
-	}
-	return v.Sid
-}
-
 func TestWebhookEvents(t *testing.T) {
 	b := newHookBackend(t, func(c hookCall, r *http.Request) (int, any) {
 		switch args, _ := c.Body["args"].([]any); c.Body["event"] {
@@ -242,10 +209,10 @@ func TestWebhookEvents(t *testing.T) {
 	c := dialHeader(t, base, url.Values{"room": {"1"}}, http.Header{
 		"X-Site-User": {"ann"}, "Cookie": {"theme=dark; session=s3cr3t"}, "X-Other": {"no"},
 	})
-	sid := c.connectSocket()
+	sid := c.ConnectSocket("")
 
-	c.send(`421["chat","hi",{"n":1.5}]`)
-	c.expect(`431["ok",42,["hi",{"n":1.5}]]`)
+	c.Send(`421["chat","hi",{"n":1.5}]`)
+	c.Expect(`431["ok",42,["hi",{"n":1.5}]]`)
 	call := b.callsTo("/chat")[0]
 	want := map[string]any{
 		"type": "event", "namespace": "/", "socket": sid, "event": "chat",
@@ -262,33 +229,33 @@ func TestWebhookEvents(t *testing.T) {
 	}
 
 	t.Run("actions then ack", func(t *testing.T) {
-		c.send(`422["promote"]`)
-		c.expect(`42["news","welcome"]`)
-		c.expect(`42["private",1]`)
-		c.expect(`432["done"]`)
-		c.send(`423["chat"]`)
-		c.expect(`433["ok",42,[]]`)
+		c.Send(`422["promote"]`)
+		c.Expect(`42["news","welcome"]`)
+		c.Expect(`42["private",1]`)
+		c.Expect(`432["done"]`)
+		c.Send(`423["chat"]`)
+		c.Expect(`433["ok",42,[]]`)
 		if got := b.callsTo("/chat")[1].Body["rooms"]; mustJSON(t, got) != `["vip"]` {
 			t.Fatalf("rooms after actions: %v", got)
 		}
 	})
 	t.Run("backend error", func(t *testing.T) {
-		c.send(`424["refuse"]`)
-		c.expect(`434[{"error":{"code":"nope"}}]`)
+		c.Send(`424["refuse"]`)
+		c.Expect(`434[{"error":{"code":"nope"}}]`)
 	})
 	t.Run("failures", func(t *testing.T) {
-		c.send(`425["broken"]`)
-		c.expect(`435[{"error":"webhook failed: status 500"}]`)
-		c.send(`426["garbage"]`)
-		c.expect(`436[{"error":"webhook failed: bad reply"}]`)
+		c.Send(`425["broken"]`)
+		c.Expect(`435[{"error":"webhook failed: status 500"}]`)
+		c.Send(`426["garbage"]`)
+		c.Expect(`436[{"error":"webhook failed: bad reply"}]`)
 	})
 	t.Run("empty reply", func(t *testing.T) {
-		c.send(`427["nothing",true]`)
-		c.expect(`437[]`)
+		c.Send(`427["nothing",true]`)
+		c.Expect(`437[]`)
 	})
 	t.Run("no ack wanted", func(t *testing.T) {
 		n := len(b.callsTo("/other"))
-		c.send(`42["quiet"]`)
+		c.Send(`42["quiet"]`)
 		calls := b.waitCalls(len(b.callsTo("/chat")) + n + 1)
 		last := calls[len(calls)-1]
 		if last.Body["event"] != "quiet" || last.Body["ack"] != nil {
@@ -296,19 +263,10 @@ func TestWebhookEvents(t *testing.T) {
 		}
 	})
 	t.Run("disconnect action", func(t *testing.T) {
-		c.send(`428["kick"]`)
-		c.expect(`438["bye"]`)
-		c.expect(`41`)
+		c.Send(`428["kick"]`)
+		c.Expect(`438["bye"]`)
+		c.Expect(`41`)
 	})
-}
-
-func mustJSON(t *testing.T, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func TestWebhookConnectAndDisconnect(t *testing.T) {
@@ -343,27 +301,27 @@ func TestWebhookConnectAndDisconnect(t *testing.T) {
 	} {
 		t.Run("refused "+tc.session, func(t *testing.T) {
 			c := dialHeader(t, base, nil, http.Header{"Cookie": {"session=" + tc.session}})
-			c.send(`40{"token":"x"}`)
-			c.expect(tc.want)
+			c.Send(`40{"token":"x"}`)
+			c.Expect(tc.want)
 		})
 	}
 	t.Run("accepted", func(t *testing.T) {
 		c := dialHeader(t, base, url.Values{"room": {"2"}}, http.Header{"Cookie": {"session=good"}})
-		c.send(`40{"hello":"there"}`)
-		c.expectPrefix(`40{"sid":"`)
+		c.Send(`40{"hello":"there"}`)
+		c.ExpectPrefix(`40{"sid":"`)
 		connect := b.callsTo("/connect")
 		last := connect[len(connect)-1].Body
 		if mustJSON(t, last["auth"]) != `{"hello":"there"}` || mustJSON(t, last["query"]) != `{"room":"2"}` {
 			t.Fatalf("connect body %v", last)
 		}
-		c.send(`421["whoami"]`)
-		c.expect(`431[{"user":"ann"},["room-2","user-ann"]]`)
+		c.Send(`421["whoami"]`)
+		c.Expect(`431[{"user":"ann"},["room-2","user-ann"]]`)
 		// Counted before the DISCONNECT: its call may arrive before
 		// waitCalls would read the count.
 		b.mu.Lock()
 		before := len(b.calls)
 		b.mu.Unlock()
-		c.send(`41`)
+		c.Send(`41`)
 		calls := b.waitCalls(before + 1)
 		if d := b.callsTo("/disconnect"); len(d) != 1 || d[0].Body["reason"] != "client namespace disconnect" ||
 			mustJSON(t, d[0].Body["data"]) != `{"user":"ann"}` {
@@ -371,7 +329,7 @@ func TestWebhookConnectAndDisconnect(t *testing.T) {
 		}
 		// A second namespace disconnect or the connection closing later
 		// must not tell the backend again.
-		c.conn.Close()
+		c.Close()
 		time.Sleep(200 * time.Millisecond)
 		if d := b.callsTo("/disconnect"); len(d) != 1 {
 			t.Fatalf("%d disconnect calls, want 1", len(d))
@@ -401,25 +359,25 @@ func TestWebhookTimeoutDoesNotBlockOthers(t *testing.T) {
 		Timeout: caddy.Duration(700 * time.Millisecond),
 	})
 	slow := dial(t, base, nil)
-	slow.connectSocket()
+	slow.ConnectSocket("")
 	fast := dial(t, base, nil)
-	fast.connectSocket()
+	fast.ConnectSocket("")
 
 	start := time.Now()
-	slow.send(`421["slow"]`)
+	slow.Send(`421["slow"]`)
 	b.waitCalls(1)
-	fast.send(`421["fast"]`)
-	fast.expect(`431["fast"]`)
+	fast.Send(`421["fast"]`)
+	fast.Expect(`431["fast"]`)
 	if d := time.Since(start); d > 500*time.Millisecond {
 		t.Fatalf("second socket's ack took %v while the first waited", d)
 	}
-	slow.expect(`431[{"error":"webhook failed: timeout"}]`)
+	slow.Expect(`431[{"error":"webhook failed: timeout"}]`)
 	if d := time.Since(start); d < 600*time.Millisecond || d > 3*time.Second {
 		t.Fatalf("timeout ack after %v, want about 700ms", d)
 	}
 	// The socket's queue carries on after a failure.
-	slow.send(`422["again"]`)
-	slow.expect(`432["again"]`)
+	slow.Send(`422["again"]`)
+	slow.Expect(`432["again"]`)
 	if n := logs.FilterMessage("socket.io webhook failed").Len(); n != 1 {
 		t.Fatalf("%d failure log lines, want 1", n)
 	}
@@ -446,27 +404,27 @@ func TestWebhookOrderAndBounds(t *testing.T) {
 		Queue:          3,
 	})
 	a := dial(t, base, nil)
-	a.connectSocket()
+	a.ConnectSocket("")
 	other := dial(t, base, nil)
-	other.connectSocket()
+	other.ConnectSocket("")
 
-	a.send(`420["wait"]`)
+	a.Send(`420["wait"]`)
 	b.waitCalls(1) // in flight: the queue is empty again
 	for i := 1; i <= 3; i++ {
-		a.send(`42` + itoa(i) + `["n",` + itoa(i) + `]`)
+		a.Send(`42` + itoa(i) + `["n",` + itoa(i) + `]`)
 	}
-	a.send(`424["n",4]`) // one over the bound
-	a.expect(`434[{"error":"webhook failed: queue full"}]`)
+	a.Send(`424["n",4]`) // one over the bound
+	a.Expect(`434[{"error":"webhook failed: queue full"}]`)
 	if logs.FilterMessage("socket.io webhook queue full, event refused").Len() != 1 {
 		t.Fatal("no warning for the full queue")
 	}
-	other.send(`429["n",9]`) // waits for the only slot
+	other.Send(`429["n",9]`) // waits for the only slot
 	open()
-	a.expect(`430[[]]`)
+	a.Expect(`430[[]]`)
 	for i := 1; i <= 3; i++ {
-		a.expect(`43` + itoa(i) + `[[` + itoa(i) + `]]`)
+		a.Expect(`43` + itoa(i) + `[[` + itoa(i) + `]]`)
 	}
-	other.expect(`439[[9]]`)
+	other.Expect(`439[[9]]`)
 	var order []string
 	for _, c := range b.callsTo("/e") {
 		if c.Body["event"] == "n" && c.Body["socket"] != nil {
@@ -483,8 +441,6 @@ func TestWebhookOrderAndBounds(t *testing.T) {
 		t.Fatalf("%d calls in flight at once, want at most 1", maxIn)
 	}
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 func TestWebhookCleanupStopsCalls(t *testing.T) {
 	cancelled := make(chan struct{})
@@ -511,8 +467,8 @@ func TestWebhookCleanupStopsCalls(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := dial(t, "ws"+strings.TrimPrefix(srv.URL, "http")+"/socket.io/", nil)
-	c.connectSocket()
-	c.send(`421["stuck"]`)
+	c.ConnectSocket("")
+	c.Send(`421["stuck"]`)
 	b.waitCalls(1)
 	w := h.entry.pol.webhook
 	start := time.Now()
