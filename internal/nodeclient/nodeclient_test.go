@@ -6,10 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 // wait bounds every wait in these tests; generous for -race on 2 cores.
@@ -425,6 +426,7 @@ func jsonUnmarshalAny(b []byte) (any, error) {
 // reader goroutine of this package is left (the Node processes are reaped by
 // then, since the readers end only after cmd.Wait).
 func TestCleanupStopsEverything(t *testing.T) {
+	readers := testkit.TrackGoroutines("nodeclient.startNode")
 	t.Run("inner", func(t *testing.T) {
 		base := StartEchoServer(t)
 		d := Start(t)
@@ -436,16 +438,5 @@ func TestCleanupStopsEverything(t *testing.T) {
 	if t.Skipped() {
 		return
 	}
-	deadline := time.Now().Add(wait)
-	for {
-		buf := make([]byte, 1<<20)
-		stacks := string(buf[:runtime.Stack(buf, true)])
-		if !strings.Contains(stacks, "nodeclient.startNode") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("reader goroutines still running after cleanup:\n%s", stacks)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	readers.Check(t, wait)
 }

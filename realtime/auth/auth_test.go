@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 var (
@@ -52,15 +54,6 @@ func pemOf(t *testing.T, pub crypto.PublicKey) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 
-func sign(t *testing.T, m jwt.SigningMethod, key any, claims jwt.MapClaims) string {
-	t.Helper()
-	s, err := jwt.NewWithClaims(m, claims).SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 var secret = []byte("0123456789abcdef0123456789abcdef")
 
 var fixedNow = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -90,7 +83,7 @@ func TestVerifyValidPerKeyType(t *testing.T) {
 			if got := v.Algorithms(); len(got) != 1 || got[0] != tc.name {
 				t.Fatalf("default algorithms = %v, want [%s]", got, tc.name)
 			}
-			tok := sign(t, tc.method, tc.signer, jwt.MapClaims{"sub": "alice", "exp": future(), "n": 12345678901234567})
+			tok := testkit.Sign(t, tc.method, tc.signer, jwt.MapClaims{"sub": "alice", "exp": future(), "n": 12345678901234567})
 			claims, err := v.Verify(tok)
 			if err != nil {
 				t.Fatalf("Verify: %v", err)
@@ -125,10 +118,7 @@ func TestVerifyRefusals(t *testing.T) {
 	rs := Config{PublicKey: parsePEM(t, rsaPEM), Now: hs.Now}
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)
 
-	noneTok, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": "x"}).SignedString(jwt.UnsafeAllowNoneSignatureType)
-	if err != nil {
-		t.Fatal(err)
-	}
+	noneTok := testkit.Unsigned(t, jwt.MapClaims{"sub": "x"})
 	cases := []struct {
 		name    string
 		cfg     Config
@@ -138,19 +128,19 @@ func TestVerifyRefusals(t *testing.T) {
 	}{
 		{"empty", hs, "", "missing token", ErrMissingToken},
 		{"garbage", hs, "abc", "invalid token: token is malformed", jwt.ErrTokenMalformed},
-		{"bad signature HS", hs, sign(t, jwt.SigningMethodHS256, []byte("another secret of enough length!"), jwt.MapClaims{"exp": future()}),
+		{"bad signature HS", hs, testkit.Sign(t, jwt.SigningMethodHS256, []byte("another secret of enough length!"), jwt.MapClaims{"exp": future()}),
 			"invalid token: signature is invalid", jwt.ErrTokenSignatureInvalid},
-		{"bad signature RS", rs, sign(t, jwt.SigningMethodRS256, other, jwt.MapClaims{"exp": future()}),
+		{"bad signature RS", rs, testkit.Sign(t, jwt.SigningMethodRS256, other, jwt.MapClaims{"exp": future()}),
 			"invalid token: signature is invalid", jwt.ErrTokenSignatureInvalid},
-		{"expired", hs, sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"exp": fixedNow.Add(-time.Minute).Unix()}),
+		{"expired", hs, testkit.Sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"exp": fixedNow.Add(-time.Minute).Unix()}),
 			"invalid token: token is expired", jwt.ErrTokenExpired},
-		{"nbf in future", hs, sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"nbf": fixedNow.Add(time.Minute).Unix()}),
+		{"nbf in future", hs, testkit.Sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"nbf": fixedNow.Add(time.Minute).Unix()}),
 			"invalid token: token is not valid yet", jwt.ErrTokenNotValidYet},
 		{"alg none", hs, noneTok, "invalid token: token is unverifiable: unsigned tokens (alg none) are never accepted", nil},
 		{"alg none with RSA", rs, noneTok, "invalid token: token is unverifiable: unsigned tokens (alg none) are never accepted", nil},
-		{"alg confusion", rs, sign(t, jwt.SigningMethodHS256, rsaPEM, jwt.MapClaims{"sub": "mallory", "exp": future()}),
+		{"alg confusion", rs, testkit.Sign(t, jwt.SigningMethodHS256, rsaPEM, jwt.MapClaims{"sub": "mallory", "exp": future()}),
 			"invalid token: token is unverifiable: algorithm HS256 is not accepted", nil},
-		{"unconfigured HS512", hs, sign(t, jwt.SigningMethodHS512, secret, jwt.MapClaims{}),
+		{"unconfigured HS512", hs, testkit.Sign(t, jwt.SigningMethodHS512, secret, jwt.MapClaims{}),
 			"invalid token: token is unverifiable: algorithm HS512 is not accepted", nil},
 		{"unknown alg", hs, "eyJhbGciOiJYWDk5OSIsInR5cCI6IkpXVCJ9.e30.c2ln",
 			"invalid token: token is unverifiable: unknown algorithm", jwt.ErrTokenUnverifiable},
@@ -184,7 +174,7 @@ func TestLeeway(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok := sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"exp": fixedNow.Add(-3 * time.Second).Unix()})
+	tok := testkit.Sign(t, jwt.SigningMethodHS256, secret, jwt.MapClaims{"exp": fixedNow.Add(-3 * time.Second).Unix()})
 	if _, err := v.Verify(tok); err != nil {
 		t.Fatalf("3s past exp within 5s leeway: %v", err)
 	}
@@ -216,7 +206,7 @@ func TestIssuerAudience(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := v.Verify(sign(t, jwt.SigningMethodHS256, secret, tc.claims))
+			_, err := v.Verify(testkit.Sign(t, jwt.SigningMethodHS256, secret, tc.claims))
 			got := ""
 			if err != nil {
 				got = err.Error()
