@@ -18,6 +18,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-socketio/caddy-socketio/internal/nodeclient"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 const (
@@ -41,7 +43,7 @@ var backends = []backendSpec{
 		find: func(t *testing.T) []string {
 			php, err := exec.LookPath("php")
 			if err != nil {
-				skipOrFail(t, "finding php: %v (apt-get install php-cli)", err)
+				testkit.SkipOrFail(t, "finding php: %v (apt-get install php-cli)", err)
 			}
 			// Every notice and warning goes to the log, where the test sees it.
 			return []string{php, "-d", "error_reporting=-1", "-d", "display_errors=stderr", "-d", "log_errors=0"}
@@ -66,7 +68,7 @@ var backends = []backendSpec{
 		find: func(t *testing.T) []string {
 			node, err := exec.LookPath("node")
 			if err != nil {
-				skipOrFail(t, "finding node: %v", err)
+				testkit.SkipOrFail(t, "finding node: %v", err)
 			}
 			return []string{node}
 		},
@@ -92,7 +94,7 @@ func flaskPython(t *testing.T) string {
 		}
 		tried = append(tried, p)
 	}
-	skipOrFail(t, "no python3 with Flask (tried %v; apt-get install python3-flask)", tried)
+	testkit.SkipOrFail(t, "no python3 with Flask (tried %v; apt-get install python3-flask)", tried)
 	return ""
 }
 
@@ -115,11 +117,11 @@ func TestBackends(t *testing.T) {
 
 func testBackend(t *testing.T, drv *nodeclient.Driver, b backendSpec, base []string) {
 	home := t.TempDir()
-	bport, sport, aport := freePort(t), freePort(t), freePort(t)
+	bport, sport, aport := testkit.FreePort(t), testkit.FreePort(t), testkit.FreePort(t)
 	backendAddr := fmt.Sprintf("127.0.0.1:%d", bport)
 	site := fmt.Sprintf("http://127.0.0.1:%d", sport)
 
-	be := startProc(t, b.name+" backend", repoRoot(t),
+	be := startProc(t, b.name+" backend", testkit.RepoRoot(t),
 		baseEnv(home, "WEBHOOK_SECRET="+hookSecret, "BACKEND="+backendAddr), b.argv(base, backendAddr)...)
 	be.waitHTTP(t, nil, "http://"+backendAddr+"/", http.StatusOK)
 
@@ -139,10 +141,7 @@ func testBackend(t *testing.T, drv *nodeclient.Driver, b backendSpec, base []str
 		if sub != "" {
 			claims["sub"] = sub
 		}
-		tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(jwtSecret))
-		if err != nil {
-			t.Fatal(err)
-		}
+		tok := testkit.HS256(t, jwtSecret, claims)
 		return drv.Connect(b.name+"-"+id, "4", site, map[string]any{
 			"auth": map[string]any{"token": tok}, "reconnection": false,
 		})

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/caddy-socketio/caddy-socketio/internal/nodeclient"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 const apiSecret = "examples-api-secret-0123456789abcdef-0123"
@@ -23,7 +25,7 @@ const apiSecret = "examples-api-secret-0123456789abcdef-0123"
 // to 127.0.0.1 only.
 func TestEmitAPIExample(t *testing.T) {
 	home := t.TempDir()
-	sport, apiPort, adminPort := freePort(t), freePort(t), freePort(t)
+	sport, apiPort, adminPort := testkit.FreePort(t), testkit.FreePort(t), testkit.FreePort(t)
 	site := fmt.Sprintf("http://127.0.0.1:%d", sport)
 	cfg := withGlobal(readFile(t, "examples/emit-api/Caddyfile"), adminPort)
 	caddy := startCaddy(t, cfg, baseEnv(home,
@@ -74,8 +76,8 @@ func checkAPIListen(t *testing.T, home string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), validateTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, caddyBinary(t), "adapt", "--config", "examples/emit-api/Caddyfile", "--adapter", "caddyfile")
-	cmd.Dir = repoRoot(t)
+	cmd := exec.CommandContext(ctx, testkit.CaddyBinary(t), "adapt", "--config", "examples/emit-api/Caddyfile", "--adapter", "caddyfile")
+	cmd.Dir = testkit.RepoRoot(t)
 	cmd.Env = baseEnv(home)
 	cmd.WaitDelay = 2 * time.Second
 	out, err := cmd.Output()

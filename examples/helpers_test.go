@@ -12,26 +12,21 @@
 package examples
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 // Bounds of every wait on a process started here.
 const (
-	// buildTimeout bounds `go build ./cmd/caddy` (minutes on a cold cache).
-	buildTimeout = 10 * time.Minute
 	// readyTimeout is how long a started process gets to accept connections.
 	readyTimeout = 20 * time.Second
 	// validateTimeout bounds one `caddy validate`.
@@ -42,90 +37,9 @@ const (
 	clientWait = 10 * time.Second
 )
 
-var (
-	caddyDir  string // holds the Caddy binary; made by TestMain
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "caddy-socketio-examples-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "creating a directory for the caddy binary: %v\n", err)
-		os.Exit(1)
-	}
-	caddyDir = dir
-	code := m.Run()
-	_ = os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-// skipOrFail skips when something the test needs is missing from the
-// machine, and fails instead when CI=true.
-func skipOrFail(t testing.TB, format string, args ...any) {
-	t.Helper()
-	msg := fmt.Sprintf(format, args...)
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s (CI=true, so this is a failure, not a skip)", msg)
-	}
-	t.Skip(msg)
-}
-
-// repoRoot is the module root, one directory above this file.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("finding the source directory")
-	}
-	root := filepath.Dir(filepath.Dir(file))
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("finding go.mod in %s: %v", root, err)
-	}
-	return root
-}
-
-// caddyBinary builds ./cmd/caddy once and returns its path.
-func caddyBinary(t testing.TB) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("runs a real Caddy: skipped under -short (the fast loop)")
-	}
-	buildOnce.Do(func() {
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			buildErr = fmt.Errorf("finding the go command: %w", err)
-			return
-		}
-		out := filepath.Join(caddyDir, "caddy")
-		ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, "./cmd/caddy")
-		cmd.Dir = repoRoot(t)
-		cmd.WaitDelay = 5 * time.Second
-		if b, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building ./cmd/caddy: %w\n%s", err, b)
-			return
-		}
-		buildPath = out
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildPath
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+// TestMain removes the Caddy binary testkit.CaddyBinary built, once the
+// tests have run.
+func TestMain(m *testing.M) { os.Exit(testkit.Main(m)) }
 
 // baseEnv is the environment of every process started here: the machine's
 // PATH and nothing else of the caller's, a HOME of its own, plus vars. So a
@@ -145,29 +59,11 @@ func baseEnv(home string, vars ...string) []string {
 	return append(env, vars...)
 }
 
-// syncBuffer collects a process's output.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // proc is a process started by a test and stopped by its cleanup.
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	Log  *syncBuffer
+	Log  *testkit.SyncBuffer
 	done chan struct{}
 	err  error
 }
@@ -176,7 +72,7 @@ type proc struct {
 // (then kill), bounded.
 func startProc(t testing.TB, name, dir string, env []string, argv ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, Log: &syncBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, Log: &testkit.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Dir = dir
 	p.cmd.Env = env
@@ -294,13 +190,13 @@ func collapseBlank(s string) string {
 // env. It returns once getURL answers.
 func startCaddy(t testing.TB, cfg string, env []string, client *http.Client, getURL string) *proc {
 	t.Helper()
-	bin := caddyBinary(t)
+	bin := testkit.CaddyBinary(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatalf("writing the Caddyfile: %v", err)
 	}
-	p := startProc(t, "caddy", repoRoot(t), env, bin, "run", "--config", path, "--adapter", "caddyfile")
+	p := startProc(t, "caddy", testkit.RepoRoot(t), env, bin, "run", "--config", path, "--adapter", "caddyfile")
 	p.waitHTTP(t, client, getURL, 0)
 	return p
 }
@@ -308,7 +204,7 @@ func startCaddy(t testing.TB, cfg string, env []string, client *http.Client, get
 // readFile reads a file of the repository.
 func readFile(t testing.TB, rel string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), rel))
+	b, err := os.ReadFile(filepath.Join(testkit.RepoRoot(t), rel))
 	if err != nil {
 		t.Fatalf("reading %s: %v", rel, err)
 	}

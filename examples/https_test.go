@@ -20,6 +20,8 @@ import (
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/caddy-socketio/caddy-socketio/internal/nodeclient"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 const (
@@ -42,17 +44,17 @@ type httpsSite struct {
 // site answers over TLS verified against that CA alone.
 func startHTTPS(t *testing.T, home string) *httpsSite {
 	t.Helper()
-	port, adminPort := freePort(t), freePort(t)
+	port, adminPort := testkit.FreePort(t), testkit.FreePort(t)
 	cfg := withGlobal(readFile(t, "examples/https/Caddyfile"), adminPort)
 	env := baseEnv(home, "JWT_SECRET="+jwtSecret, fmt.Sprintf("HTTPS_PORT=%d", port))
 	s := &httpsSite{base: fmt.Sprintf("https://localhost:%d", port)}
 
-	bin := caddyBinary(t)
+	bin := testkit.CaddyBinary(t)
 	path := filepath.Join(home, "Caddyfile")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.caddy = startProc(t, "caddy", repoRoot(t), env, bin, "run", "--config", path, "--adapter", "caddyfile")
+	s.caddy = startProc(t, "caddy", testkit.RepoRoot(t), env, bin, "run", "--config", path, "--adapter", "caddyfile")
 
 	root := filepath.Join(home, "data", "caddy", "pki", "authorities", "local", "root.crt")
 	deadline := time.Now().Add(readyTimeout)
@@ -94,13 +96,7 @@ func (s *httpsSite) h2Client() *http.Client {
 
 func token(t *testing.T, sub string) string {
 	t.Helper()
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
-		"sub": sub, "exp": time.Now().Add(time.Hour).Unix(),
-	}).SignedString([]byte(jwtSecret))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testkit.HS256(t, jwtSecret, jwt.MapClaims{"sub": sub})
 }
 
 // TestHTTPSExample runs examples/https/Caddyfile (localhost, tls internal)
@@ -232,21 +228,21 @@ func containsPrefix(list []string, prefix string) bool {
 func browserHTTPS(t *testing.T, s *httpsSite) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		skipOrFail(t, "finding node: %v", err)
+		testkit.SkipOrFail(t, "finding node: %v", err)
 	}
 	if _, err := os.Stat(chromiumPath); err != nil {
-		skipOrFail(t, "finding chromium: %v (apt-get install chromium)", err)
+		testkit.SkipOrFail(t, "finding chromium: %v (apt-get install chromium)", err)
 	}
 	certutil, err := exec.LookPath("certutil")
 	if err != nil {
-		skipOrFail(t, "finding certutil: %v (apt-get install libnss3-tools)", err)
+		testkit.SkipOrFail(t, "finding certutil: %v (apt-get install libnss3-tools)", err)
 	}
-	root := repoRoot(t)
+	root := testkit.RepoRoot(t)
 	if _, err := os.Stat(filepath.Join(root, "testdata", "node_modules", "playwright-core", "package.json")); err != nil {
-		skipOrFail(t, "finding playwright-core: %v (make deps)", err)
+		testkit.SkipOrFail(t, "finding playwright-core: %v (make deps)", err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "testdata", "www", "vendor", "socket.io.min.js")); err != nil {
-		skipOrFail(t, "finding the page's client bundle: %v (make deps)", err)
+		testkit.SkipOrFail(t, "finding the page's client bundle: %v (make deps)", err)
 	}
 
 	home := t.TempDir()

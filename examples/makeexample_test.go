@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 // makeTimeout bounds one `make example` run up to the point the test
@@ -36,16 +38,16 @@ func TestMakeExample(t *testing.T) {
 	}
 	mk, err := exec.LookPath("make")
 	if err != nil {
-		skipOrFail(t, "finding make: %v", err)
+		testkit.SkipOrFail(t, "finding make: %v", err)
 	}
-	root := repoRoot(t)
+	root := testkit.RepoRoot(t)
 	// make example runs `make deps` first; when that is out of date it runs
 	// npm ci, which replaces the node_modules other tests are using. Only
 	// run on installed deps (make test installs them first).
 	q := exec.Command(mk, "-q", "deps")
 	q.Dir = root
 	if err := q.Run(); err != nil {
-		skipOrFail(t, "make deps is not up to date (%v): run make deps first", err)
+		testkit.SkipOrFail(t, "make deps is not up to date (%v): run make deps first", err)
 	}
 
 	t.Run("port taken", func(t *testing.T) {
@@ -57,7 +59,7 @@ func TestMakeExample(t *testing.T) {
 		port := ln.Addr().(*net.TCPAddr).Port
 		ctx, cancel := context.WithTimeout(context.Background(), makeTimeout)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, mk, "example", fmt.Sprintf("PORT=%d", port), fmt.Sprintf("ADMIN=127.0.0.1:%d", freePort(t)))
+		cmd := exec.CommandContext(ctx, mk, "example", fmt.Sprintf("PORT=%d", port), fmt.Sprintf("ADMIN=127.0.0.1:%d", testkit.FreePort(t)))
 		cmd.Dir = root
 		cmd.Env = makeEnv(t.TempDir())
 		cmd.WaitDelay = 2 * time.Second
@@ -76,7 +78,7 @@ func TestMakeExample(t *testing.T) {
 	})
 
 	t.Run("free ports", func(t *testing.T) {
-		port, admin := freePort(t), freePort(t)
+		port, admin := testkit.FreePort(t), testkit.FreePort(t)
 		dir := t.TempDir()
 		p := startProc(t, "make example", root, makeEnv(dir),
 			mk, "example", fmt.Sprintf("PORT=%d", port), fmt.Sprintf("ADMIN=127.0.0.1:%d", admin))

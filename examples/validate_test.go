@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 // exampleFiles are the Caddyfiles a user is told to run as they are.
@@ -24,7 +26,7 @@ var exampleFiles = []string{
 // docFiles are the documents whose Caddyfile blocks must load as copied.
 func docFiles(t *testing.T) []string {
 	t.Helper()
-	docs, err := filepath.Glob(filepath.Join(repoRoot(t), "docs", "*.md"))
+	docs, err := filepath.Glob(filepath.Join(testkit.RepoRoot(t), "docs", "*.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,8 +84,8 @@ func validate(t *testing.T, name, cfg string, vars []string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), validateTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, caddyBinary(t), "validate", "--config", path, "--adapter", "caddyfile")
-	cmd.Dir = repoRoot(t)
+	cmd := exec.CommandContext(ctx, testkit.CaddyBinary(t), "validate", "--config", path, "--adapter", "caddyfile")
+	cmd.Dir = testkit.RepoRoot(t)
 	cmd.Env = baseEnv(dir, dummy(vars)...)
 	cmd.WaitDelay = 2 * time.Second
 	out, err := cmd.CombinedOutput()

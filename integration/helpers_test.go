@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -9,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -95,24 +93,6 @@ func exampleConfig(t testing.TB, sc siteConfig) string {
 	return global + cfg
 }
 
-// syncBuffer collects a process's output for later assertions.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // caddyProc is a running `caddy run`.
 type caddyProc struct {
 	t       testing.TB
@@ -122,7 +102,7 @@ type caddyProc struct {
 	cfgPath string
 	admin   string // host:port of the admin API
 	BaseURL string // http://127.0.0.1:<site port>
-	Log     *syncBuffer
+	Log     *testkit.SyncBuffer
 
 	cmd  *exec.Cmd
 	done chan struct{} // closed once the process has been reaped
@@ -152,7 +132,7 @@ func startCaddyConfig(t testing.TB, sc siteConfig, cfg string) *caddyProc {
 		cfgPath: filepath.Join(dir, "Caddyfile"),
 		admin:   fmt.Sprintf("127.0.0.1:%d", sc.AdminPort),
 		BaseURL: fmt.Sprintf("http://127.0.0.1:%d", sc.Port),
-		Log:     &syncBuffer{},
+		Log:     &testkit.SyncBuffer{},
 		done:    make(chan struct{}),
 	}
 	// Caddy keeps its data and config under HOME/XDG dirs; keep them out of
