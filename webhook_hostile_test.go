@@ -88,7 +88,7 @@ func TestWebhookConnectLoopDoesNotStarveEvents(t *testing.T) {
 	for i := range 30 {
 		ann.Send(fmt.Sprintf(`42%d["chat","hi %d"]`, i, i))
 		ann.Expect(fmt.Sprintf(`43%d["ok"]`, i))
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // spread over 1.5 s on purpose, while the loopers run
 	}
 	close(stop)
 	wg.Wait()

@@ -330,6 +330,8 @@ func TestWebhookConnectAndDisconnect(t *testing.T) {
 		// A second namespace disconnect or the connection closing later
 		// must not tell the backend again.
 		c.Close()
+		// A wrong second call would come soon after the close; proving that
+		// none comes takes a wait (nothing signals what does not happen).
 		time.Sleep(200 * time.Millisecond)
 		if d := b.callsTo("/disconnect"); len(d) != 1 {
 			t.Fatalf("%d disconnect calls, want 1", len(d))
@@ -395,7 +397,7 @@ func TestWebhookOrderAndBounds(t *testing.T) {
 			case <-r.Context().Done():
 			}
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond) // each call takes a while, so that calls would overlap if they could
 		return 200, map[string]any{"ack": []any{c.Body["args"]}}
 	})
 	base, logs, _ := serveWebhook(t, "webhook-order", &Webhook{

@@ -219,30 +219,20 @@ func firstMap(args []any) (map[string]any, bool) {
 // waitCountLog waits until p's log holds s n times.
 func waitCountLog(t *testing.T, p *proc, s string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(clientWait)
-	for strings.Count(p.Log.String(), s) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s log has %d %q, want %d:\n%s", p.name, strings.Count(p.Log.String(), s), s, n, p.Log)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !p.Log.WaitFor(clientWait, p.done, func(log string) bool { return strings.Count(log, s) >= n }) {
+		t.Fatalf("%s log has %d %q, want %d:\n%s", p.name, strings.Count(p.Log.String(), s), s, n, p.Log)
 	}
 }
 
 // waitLog waits until p's log holds every line.
 func waitLog(t *testing.T, p *proc, lines ...string) {
 	t.Helper()
-	deadline := time.Now().Add(clientWait)
-	for {
+	missing := func(log string) []string {
+		return slices.DeleteFunc(slices.Clone(lines), func(l string) bool { return strings.Contains(log, l) })
+	}
+	if !p.Log.WaitFor(clientWait, p.done, func(log string) bool { return len(missing(log)) == 0 }) {
 		log := p.Log.String()
-		missing := slices.DeleteFunc(slices.Clone(lines), func(l string) bool { return strings.Contains(log, l) })
-		if len(missing) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("%s log has no %q after %v:\n%s", p.name, missing, clientWait, log)
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+		t.Errorf("%s log has no %q after %v:\n%s", p.name, missing(log), clientWait, log)
 	}
 }
 

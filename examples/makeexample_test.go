@@ -94,18 +94,14 @@ func TestMakeExample(t *testing.T) {
 			case <-time.After(exitTimeout):
 			}
 		})
-		deadline := time.Now().Add(makeTimeout)
 		url := fmt.Sprintf("http://localhost:%d/?token=", port)
-		for !strings.Contains(p.Log.String(), url) {
+		if !p.Log.WaitFor(makeTimeout, p.done, func(log string) bool { return strings.Contains(log, url) }) {
 			select {
 			case <-p.done:
 				t.Fatalf("make example exited: %v\n%s", p.err, p.Log)
 			default:
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("make example printed no %q within %v:\n%s", url, makeTimeout, p.Log)
-			}
-			time.Sleep(100 * time.Millisecond)
+			t.Fatalf("make example printed no %q within %v:\n%s", url, makeTimeout, p.Log)
 		}
 		p.waitHTTP(t, nil, fmt.Sprintf("http://127.0.0.1:%d/app.js", port), http.StatusOK)
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))

@@ -191,7 +191,7 @@ func (p *caddyProc) waitReady() {
 		if time.Now().After(deadline) {
 			p.t.Fatalf("caddy not serving %s after %v: %v\n%s", p.BaseURL, caddyReadyTimeout, err, p.Log)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // Caddy, another process, is asked again: nothing signals readiness
 	}
 }
 

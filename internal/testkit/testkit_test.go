@@ -78,3 +78,21 @@ func TestHS256(t *testing.T) {
 		t.Fatalf("alg none token %q has a signature", u)
 	}
 }
+
+func TestSyncBufferWaitFor(t *testing.T) {
+	var b SyncBuffer
+	go func() {
+		for _, s := range []string{"starting\n", "still starting\n", "ready\n"} {
+			time.Sleep(5 * time.Millisecond) // a process writing over time
+			_, _ = b.Write([]byte(s))
+		}
+	}()
+	if !b.WaitFor(DefaultWait, nil, func(out string) bool { return strings.Contains(out, "ready") }) {
+		t.Fatalf("no ready in %q", b.String())
+	}
+	stop := make(chan struct{})
+	close(stop)
+	if b.WaitFor(DefaultWait, stop, func(out string) bool { return strings.Contains(out, "never") }) {
+		t.Fatal("WaitFor held for a line never written")
+	}
+}
