@@ -2,6 +2,8 @@
 #   make example   runs Caddyfile.example on :8080 (the tutorial's site);
 #                  PORT=8081 ADMIN=localhost:2999 move it off taken ports
 #   make test      runs every test (Go unit, protocol, real clients, Caddy, browser)
+#   make test-short  the fast loop: in-process tests only
+#   make test-live   the live tests only: integration/ and examples/
 #   make conformance SUITES=<dir>   the official protocol suites (docs/conformance.md)
 
 GO       ?= go
@@ -12,7 +14,7 @@ export JWT_SECRET
 NODE_STAMP := testdata/node_modules/.installed
 BUNDLE     := testdata/www/vendor/socket.io.min.js
 
-.PHONY: example test test-short lint deps token bench conformance fuzz
+.PHONY: example test test-short test-live lint deps token bench conformance fuzz
 
 # npm ci only when the lock file changed since the last install.
 $(NODE_STAMP): testdata/package.json testdata/package-lock.json
@@ -49,6 +51,11 @@ lint:
 # Chromium is started (the live tests skip under -short).
 test-short:
 	$(GO) test -short -count=1 ./...
+
+# Only the live tests: a real Caddy built from ./cmd/caddy, the Node clients,
+# Chromium, the example backends (integration/ and examples/).
+test-live: deps
+	$(GO) test -count=1 -timeout 20m ./integration/ ./examples/
 
 # Not part of `make test`: numbers are measured by hand (see README).
 bench:
