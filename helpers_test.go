@@ -20,6 +20,9 @@ import (
 	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
+// The helpers the root package's tests share: a provisioned handler served
+// by httptest, raw clients of it (testkit.WS), tokens, JSON.
+
 const testSecret = "test-secret-0123456789abcdef-0123456789"
 
 func testContext(t *testing.T) caddy.Context {
