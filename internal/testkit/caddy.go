@@ -19,7 +19,7 @@ var (
 	buildMu   sync.Mutex
 	buildDir  string // made on the first build, removed by Main
 	buildPath string
-	buildErr  error
+	errBuild  error
 	buildSkip string
 	buildDone bool
 )
@@ -55,8 +55,8 @@ func CaddyBinary(t testing.TB) string {
 	if buildSkip != "" {
 		SkipOrFail(t, "%s", buildSkip)
 	}
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if errBuild != nil {
+		t.Fatal(errBuild)
 	}
 	return buildPath
 }
@@ -69,7 +69,7 @@ func build(t testing.TB, root string) {
 	}
 	dir, err := os.MkdirTemp("", "caddy-socketio-test-caddy-")
 	if err != nil {
-		buildErr = fmt.Errorf("creating a directory for the caddy binary: %w", err)
+		errBuild = fmt.Errorf("creating a directory for the caddy binary: %w", err)
 		return
 	}
 	buildDir = dir
@@ -81,7 +81,7 @@ func build(t testing.TB, root string) {
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
 	if b, err := cmd.CombinedOutput(); err != nil {
-		buildErr = fmt.Errorf("building ./cmd/caddy: %w\n%s", err, b)
+		errBuild = fmt.Errorf("building ./cmd/caddy: %w\n%s", err, b)
 		return
 	}
 	t.Logf("built ./cmd/caddy in %v", time.Since(start).Round(time.Millisecond))
