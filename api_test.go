@@ -365,8 +365,8 @@ func TestAPISocketsSubjectAndData(t *testing.T) {
 	base, _ := serve(t, h)
 	api := serveAPI(t, &API{Hub: "api-subject"})
 	c := dial(t, base, nil)
-	c.send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": "alice"})}))
-	c.expectPrefix(`40{"sid":"`)
+	c.Send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": "alice"})}))
+	c.ExpectPrefix(`40{"sid":"`)
 	status, out, _ := apiCall(t, "GET", api+"sockets", apiSecretOld, "")
 	socks, _ := out["sockets"].([]any)
 	if status != 200 || len(socks) != 1 {
