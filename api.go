@@ -92,7 +92,7 @@ func (a *API) Provision(ctx caddy.Context) error {
 			return fmt.Errorf("secrets: secret %d is empty after resolving placeholders (is the environment variable set?)", i+1)
 		}
 		if len(v) < 16 {
-			a.logger.Warn("socket.io api secret is shorter than 16 bytes; use a long random value")
+			a.logger.Warn("api secret is shorter than 16 bytes; use a long random value")
 		}
 		// Hashing first makes every comparison the same length, so timing
 		// tells nothing about the secrets' lengths either.
@@ -134,7 +134,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Hand
 		if err.status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="socketio_api"`)
 		}
-		a.logger.Debug("socket.io api request refused", zap.String("remote", r.RemoteAddr), zap.String("reason", err.msg))
+		a.logger.Debug("api request refused", zap.String("remote", r.RemoteAddr), zap.String("reason", err.msg))
 		emitapi.WriteError(w, err.status, err.msg)
 		return nil
 	}

@@ -99,7 +99,7 @@ func (h *Handler) buildPolicy(repl *caddy.Replacer, logger *zap.Logger) (*policy
 				return nil, errors.New("auth: secret is empty after resolving placeholders (is the environment variable set?)")
 			}
 			if len(secret) < 32 {
-				logger.Warn("socket.io auth secret is shorter than 32 bytes; RFC 7518 asks for a key as long as the hash (HS256: 32 bytes)")
+				logger.Warn("auth secret is shorter than 32 bytes; RFC 7518 asks for a key as long as the hash (HS256: 32 bytes)")
 			}
 			cfg.Secret = []byte(secret)
 			key = cfg.Secret
@@ -233,7 +233,7 @@ func (h *hub) authorize(s *realtime.Socket) error {
 	claims, err := p.check(s)
 	if err != nil {
 		// The message names the reason only; the token is never logged.
-		p.logger.Debug("socket.io connection refused", zap.String("namespace", s.Namespace().Name()),
+		p.logger.Debug("connection refused", zap.String("namespace", s.Namespace().Name()),
 			zap.String("remote", s.Handshake().Address), zap.String("reason", err.Error()))
 		return &realtime.ConnectError{Message: err.Error()}
 	}
@@ -297,7 +297,7 @@ func (h *hub) startExpiry(s *realtime.Socket) {
 		return
 	}
 	t.start(func() {
-		h.policy.Load().logger.Debug("socket.io token expired", zap.String("namespace", s.Namespace().Name()), zap.String("socket", s.ID()))
+		h.policy.Load().logger.Debug("token expired", zap.String("namespace", s.Namespace().Name()), zap.String("socket", s.ID()))
 		s.Disconnect(false)
 	})
 }
@@ -327,7 +327,7 @@ func (h *hub) recheck(p *policy, gen uint64, s *realtime.Socket) {
 	}
 	claims, err := p.check(s)
 	if err != nil {
-		p.logger.Info("socket.io socket disconnected: no longer authorized by the new config",
+		p.logger.Info("socket disconnected: no longer authorized by the new config",
 			zap.String("namespace", s.Namespace().Name()), zap.String("socket", s.ID()),
 			zap.String("remote", s.Handshake().Address), zap.String("reason", err.Error()))
 		s.Disconnect(false)
@@ -359,7 +359,7 @@ func (h *hub) connected(s *realtime.Socket) {
 	rooms := p.joinRooms(v)
 	for _, room := range rooms {
 		if err := s.Join(room); err != nil {
-			p.logger.Warn("socket.io join rule not applied", zap.String("namespace", s.Namespace().Name()),
+			p.logger.Warn("join rule not applied", zap.String("namespace", s.Namespace().Name()),
 				zap.String("socket", s.ID()), zap.String("room", cutForLog(room, maxLoggedName)), zap.Error(err))
 			continue
 		}
@@ -392,7 +392,7 @@ func (h *hub) announce(p *policy, s *realtime.Socket, v *socketView, room string
 	rv := *v
 	rv.Room = room
 	if err := s.Namespace().To(room).Emit(m.Event, p.text(&rv, m.Text)); err != nil {
-		p.logger.Warn("socket.io announcement failed", zap.String("room", room), zap.Error(err))
+		p.logger.Warn("announcement failed", zap.String("room", room), zap.Error(err))
 	}
 }
 
@@ -405,7 +405,7 @@ func (h *hub) announceLeave(p *policy, s *realtime.Socket, v *socketView, room s
 	rv := *v
 	rv.Room = room
 	if err := s.Namespace().To(room).Except(s.ID()).Emit(m.Event, p.text(&rv, m.Text)); err != nil {
-		p.logger.Warn("socket.io leave announcement failed", zap.String("room", room), zap.Error(err))
+		p.logger.Warn("leave announcement failed", zap.String("room", room), zap.Error(err))
 	}
 }
 
@@ -413,7 +413,7 @@ func (h *hub) announceLeave(p *policy, s *realtime.Socket, v *socketView, room s
 func (h *hub) onEvent(s *realtime.Socket, event string, args []any, ack realtime.AckFunc) {
 	p := h.policy.Load()
 	if p.logs(event) {
-		if ce := p.logger.Check(zap.InfoLevel, "socket.io event"); ce != nil {
+		if ce := p.logger.Check(zap.InfoLevel, "client event"); ce != nil {
 			ce.Write(zap.String("namespace", s.Namespace().Name()), zap.String("socket", s.ID()),
 				zap.String("event", nameForLog(event)), zap.String("args", argsForLog(args)))
 		}
@@ -427,7 +427,7 @@ func (h *hub) onEvent(s *realtime.Socket, event string, args []any, ack realtime
 		rooms := slices.DeleteFunc(s.Rooms(), func(r string) bool { return r == s.ID() })
 		if len(rooms) > 0 {
 			if err := s.To(rooms...).Emit(event, args...); err != nil {
-				p.logger.Warn("socket.io relay failed", zap.String("event", nameForLog(event)), zap.Error(err))
+				p.logger.Warn("relay failed", zap.String("event", nameForLog(event)), zap.Error(err))
 			}
 		}
 		if ack != nil {

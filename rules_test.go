@@ -58,7 +58,7 @@ func TestTutorialFlow(t *testing.T) {
 				t.Fatalf("token logged in %q", e.Message)
 			}
 		}
-		if e.Message == "socket.io event" && e.ContextMap()["args"] == `["hello from a"]` && e.ContextMap()["event"] == "message_from_client" {
+		if e.Message == "client event" && e.ContextMap()["args"] == `["hello from a"]` && e.ContextMap()["event"] == "message_from_client" {
 			found = true
 		}
 	}

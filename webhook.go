@@ -337,7 +337,7 @@ func (h *hub) webhookConnect(s *realtime.Socket) error {
 	if w.connect != "" {
 		sid, addr := s.SessionID(), s.Handshake().Address
 		if d := h.backoff.Wait(sid, addr); d > 0 {
-			if ce := w.logger.Check(zap.DebugLevel, "socket.io connect refused: recently refused by the connect hook"); ce != nil {
+			if ce := w.logger.Check(zap.DebugLevel, "connect refused: recently refused by the connect hook"); ce != nil {
 				ce.Write(zap.String("namespace", s.Namespace().Name()), zap.String("remote", addr), zap.Duration("retry_after", d))
 			}
 			return &realtime.ConnectError{Message: errRetryLater, Data: map[string]any{"retryAfter": d.Milliseconds()}}
@@ -464,7 +464,7 @@ func (h *hub) webhookEvent(p *policy, s *realtime.Socket, event string, args []a
 	}
 	b.Ack = ack != nil
 	if !q.Push(webhookJob{w: w, url: url, body: b, ack: ack, s: s}.job(), w.queue) {
-		w.logger.Warn("socket.io webhook queue full, event refused",
+		w.logger.Warn("webhook queue full, event refused",
 			zap.String("namespace", b.Namespace), zap.String("socket", b.Socket),
 			zap.String("event", nameForLog(event)), zap.Int("queue", w.queue))
 		if ack != nil {
@@ -554,7 +554,7 @@ func (w *webhooks) apply(s *realtime.Socket, a webhook.Action) {
 			continue
 		}
 		if err := s.Join(r); err != nil {
-			w.logger.Warn("socket.io webhook join action failed", zap.String("namespace", s.Namespace().Name()),
+			w.logger.Warn("webhook join action failed", zap.String("namespace", s.Namespace().Name()),
 				zap.String("socket", s.ID()), zap.String("room", cutForLog(r, maxLoggedName)), zap.Error(err))
 		}
 	}
@@ -574,14 +574,14 @@ func (w *webhooks) apply(s *realtime.Socket, a webhook.Action) {
 			err = s.Namespace().To(e.Rooms...).Except(e.Except...).Emit(e.Event, e.Args...)
 		}
 		if err != nil {
-			w.logger.Warn("socket.io webhook emit action failed", zap.String("namespace", s.Namespace().Name()),
+			w.logger.Warn("webhook emit action failed", zap.String("namespace", s.Namespace().Name()),
 				zap.String("socket", s.ID()), zap.String("event", nameForLog(e.Event)), zap.Error(err))
 		}
 	}
 }
 
 func (w *webhooks) logFailure(s *realtime.Socket, kind string, err error) {
-	if ce := w.logger.Check(zap.WarnLevel, "socket.io webhook failed"); ce != nil {
+	if ce := w.logger.Check(zap.WarnLevel, "webhook failed"); ce != nil {
 		ce.Write(zap.String("namespace", s.Namespace().Name()), zap.String("socket", s.ID()),
 			zap.String("type", kind), zap.Error(errors.Unwrap(err)), zap.String("result", err.Error()))
 	}

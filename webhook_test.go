@@ -380,7 +380,7 @@ func TestWebhookTimeoutDoesNotBlockOthers(t *testing.T) {
 	// The socket's queue carries on after a failure.
 	slow.Send(`422["again"]`)
 	slow.Expect(`432["again"]`)
-	if n := logs.FilterMessage("socket.io webhook failed").Len(); n != 1 {
+	if n := logs.FilterMessage("webhook failed").Len(); n != 1 {
 		t.Fatalf("%d failure log lines, want 1", n)
 	}
 }
@@ -417,7 +417,7 @@ func TestWebhookOrderAndBounds(t *testing.T) {
 	}
 	a.Send(`424["n",4]`) // one over the bound
 	a.Expect(`434[{"error":"webhook failed: queue full"}]`)
-	if logs.FilterMessage("socket.io webhook queue full, event refused").Len() != 1 {
+	if logs.FilterMessage("webhook queue full, event refused").Len() != 1 {
 		t.Fatal("no warning for the full queue")
 	}
 	other.Send(`429["n",9]`) // waits for the only slot

@@ -349,7 +349,7 @@ func checkLog(t *testing.T, l *live, accessLog bool) {
 		if json.Unmarshal([]byte(line), &entry) != nil {
 			continue
 		}
-		if entry["msg"] == "socket.io event" && entry["event"] == "message_from_client" {
+		if entry["msg"] == "client event" && entry["event"] == "message_from_client" {
 			sawEvent = true
 		}
 		if logger, _ := entry["logger"].(string); strings.HasPrefix(logger, "http.log.access") {

@@ -139,7 +139,7 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request) (int, any) {
 		}
 		return ae.status, errorBody(ae.msg)
 	}
-	if ce := h.opts.Logger.Check(zap.DebugLevel, "socket.io api request"); ce != nil {
+	if ce := h.opts.Logger.Check(zap.DebugLevel, "api request"); ce != nil {
 		ce.Write(zap.String("endpoint", route), zap.String("remote", r.RemoteAddr))
 	}
 	return http.StatusOK, out
