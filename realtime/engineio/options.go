@@ -119,10 +119,36 @@ type Options struct {
 	// delivered; it must call s.SetHandler. Sessions without a handler
 	// drop their messages.
 	OnSession func(s *Session)
+	// Observer is told what the server does, for counting (metrics).
+	Observer Observer
 
 	// clock drives the engine's timers; nil is the time package. Only
 	// this package's tests set it (see clock.go).
 	clock clock
+}
+
+// Observer receives counts of what the engine does, for metrics. Every
+// field is optional. Each is called synchronously, on the goroutine that
+// did the work (with no engine lock held), and must be cheap and never
+// block: an atomic add, not a map lookup under a lock. A session keeps the
+// Observer of the options it was opened under.
+type Observer struct {
+	// OnOpen: a session was opened over transport, "polling" or
+	// "websocket".
+	OnOpen func(transport string)
+	// OnRefused: a handshake request (one without a sid) was refused with
+	// an Engine.IO error code: 0 transport unknown, 2 bad handshake method,
+	// 3 bad request, 4 forbidden, 5 unsupported protocol version.
+	OnRefused func(code int)
+	// OnReceived: the client sent one message packet holding n bytes of
+	// data (the packet type not counted); called before it is delivered.
+	OnReceived func(n int)
+	// OnSent: packets message packets holding n bytes of data in all were
+	// queued for the client (Send, or SendVolatile when it queued them).
+	OnSent func(packets, n int)
+	// OnClose: a session began closing, with its reason (the Reason*
+	// constants, or what Session.Close was given).
+	OnClose func(reason string)
 }
 
 // config is Options with defaults applied and lookups precomputed; one

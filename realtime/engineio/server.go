@@ -324,6 +324,9 @@ func (srv *Server) refuse(w http.ResponseWriter, r *http.Request, cfg *config, e
 		ce.Write(zap.Int("code", e.code), zap.String("message", e.message),
 			zap.String("method", r.Method), zap.String("remote", r.RemoteAddr))
 	}
+	if fn := cfg.Observer.OnRefused; fn != nil && r.URL.Query().Get("sid") == "" {
+		fn(e.code)
+	}
 	e.write(w, upgrade)
 }
 
@@ -353,6 +356,9 @@ func (srv *Server) newRegisteredSession(r *http.Request, cfg *config, ws *websoc
 	}
 	if ce := s.log.Check(zap.DebugLevel, "session opened"); ce != nil {
 		ce.Write(zap.String("transport", s.transport), zap.String("remote", r.RemoteAddr))
+	}
+	if fn := cfg.Observer.OnOpen; fn != nil {
+		fn(s.transport)
 	}
 	if cfg.OnSession != nil {
 		cfg.OnSession(s)

@@ -349,7 +349,24 @@ func (s *Session) Send(msgs ...*Message) error {
 	}
 	s.queueLocked(msgs, add)
 	s.mu.Unlock()
+	s.observeSent(msgs)
 	return nil
+}
+
+// observeSent tells the Observer about queued messages.
+func (s *Session) observeSent(msgs []*Message) {
+	fn := s.cfg.Observer.OnSent
+	if fn == nil {
+		return
+	}
+	packets, n := 0, 0
+	for _, m := range msgs {
+		if m != nil {
+			packets++
+			n += len(m.Data())
+		}
+	}
+	fn(packets, n)
 }
 
 // SendVolatile queues messages as Send does, unless the backlog would
@@ -359,11 +376,13 @@ func (s *Session) Send(msgs ...*Message) error {
 func (s *Session) SendVolatile(msgs ...*Message) bool {
 	add := costOf(msgs)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed || s.backlogLocked()+add > s.cfg.MaxBufferedBytes {
+		s.mu.Unlock()
 		return false
 	}
 	s.queueLocked(msgs, add)
+	s.mu.Unlock()
+	s.observeSent(msgs)
 	return true
 }
 
@@ -627,6 +646,9 @@ func (s *Session) deliver(data []byte, binary bool) bool {
 	if ce := s.log.Check(zap.DebugLevel, "message received"); ce != nil {
 		ce.Write(zap.Int("bytes", len(data)), zap.Bool("binary", binary))
 	}
+	if fn := s.cfg.Observer.OnReceived; fn != nil {
+		fn(len(data))
+	}
 	h.OnMessage(data, binary)
 
 	s.mu.Lock()
@@ -727,6 +749,9 @@ func (s *Session) closeWith(reason string, kind closeKind, mode onCloseMode) {
 
 	if ce := s.log.Check(zap.DebugLevel, "session closing"); ce != nil {
 		ce.Write(zap.String("reason", reason))
+	}
+	if fn := s.cfg.Observer.OnClose; fn != nil {
+		fn(reason)
 	}
 	if probe != nil {
 		_ = probe.NetConn().Close()
