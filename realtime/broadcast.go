@@ -69,7 +69,11 @@ func (b BroadcastOperator) Emit(event string, args ...any) error {
 	if parser.IsReservedEvent(event) {
 		return fmt.Errorf("broadcasting %q: %w", event, ErrReservedEvent)
 	}
-	return b.nsp.adapter.Broadcast(eventPacket(b.nsp.name, parser.NoID, event, args), b.options())
+	err := b.nsp.adapter.Broadcast(eventPacket(b.nsp.name, parser.NoID, event, args), b.options())
+	if err == nil {
+		b.nsp.broadcasted()
+	}
+	return err
 }
 
 // EmitWithAck sends an event to the selected sockets and collects one answer
@@ -117,6 +121,7 @@ func (b BroadcastOperator) EmitWithAck(ctx context.Context, event string, args .
 	if err != nil {
 		return nil, err
 	}
+	b.nsp.broadcasted()
 	select {
 	case <-done:
 		mu.Lock()
@@ -128,6 +133,7 @@ func (b BroadcastOperator) EmitWithAck(ctx context.Context, event string, args .
 		closed = true
 		out := slices.Clone(replies)
 		if ctx.Err() == context.DeadlineExceeded {
+			b.nsp.ackTimedOut()
 			return out, ErrAckTimeout
 		}
 		return out, ctx.Err()

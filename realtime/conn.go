@@ -169,6 +169,7 @@ func (c *conn) refuseLongNamespace(name string) {
 			zap.Int("max", c.opts.MaxNamespaceLength), zap.String("sid", c.sess.ID()))
 	}
 	short := name[:runeStartBefore(name, c.opts.MaxNamespaceLength)]
+	c.refused(short, ErrInvalidNamespace)
 	_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: short, ID: parser.NoID,
 		Data: connectErrorPayload{Message: "Invalid namespace"}}))
 }
@@ -198,6 +199,7 @@ func (c *conn) connect(p *parser.Packet) {
 	name := p.Namespace
 	n := c.srv.acquireNamespace(name)
 	if n == nil {
+		c.refused(name, ErrInvalidNamespace)
 		_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: name, ID: parser.NoID,
 			Data: connectErrorPayload{Message: "Invalid namespace"}}))
 		return
@@ -242,6 +244,7 @@ func (c *conn) connect(p *parser.Packet) {
 		if ce := c.srv.logger().Check(zap.DebugLevel, "connect refused"); ce != nil {
 			ce.Write(zap.String("namespace", name), zap.String("sid", c.sess.ID()), zap.Error(err))
 		}
+		c.refused(name, err)
 		_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: name, ID: parser.NoID,
 			Data: newConnectErrorPayload(err)}))
 		return
@@ -249,6 +252,13 @@ func (c *conn) connect(p *parser.Packet) {
 	c.srv.admitNamespace(n, s)
 	s.connect()
 	n.fireConnection(s)
+}
+
+// refused reports a refused CONNECT to Observer.OnRefused.
+func (c *conn) refused(namespace string, err error) {
+	if fn := c.opts.Observer.OnRefused; fn != nil {
+		fn(namespace, err)
+	}
 }
 
 // disconnectAll disconnects every socket of the connection, each with its

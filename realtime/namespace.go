@@ -139,6 +139,20 @@ func (n *Namespace) Emit(event string, args ...any) error { return n.operator().
 
 func (n *Namespace) nextAckID() int64 { return n.ackIDs.Add(1) - 1 }
 
+// broadcasted reports a broadcast to Observer.OnBroadcast.
+func (n *Namespace) broadcasted() {
+	if fn := n.srv.opts.Load().Observer.OnBroadcast; fn != nil {
+		fn(n)
+	}
+}
+
+// ackTimedOut reports an acknowledgement timeout to Observer.OnAckTimeout.
+func (n *Namespace) ackTimedOut() {
+	if fn := n.srv.opts.Load().Observer.OnAckTimeout; fn != nil {
+		fn(n)
+	}
+}
+
 func (n *Namespace) runMiddlewares(s *Socket) (err error) {
 	n.mu.RLock()
 	mws := n.middlewares

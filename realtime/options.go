@@ -101,11 +101,33 @@ type Options struct {
 	// reader goroutine, or on the goroutine that called Join, and must not
 	// block.
 	OnLimited func(s *Socket, limit string)
+	// Observer is told what the server does, for counting (metrics).
+	Observer Observer
 
 	// clock starts the acknowledgement timeouts' timers
 	// (EmitWithAckFunc); nil is the time package. Only this package's
 	// tests set it, to a clock that moves when they say.
 	clock clock
+}
+
+// Observer receives counts of what the Socket.IO layer does, for metrics
+// (the Engine.IO layer has its own, Engine.Observer). Every field is
+// optional. Each is called synchronously, with no lock of the server held,
+// and must be cheap and never block.
+type Observer struct {
+	// OnRefused: a CONNECT to namespace was refused, with err: a
+	// middleware's error, or ErrInvalidNamespace for a namespace that is
+	// not served (or whose name is over MaxNamespaceLength).
+	OnRefused func(namespace string, err error)
+	// OnDisconnect: a connected socket disconnected, with the reason its
+	// OnDisconnect handlers get; called after them.
+	OnDisconnect func(s *Socket, reason string)
+	// OnBroadcast: an Emit or EmitWithAck of a BroadcastOperator (a
+	// namespace's or a socket's To, Except, ...) was handed to the adapter.
+	OnBroadcast func(n *Namespace)
+	// OnAckTimeout: an emit waiting for acknowledgements timed out
+	// (ErrAckTimeout): once per emit, however many sockets did not answer.
+	OnAckTimeout func(n *Namespace)
 }
 
 // clock is where the socket layer's timers that tests wait on come from.

@@ -303,6 +303,7 @@ func (s *Socket) EmitWithAck(ctx context.Context, event string, args ...any) ([]
 	case <-ctx.Done():
 		s.removeAck(id)
 		if ctx.Err() == context.DeadlineExceeded {
+			s.nsp.ackTimedOut()
 			return nil, ErrAckTimeout
 		}
 		return nil, ctx.Err()
@@ -341,6 +342,7 @@ func (s *Socket) EmitWithAckFunc(timeout time.Duration, event string, args []any
 		if !done {
 			timer = s.conn.opts.clock.AfterFunc(timeout, func() {
 				if s.removeAck(id) {
+					s.nsp.ackTimedOut()
 					call(nil, ErrAckTimeout)
 				}
 			})
@@ -587,6 +589,9 @@ func (s *Socket) finishClose(reason string) {
 	s.mu.Unlock()
 	for _, fn := range acks {
 		fn(nil, ErrSocketClosed)
+	}
+	if fn := s.conn.opts.Observer.OnDisconnect; fn != nil {
+		fn(s, reason)
 	}
 }
 
