@@ -143,11 +143,12 @@ type Handler struct {
 	// Each has a default that no interactive client notices.
 	Limits *Limits `json:"limits,omitempty"`
 
-	hub    *hub
-	entry  *hubEntry
-	path   string
-	match  string // path lowercased, as matchPath compares
-	logger *zap.Logger
+	hub     *hub
+	entry   *hubEntry
+	metrics *hubMetrics
+	path    string
+	match   string // path lowercased, as matchPath compares
+	logger  *zap.Logger
 }
 
 // AuthConfig configures JWT verification of the Socket.IO handshake.
@@ -228,9 +229,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.Name == "" {
 		h.Name = h.path
 	}
+	hm, err := provisionMetrics(ctx, h.Name)
+	if err != nil {
+		return fmt.Errorf("registering socket.io metrics: %w", err)
+	}
+	h.metrics = hm
 	pol, err := h.buildPolicy(caddy.NewReplacer(), h.logger)
 	if err != nil {
 		return err
+	}
+	if pol.webhook != nil {
+		pol.webhook.client.SetObserver(h.metrics.webhookCall)
 	}
 	opts := h.serverOptions()
 	val, _, err := hubs.LoadOrNew(h.Name, func() (caddy.Destructor, error) {
@@ -535,6 +544,11 @@ func (h *Handler) serverOptions() realtime.Options {
 		Logger:         h.logger,
 	}
 	h.Limits.apply(&o)
+	if m := h.metrics; m != nil {
+		o.Engine.Observer = m.engineObserver()
+		o.Observer = m.observer()
+		o.OnLimited = m.onLimited
+	}
 	return o
 }
 

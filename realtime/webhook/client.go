@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -75,6 +76,23 @@ type Client struct {
 	mu     sync.Mutex
 	closed bool
 	wg     sync.WaitGroup
+
+	observer atomic.Pointer[CallObserver]
+}
+
+// CallObserver is told of every call that Call made, for metrics: its hook
+// (the body's Type: "connect", "disconnect" or "event"), the reply and
+// error Call returns, and how long Call took, waiting for a slot
+// included. It runs on the caller's goroutine and must not block.
+type CallObserver func(hook string, reply *Reply, err error, took time.Duration)
+
+// SetObserver sets the CallObserver (nil: none).
+func (c *Client) SetObserver(fn CallObserver) {
+	if fn == nil {
+		c.observer.Store(nil)
+		return
+	}
+	c.observer.Store(&fn)
 }
 
 // NewClient makes a Client. Nothing runs until a call is made.
@@ -180,6 +198,17 @@ func (e *Error) Unwrap() error { return e.Err }
 // the request is in flight. Errors are *Error. A reply with an error
 // status is returned, not an error, when it carries an "error" (a refusal).
 func (c *Client) Call(url string, body *Body) (*Reply, error) {
+	obs := c.observer.Load()
+	if obs == nil {
+		return c.call(url, body)
+	}
+	start := time.Now()
+	reply, err := c.call(url, body)
+	(*obs)(body.Type, reply, err, time.Since(start))
+	return reply, err
+}
+
+func (c *Client) call(url string, body *Body) (*Reply, error) {
 	payload, err := json.Marshal(body)
 	if err != nil {
 		return nil, &Error{"bad arguments", fmt.Errorf("encoding webhook body: %w", err)}

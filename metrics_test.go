@@ -1,0 +1,280 @@
+package socketio
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
+	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
+)
+
+// Tests of metrics.go: the values a scrape of Caddy's registry shows
+// during traffic, and after a reload.
+
+// metricValue reads one series from a registry: the metric named name
+// whose labels include want. ok is false when there is no such series.
+func metricValue(t *testing.T, reg prometheus.Gatherer, name string, want map[string]string) (float64, bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gathering metrics: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range want {
+				if have[k] != v {
+					continue next
+				}
+			}
+			return value(m), true
+		}
+	}
+	return 0, false
+}
+
+func value(m *dto.Metric) float64 {
+	switch {
+	case m.Counter != nil:
+		return m.Counter.GetValue()
+	case m.Gauge != nil:
+		return m.Gauge.GetValue()
+	case m.Histogram != nil:
+		return float64(m.Histogram.GetSampleCount())
+	}
+	return 0
+}
+
+// expectMetric fails unless the series has exactly the value want, within
+// a second (the engine counts some things on its own goroutines).
+func expectMetric(t *testing.T, reg prometheus.Gatherer, want float64, name string, labels ...string) {
+	t.Helper()
+	l := map[string]string{}
+	for i := 0; i+1 < len(labels); i += 2 {
+		l[labels[i]] = labels[i+1]
+	}
+	var got float64
+	var ok bool
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got, ok = metricValue(t, reg, name, l)
+		if ok && got == want || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !ok {
+		t.Errorf("%s%v: no such series", name, l)
+	} else if got != want {
+		t.Errorf("%s%v = %v, want %v", name, l, got, want)
+	}
+}
+
+// provisionIn provisions h in a context of its own (its own registry, as
+// each config load has) and serves it; the base URLs are returned.
+func provisionIn(t *testing.T, h *Handler) (reg *prometheus.Registry, httpBase, wsBase string) {
+	t.Helper()
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	t.Cleanup(cancel)
+	if err := h.Provision(ctx); err != nil {
+		t.Fatalf("Provision: %v", err)
+	}
+	notFound := caddyHandlerFunc(func(w http.ResponseWriter, r *http.Request) error { http.NotFound(w, r); return nil })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = h.ServeHTTP(w, r, notFound)
+	}))
+	t.Cleanup(srv.Close)
+	return ctx.GetMetricsRegistry(), srv.URL + "/socket.io/", "ws" + strings.TrimPrefix(srv.URL, "http") + "/socket.io/"
+}
+
+func metricsHandler(name string) *Handler {
+	return &Handler{
+		Name:       name,
+		Auth:       &AuthConfig{Secret: testSecret},
+		Join:       []string{"room-{socketio.query.room}"},
+		MaxPayload: 1000,
+		// A client that does not read is dropped after about 4 KB.
+		Limits: &Limits{SendBuffer: 2000, SendBufferMax: 4000},
+	}
+}
+
+var metricsRuns atomic.Int32
+
+func TestMetricsScrapeAndReload(t *testing.T) {
+	// Counters live as long as the process: a name of its own per run
+	// (go test -count=N) starts them at zero.
+	hubName := "metrics-scrape-" + itoa(int(metricsRuns.Add(1)))
+	const m = "caddy_socketio_"
+	first := metricsHandler(hubName)
+	reg, httpBase, wsBase := provisionIn(t, first)
+	firstCleaned := false
+	t.Cleanup(func() {
+		if !firstCleaned {
+			_ = first.Cleanup()
+		}
+	})
+	auth := connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": "u"})})
+
+	// Two WebSocket sockets in two rooms, one polling socket in none.
+	a := dial(t, wsBase, url.Values{"room": {"1"}})
+	a.ConnectSocket(auth)
+	b := dial(t, wsBase, url.Values{"room": {"2"}})
+	b.ConnectSocket(auth)
+	p := testkit.OpenPolling(t, httpBase, nil, nil)
+	p.MustPost("40" + auth)
+
+	// Refusals: no token, a bad token, an unknown transport.
+	c := dial(t, wsBase, nil)
+	c.Send("40")
+	c.ExpectPrefix(`44{"message":"missing token"`)
+	c.Close()
+	d := dial(t, wsBase, nil)
+	d.Send("40" + connectPayload(t, map[string]any{"token": "garbage"}))
+	d.ExpectPrefix(`44{"message":"invalid token`)
+	d.Close()
+	if resp, err := http.Get(httpBase + "?EIO=4&transport=flash"); err == nil {
+		resp.Body.Close()
+	}
+
+	expectMetric(t, reg, 2, m+"sockets", "hub", hubName, "namespace", "/", "transport", "websocket")
+	expectMetric(t, reg, 1, m+"sockets", "hub", hubName, "namespace", "/", "transport", "polling")
+	expectMetric(t, reg, 2, m+"rooms", "hub", hubName, "namespace", "/")
+	expectMetric(t, reg, 4, m+"connections_total", "hub", hubName, "transport", "websocket")
+	expectMetric(t, reg, 1, m+"connections_total", "hub", hubName, "transport", "polling")
+	expectMetric(t, reg, 1, m+"handshakes_refused_total", "hub", hubName, "reason", "missing_token")
+	expectMetric(t, reg, 1, m+"handshakes_refused_total", "hub", hubName, "reason", "invalid_token")
+	expectMetric(t, reg, 1, m+"handshakes_refused_total", "hub", hubName, "reason", "transport_unknown")
+	expectMetric(t, reg, 0, m+"handshakes_refused_total", "hub", hubName, "reason", "invalid_namespace")
+	// The five CONNECTs the server read; the three CONNECT replies (two
+	// refusals) went out over WebSocket, one is queued for polling.
+	expectMetric(t, reg, 5, m+"packets_total", "hub", hubName, "direction", "in")
+	expectMetric(t, reg, 5, m+"packets_total", "hub", hubName, "direction", "out")
+
+	// The polling client never polls: its queue fills and it is dropped.
+	ns := first.hub.server.Of("/")
+	big := strings.Repeat("x", 900)
+	for _, s := range ns.Sockets() {
+		if s.Transport() == "polling" {
+			for range 6 {
+				_ = s.Emit("big", big)
+			}
+		}
+	}
+	expectMetric(t, reg, 1, m+"slow_clients_dropped_total", "hub", hubName)
+	expectMetric(t, reg, 1, m+"disconnects_total", "hub", hubName, "reason", "write_queue_full")
+	expectMetric(t, reg, 0, m+"sockets", "hub", hubName, "namespace", "/", "transport", "polling")
+
+	// Nobody answers an emit with acks: one timeout, one broadcast.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := ns.Timeout(50*time.Millisecond).EmitWithAck(ctx, "question"); err != realtime.ErrAckTimeout {
+		t.Fatalf("EmitWithAck: %v, want a timeout", err)
+	}
+	expectMetric(t, reg, 1, m+"ack_timeouts_total", "hub", hubName)
+	expectMetric(t, reg, 1, m+"broadcasts_total", "hub", hubName)
+
+	// A reload: a new config (its own registry) provisions the same hub,
+	// then the old one is cleaned up. Gauges stay exact, counters go on.
+	next := metricsHandler(hubName)
+	reg2, _, wsBase2 := provisionIn(t, next)
+	t.Cleanup(func() { _ = next.Cleanup() })
+	if err := first.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	firstCleaned = true
+	expectMetric(t, reg2, 2, m+"sockets", "hub", hubName, "namespace", "/", "transport", "websocket")
+	expectMetric(t, reg2, 0, m+"sockets", "hub", hubName, "namespace", "/", "transport", "polling")
+	expectMetric(t, reg2, 2, m+"rooms", "hub", hubName, "namespace", "/")
+	expectMetric(t, reg2, 4, m+"connections_total", "hub", hubName, "transport", "websocket")
+	expectMetric(t, reg2, 1, m+"handshakes_refused_total", "hub", hubName, "reason", "missing_token")
+	expectMetric(t, reg2, 1, m+"slow_clients_dropped_total", "hub", hubName)
+	expectMetric(t, reg2, 1, m+"ack_timeouts_total", "hub", hubName)
+
+	// Traffic after the reload counts on from there, in the new registry.
+	e := dial(t, wsBase2, url.Values{"room": {"1"}})
+	e.ConnectSocket(auth)
+	expectMetric(t, reg2, 5, m+"connections_total", "hub", hubName, "transport", "websocket")
+	expectMetric(t, reg2, 3, m+"sockets", "hub", hubName, "namespace", "/", "transport", "websocket")
+	expectMetric(t, reg2, 2, m+"rooms", "hub", hubName, "namespace", "/")
+	a.Close()
+	expectMetric(t, reg2, 1, m+"disconnects_total", "hub", hubName, "reason", "transport_close")
+	expectMetric(t, reg2, 2, m+"sockets", "hub", hubName, "namespace", "/", "transport", "websocket")
+}
+
+// TestMetricsRegisterTwice: a second handler of one config registers the
+// same collectors without an error; another collector under one of their
+// names is refused.
+func TestMetricsRegisterTwice(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	if err := registerMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	if err := registerMetrics(reg); err != nil {
+		t.Fatalf("second registration: %v", err)
+	}
+	if _, err := reg.Gather(); err != nil {
+		t.Fatalf("pedantic gather: %v", err)
+	}
+	other := prometheus.NewRegistry()
+	other.MustRegister(prometheus.NewCounterVec(prometheus.CounterOpts{Name: "caddy_socketio_broadcasts_total", Help: "x"}, []string{"hub"}))
+	if err := registerMetrics(other); err == nil {
+		t.Fatal("a name taken by another collector was accepted")
+	}
+}
+
+// TestMetricsRefusalReasons pins the reason of each refusal the module's
+// middlewares make.
+func TestMetricsRefusalReasons(t *testing.T) {
+	cases := []struct {
+		err  error
+		want string
+	}{
+		{realtime.ErrInvalidNamespace, "invalid_namespace"},
+		{&realtime.ConnectError{Message: errInvalidNamespace.Error()}, "invalid_namespace"},
+		{&realtime.ConnectError{Message: auth.ErrMissingToken.Error()}, "missing_token"},
+		{&realtime.ConnectError{Message: (&auth.Error{Reason: "token expired"}).Error()}, "invalid_token"},
+		{&realtime.ConnectError{Message: errRetryLater}, "webhook_backoff"},
+		{refusal([]byte(`{"message":"go away"}`)), "webhook"},
+		{&realtime.ConnectError{Message: "webhook failed: timeout"}, "webhook"},
+	}
+	for _, tc := range cases {
+		if got := refusalReason(tc.err); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+// The hot path: counting a packet allocates nothing.
+func TestMetricsPacketAllocs(t *testing.T) {
+	hm := metricsFor("metrics-allocs")
+	obs := hm.engineObserver()
+	if n := testing.AllocsPerRun(1000, func() { obs.OnSent(1, 100); obs.OnReceived(100) }); n != 0 {
+		t.Fatalf("%v allocations per packet counted", n)
+	}
+}
+
+func BenchmarkMetricsPacket(b *testing.B) {
+	obs := metricsFor("metrics-bench").engineObserver()
+	b.ReportAllocs()
+	for b.Loop() {
+		obs.OnSent(1, 100)
+		obs.OnReceived(100)
+	}
+}
