@@ -167,6 +167,11 @@ func TestMetricsScrapeAndReload(t *testing.T) {
 	expectMetric(t, reg, 5, m+"packets_total", "hub", hubName, "direction", "in")
 	expectMetric(t, reg, 5, m+"packets_total", "hub", hubName, "direction", "out")
 
+	// An event name over the limit is dropped, and counted.
+	a.Send(`42["` + strings.Repeat("e", 300) + `"]`)
+	expectMetric(t, reg, 1, m+"limited_total", "hub", hubName, "limit", "event_name")
+	expectMetric(t, reg, 0, m+"limited_total", "hub", hubName, "limit", "rooms")
+
 	// The polling client never polls: its queue fills and it is dropped.
 	ns := first.hub.server.Of("/")
 	big := strings.Repeat("x", 900)
@@ -277,4 +282,44 @@ func BenchmarkMetricsPacket(b *testing.B) {
 		obs.OnSent(1, 100)
 		obs.OnReceived(100)
 	}
+}
+
+// TestMetricsWebhook: the webhook calls by kind and outcome, their
+// durations, and a refusal of the connect hook.
+func TestMetricsWebhook(t *testing.T) {
+	hubName := "metrics-webhook-" + itoa(int(metricsRuns.Add(1)))
+	b := newHookBackend(t, func(c hookCall, _ *http.Request) (int, any) {
+		switch c.Path {
+		case "/connect":
+			if q, _ := c.Body["query"].(map[string]any); q["ok"] == "1" {
+				return 200, map[string]any{}
+			}
+			return 200, map[string]any{"error": "nope"}
+		case "/event":
+			return 500, nil
+		}
+		return 204, nil
+	})
+	base, _, _ := serveWebhook(t, hubName, &Webhook{
+		Events:  []WebhookRoute{{URL: b.url("/event"), Match: []string{"ask"}}},
+		Connect: b.url("/connect"),
+	})
+	reg := prometheus.NewPedanticRegistry()
+	if err := registerMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	const m = "caddy_socketio_"
+	c := dial(t, base, url.Values{"ok": {"1"}})
+	c.ConnectSocket("")
+	c.Send(`421["ask"]`)
+	c.Expect(`431[{"error":"webhook failed: status 500"}]`)
+	r := dial(t, base, nil)
+	r.Send("40")
+	r.Expect(`44{"message":"nope"}`)
+
+	expectMetric(t, reg, 1, m+"webhook_requests_total", "hub", hubName, "kind", "connect", "outcome", "ok")
+	expectMetric(t, reg, 1, m+"webhook_requests_total", "hub", hubName, "kind", "connect", "outcome", "refused")
+	expectMetric(t, reg, 1, m+"webhook_requests_total", "hub", hubName, "kind", "event", "outcome", "status")
+	expectMetric(t, reg, 2, m+"webhook_duration_seconds", "hub", hubName, "kind", "connect")
+	expectMetric(t, reg, 1, m+"handshakes_refused_total", "hub", hubName, "reason", "webhook")
 }
