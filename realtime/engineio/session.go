@@ -1,7 +1,6 @@
 package engineio
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"net/http"
@@ -219,8 +218,9 @@ func newSession(srv *Server, cfg *config, r *http.Request, ws *websocket.Conn) *
 	id := newSessionID()
 	// A shallow copy, not Clone: the handshake request is not used by
 	// net/http once its handler returns, and a deep copy of its headers
-	// would cost every idle connection about a kilobyte.
-	req := r.WithContext(context.Background())
+	// would cost every idle connection about a kilobyte. Of the context,
+	// only the value of WithKept stays.
+	req := r.WithContext(keptContext(r.Context()))
 	req.Body = http.NoBody
 	req.GetBody = nil
 	s := &Session{
