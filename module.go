@@ -299,6 +299,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if !matchPath(h.match, r.URL.Path) {
 		return next.ServeHTTP(w, r)
 	}
+	r = withIdentity(r, h.hub.policy.Load().identity)
 	h.hub.server.ServeHTTP(w, withClientAddr(r))
 	return nil
 }

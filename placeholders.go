@@ -24,11 +24,16 @@ type socketView struct {
 	// Hidden lists auth payload keys that are never exposed as placeholders
 	// (the token fields).
 	Hidden []string
+	// Identity is what Caddy's handler chain knew of the handshake request:
+	// the {http.*} placeholders the policy uses (see identity).
+	Identity identity
 }
 
 // newReplacer returns a replacer that knows Caddy's global placeholders
-// ({env.*}, {time.*}, ...) and the socket's {socketio.*} ones. The {file.*}
-// placeholder is left out: templates run on every connection.
+// ({env.*}, {time.*}, ...), the socket's {socketio.*} ones and the {http.*}
+// ones captured at its handshake (only those the policy uses; another
+// {http.*} placeholder is unknown). The {file.*} placeholder is left out:
+// templates run on every connection.
 //
 // When escape is set, values coming from the client or the token are passed
 // through it; the allow_rooms patterns use this so that a claim holding "*"
@@ -36,11 +41,13 @@ type socketView struct {
 func newReplacer(v *socketView, escape func(string) string) *caddy.Replacer {
 	repl := caddy.NewReplacer().WithoutFile()
 	repl.Map(func(key string) (any, bool) {
-		rest, ok := strings.CutPrefix(key, "socketio.")
-		if !ok {
-			return nil, false
+		var s string
+		var ok bool
+		if rest, isSocket := strings.CutPrefix(key, "socketio."); isSocket {
+			s, ok = v.lookup(rest)
+		} else if strings.HasPrefix(key, identityPrefix) {
+			s, ok = v.Identity[key]
 		}
-		s, ok := v.lookup(rest)
 		if !ok {
 			return nil, false
 		}

@@ -42,6 +42,9 @@ type policy struct {
 	logAll     bool
 	logEvents  []string
 	webhook    *webhooks // nil without a webhook; closed by the handler's Cleanup
+	// identity lists the {http.*} placeholders captured at each handshake:
+	// those the templates use, and the user id for a webhook.
+	identity []string
 	// authKey fingerprints what decides whether a connected socket stays
 	// authorized (namespaces, mode, resolved keys, claims checks, token
 	// sources): a reload that changes it re-verifies every socket.
@@ -136,6 +139,7 @@ func (h *Handler) buildPolicy(repl *caddy.Replacer, logger *zap.Logger) (*policy
 		}
 	}
 	p.authKey = authFingerprint(p.namespaces, p.mode, h.Auth, key)
+	p.identity = h.identityKeys()
 	if h.Webhook != nil {
 		w, err := h.Webhook.build(repl, logger)
 		if err != nil {
@@ -220,6 +224,7 @@ func view(s *realtime.Socket, p *policy) *socketView {
 	v := &socketView{ID: s.ID(), Namespace: s.Namespace().Name(), Hidden: p.hidden}
 	if hs := s.Handshake(); hs != nil {
 		v.Query, v.Headers, v.Auth = hs.Query, hs.Headers, hs.Auth
+		v.Identity = identityOf(hs.Request)
 	}
 	v.Claims = stateOf(s).getClaims()
 	return v

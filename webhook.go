@@ -284,6 +284,9 @@ func (w *webhooks) body(s *realtime.Socket, kind string) *webhook.Body {
 		return b
 	}
 	b.Address = hs.Address
+	if id := identityOf(hs.Request); len(id) > 0 {
+		b.Identity = id // never changed once captured: shared, not copied
+	}
 	for _, name := range w.headers {
 		if w.isToken(auth.SourceHeader, name) {
 			continue

@@ -31,6 +31,10 @@ type Body struct {
 	Cookies map[string]string `json:"cookies,omitempty"`
 	// Address is the client's address.
 	Address string `json:"address,omitempty"`
+	// Identity is what the host server knew of the handshake request, by
+	// name; in Caddy the {http.*} placeholders the config uses, such as
+	// "http.auth.user.id" set by basic_auth.
+	Identity map[string]string `json:"identity,omitempty"`
 }
 
 // Reply is what a backend may answer. Every field is optional.
