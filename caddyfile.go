@@ -43,6 +43,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		transports      polling|websocket...
 //		allow_upgrades  true|false
 //		connect_timeout <duration>
+//		drain           <duration>
 //		origins         <origin|*>...
 //		namespaces      <name|pattern>...
 //		auth [required|optional|off] {
@@ -103,6 +104,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = durationArg(d, &h.PingTimeout)
 		case "connect_timeout":
 			err = durationArg(d, &h.ConnectTimeout)
+		case "drain": // 0 allowed: close at once, the default
+			var v string
+			if err = oneArg(d, &v); err == nil {
+				dur, perr := caddy.ParseDuration(v)
+				if perr != nil || dur < 0 {
+					return d.Errf("drain: invalid duration %q", v)
+				}
+				h.Drain = caddy.Duration(dur)
+			}
 		case "max_payload":
 			err = sizeArg(d, &h.MaxPayload)
 		case "transports":

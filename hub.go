@@ -29,8 +29,9 @@ type hub struct {
 	// that authorized it, so reverify knows whom to check again.
 	generation atomic.Uint64
 
-	mu    sync.Mutex
-	stack []*hubEntry // live handlers' settings, most recent last
+	mu       sync.Mutex
+	stack    []*hubEntry   // live handlers' settings, most recent last
+	draining chan struct{} // closed when a background drain (Destruct) is done
 }
 
 // hubEntry is one handler's settings on the hub.
@@ -81,13 +82,15 @@ func (h *hub) push(pol *policy, opts realtime.Options, config any, settings stri
 }
 
 // onServerShutdown runs when an HTTP server that carries this hub's
-// requests begins to shut down. When Caddy exits, every connection is
-// closed now with an Engine.IO close packet, instead of after the server
-// waited for the long-polling requests; on a reload, waiting polls are
-// answered so the old server can go and the clients poll the new one.
+// requests begins to shut down. When Caddy exits, the connections are
+// closed now with an Engine.IO close packet, spread over the drain period
+// (the HTTP server waits for the polling requests it holds: each is
+// answered with its close packet, within the drain), instead of after the
+// server waited for the long-polling requests; on a reload, waiting polls
+// are answered so the old server can go and the clients poll the new one.
 func (h *hub) onServerShutdown() {
 	if caddy.Exiting() {
-		h.server.Close()
+		h.server.Drain(h.policy.Load().drain)
 		return
 	}
 	h.server.ReleasePolls()
@@ -126,11 +129,42 @@ func (h *hub) activate(e *hubEntry) bool {
 	return true
 }
 
-// Destruct closes every connection with an Engine.IO close packet; the pool
-// calls it when the last handler using the hub is cleaned up.
+// Destruct closes every connection with an Engine.IO close packet, spread
+// over the drain period; the pool calls it when the last handler using the
+// hub is cleaned up. When Caddy exits it returns once the hub is closed, so
+// the process does not end before; when a reload dropped the hub (the new
+// config already serves), the drain goes on in the background.
 func (h *hub) Destruct() error {
-	h.server.Close()
+	d := h.policy.Load().drain
+	if d <= 0 || caddy.Exiting() {
+		h.server.Drain(d)
+		return nil
+	}
+	done := make(chan struct{})
+	h.mu.Lock()
+	h.draining = done
+	h.mu.Unlock()
+	go func() {
+		defer close(done)
+		h.server.Drain(d)
+	}()
 	return nil
+}
+
+// afterDrain runs f now, or once the hub has drained if Destruct left it
+// draining in the background (f then runs on a goroutine of its own).
+func (h *hub) afterDrain(f func()) {
+	h.mu.Lock()
+	done := h.draining
+	h.mu.Unlock()
+	if done == nil {
+		f()
+		return
+	}
+	go func() {
+		<-done
+		f()
+	}()
 }
 
 func (h *hub) setupNamespace(ns *realtime.Namespace) {

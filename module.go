@@ -89,6 +89,13 @@ type Handler struct {
 	// an Origin header (non-browser clients) are always allowed.
 	Origins []string `json:"origins,omitempty"`
 
+	// Drain spreads the closing of the hub's connections over this long,
+	// each at a random moment, when Caddy exits or a reload drops the hub,
+	// so that the clients do not all reconnect (elsewhere) at once. Caddy
+	// exits once it has passed; a reload does not wait for it. Default: 0
+	// (all closed at once).
+	Drain caddy.Duration `json:"drain,omitempty"`
+
 	// Namespaces lists the namespaces clients may connect to, by name or
 	// glob pattern ("*" any run of characters, "?" one), e.g. "/team-*".
 	// Default: "/" only.
@@ -286,7 +293,9 @@ func (h *Handler) Cleanup() error {
 	}
 	h.hub.remove(h.entry)
 	_, err := hubs.Delete(h.Name)
-	h.entry.pol.webhook.close() // after the hub's last disconnect notices were queued
+	// After the hub's last disconnect notices were queued: when the hub
+	// drains in the background, once it has drained.
+	h.hub.afterDrain(h.entry.pol.webhook.close)
 	h.hub, h.entry = nil, nil
 	if err != nil {
 		return fmt.Errorf("releasing socket.io hub %q: %w", h.Name, err)
@@ -386,6 +395,9 @@ func (h *Handler) checkEngine() error {
 	}
 	if h.PingInterval < 0 || h.PingTimeout < 0 || h.ConnectTimeout < 0 {
 		bad("ping_interval, ping_timeout and connect_timeout must not be negative")
+	}
+	if h.Drain < 0 {
+		bad("drain must not be negative")
 	}
 	if h.MaxPayload < 0 {
 		bad("max_payload must not be negative")

@@ -45,6 +45,7 @@ type policy struct {
 	// identity lists the {http.*} placeholders captured at each handshake:
 	// those the templates use, and the user id for a webhook.
 	identity []string
+	drain    time.Duration // how long closing the hub's connections is spread over
 	// authKey fingerprints what decides whether a connected socket stays
 	// authorized (namespaces, mode, resolved keys, claims checks, token
 	// sources): a reload that changes it re-verifies every socket.
@@ -67,6 +68,7 @@ func (h *Handler) buildPolicy(repl *caddy.Replacer, logger *zap.Logger) (*policy
 		leaving:    h.AnnounceLeave,
 		emit:       h.Emit,
 		relay:      slices.Clone(h.Relay),
+		drain:      time.Duration(h.Drain),
 	}
 	if len(p.namespaces) == 0 {
 		p.namespaces = []string{"/"}

@@ -92,7 +92,7 @@ func (s *Server) onSession(sess *engineio.Session) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		sess.Close("server shutting down")
+		sess.Close(ReasonServerShutdown)
 		return
 	}
 	s.conns[c] = struct{}{}
@@ -293,22 +293,9 @@ func (s *Server) closeAdapter(n *Namespace) {
 func (s *Server) ReleasePolls() { s.engine.ReleasePolls() }
 
 // Close closes every connection with an Engine.IO close packet, waits until
-// the engine's goroutines have ended, and closes the adapters.
-func (s *Server) Close() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		<-s.closeDone // a concurrent Close returns when the first is done
-		return
-	}
-	s.closed = true
-	s.mu.Unlock()
-	defer close(s.closeDone)
-	s.engine.Close()
-	for _, n := range s.Namespaces() {
-		s.closeAdapter(n)
-	}
-}
+// the engine's goroutines have ended, and closes the adapters: a Drain
+// over no time.
+func (s *Server) Close() { s.Drain(0) }
 
 func normalizeNamespace(name string) string {
 	if name == "" || name[0] != '/' {

@@ -1,0 +1,156 @@
+package socketio
+
+import (
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
+)
+
+// drainClients connects n WebSocket sockets to base and returns a function
+// that waits for every connection to be closed by the server and returns
+// when each saw its close packet, from start, sorted.
+func drainClients(t *testing.T, base string, n int) func(start time.Time, within time.Duration) []time.Duration {
+	t.Helper()
+	clients := make([]*wsClient, n)
+	for i := range clients {
+		clients[i] = dial(t, base, nil)
+		clients[i].ConnectSocket("")
+	}
+	return func(start time.Time, within time.Duration) []time.Duration {
+		t.Helper()
+		var mu sync.Mutex
+		var at []time.Duration
+		var wg sync.WaitGroup
+		for _, c := range clients {
+			wg.Go(func() {
+				deadline := time.After(within)
+				sawClose := false
+				for {
+					select {
+					case f, ok := <-c.Frames():
+						if !ok {
+							if !sawClose {
+								t.Errorf("connection ended without a close packet")
+							}
+							return
+						}
+						if f.Data == "1" && !sawClose {
+							sawClose = true
+							mu.Lock()
+							at = append(at, time.Since(start))
+							mu.Unlock()
+						}
+					case <-deadline:
+						t.Errorf("connection still open after %v", within)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		slices.Sort(at)
+		return at
+	}
+}
+
+// TestDrainOnDestructSpreadsCloses: a hub dropped by a reload closes its
+// sockets over the drain period, in the background, and all of them by its
+// end.
+func TestDrainOnDestructSpreadsCloses(t *testing.T) {
+	const n, drain = 60, time.Second
+	h := &Handler{Name: "drain-destruct", Drain: caddy.Duration(drain)}
+	base, _ := serve(t, h)
+	wait := drainClients(t, base, n)
+	httpBase := "http" + strings.TrimPrefix(base, "ws")
+	p := testkit.OpenPolling(t, httpBase, nil, nil)
+	p.MustPost("40")
+	if _, body := p.Get(); !strings.HasPrefix(body, `40{"sid":"`) {
+		t.Fatalf("polling connect: %q", body)
+	}
+	pollDone := make(chan string, 1)
+	go func() {
+		_, body, _ := p.TryGet() // held until its close
+		pollDone <- body
+	}()
+	time.Sleep(50 * time.Millisecond) // the GET is waiting
+
+	srv := h.hub.server
+	start := time.Now()
+	if err := h.Cleanup(); err != nil { // the last handler: the pool destructs the hub
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Fatalf("Cleanup waited %v for the drain", d)
+	}
+	at := wait(start, drain+2*time.Second)
+	if len(at) != n {
+		t.Fatalf("%d of %d sockets saw a close", len(at), n)
+	}
+	select {
+	case body := <-pollDone:
+		if body != "1" {
+			t.Fatalf("the waiting poll got %q, want the close packet", body)
+		}
+	case <-time.After(drain + 2*time.Second):
+		t.Fatal("the waiting poll was not answered")
+	}
+	srv.Close() // returns once the background drain has ended
+	total := time.Since(start)
+	first, last := at[0], at[n-1]
+	early := 0
+	for _, d := range at {
+		if d < drain/4 {
+			early++
+		}
+	}
+	t.Logf("%d closes over %v: first %v, median %v, last %v, %d in the first quarter; closed after %v",
+		n, drain, first, at[n/2], last, early, total)
+	if last < drain/2 || early > n/2 || early == 0 {
+		t.Fatalf("closes not spread over the drain: first %v, last %v, %d of %d in the first quarter", first, last, early, n)
+	}
+	if total > drain+2*time.Second {
+		t.Fatalf("drain took %v", total)
+	}
+}
+
+// TestDrainBlocksForItsPeriod: on exit (onServerShutdown, Destruct) the
+// drain is waited for: it ends within the period plus Close's bound, with
+// every socket closed.
+func TestDrainBlocksForItsPeriod(t *testing.T) {
+	const n, drain = 20, 500 * time.Millisecond
+	h := &Handler{Name: "drain-blocking", Drain: caddy.Duration(drain)}
+	base, _ := serve(t, h)
+	wait := drainClients(t, base, n)
+	start := time.Now()
+	h.hub.server.Drain(h.hub.policy.Load().drain)
+	took := time.Since(start)
+	at := wait(start, 2*time.Second)
+	t.Logf("Drain(%v) of %d sockets returned after %v; last close at %v", drain, n, took, at[len(at)-1])
+	if took < drain*(n-1)/n-50*time.Millisecond || took > drain+2*time.Second {
+		t.Fatalf("Drain returned after %v", took)
+	}
+	if len(at) != n {
+		t.Fatalf("%d of %d sockets saw a close", len(at), n)
+	}
+}
+
+func TestDrainZeroClosesAtOnce(t *testing.T) {
+	const n = 20
+	h := &Handler{Name: "drain-zero"}
+	base, _ := serve(t, h)
+	wait := drainClients(t, base, n)
+	start := time.Now()
+	if err := h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	at := wait(start, 2*time.Second)
+	if len(at) != n || at[n-1] > 500*time.Millisecond {
+		t.Fatalf("closes %v", at)
+	}
+}
