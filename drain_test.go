@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -152,5 +153,30 @@ func TestDrainZeroClosesAtOnce(t *testing.T) {
 	at := wait(start, 2*time.Second)
 	if len(at) != n || at[n-1] > 500*time.Millisecond {
 		t.Fatalf("closes %v", at)
+	}
+}
+
+// TestDrainInBackgroundKeepsWebhook: the webhook of a hub that drains in
+// the background is closed after the drain, so every disconnect notice is
+// sent.
+func TestDrainInBackgroundKeepsWebhook(t *testing.T) {
+	const n = 10
+	b := newHookBackend(t, func(c hookCall, r *http.Request) (int, any) { return 204, nil })
+	h := &Handler{Name: "drain-webhook", Drain: caddy.Duration(300 * time.Millisecond),
+		Webhook: &Webhook{Secret: testWebhookSecret, Disconnect: b.url("/disconnect")}}
+	base, _ := serve(t, h)
+	wait := drainClients(t, base, n)
+	srv := h.hub.server
+	start := time.Now()
+	if err := h.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	wait(start, 3*time.Second)
+	srv.Close()
+	calls := b.waitCalls(n)
+	for _, c := range calls {
+		if c.Path != "/disconnect" || c.Body["reason"] != "server shutting down" {
+			t.Fatalf("call %s %v", c.Path, c.Body["reason"])
+		}
 	}
 }

@@ -172,3 +172,19 @@ func TestIdentityInWebhookBody(t *testing.T) {
 		}
 	}
 }
+
+// TestIdentityInAllowRoomsIsLiteral: a user id holding a glob character
+// matches only itself in an allow_rooms pattern.
+func TestIdentityInAllowRoomsIsLiteral(t *testing.T) {
+	p := &policy{allowRooms: []string{"private-{http.auth.user.id}"}, maxRoom: 128}
+	v := &socketView{ID: "x", Namespace: "/", Identity: identity{userIDKey: "*"}}
+	if p.roomAllowed(v, "private-bob") {
+		t.Fatal(`user "*" may join another user's room`)
+	}
+	if !p.roomAllowed(v, "private-*") {
+		t.Fatal(`user "*" may not join its own room`)
+	}
+	if p.roomAllowed(&socketView{ID: "x", Namespace: "/"}, "private-") {
+		t.Fatal("a socket without a user may join private-")
+	}
+}
