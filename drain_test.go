@@ -2,6 +2,7 @@ package socketio
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,19 @@ import (
 
 	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
+
+// serveDrain provisions h and serves its hub's engine directly: Cleanup,
+// which the tests call while requests are served, then does not race with
+// ServeHTTP reading the handler (in Caddy, Cleanup follows the server's
+// shutdown).
+func serveDrain(t *testing.T, h *Handler) string {
+	t.Helper()
+	provision(t, h)
+	engine := h.hub.server
+	srv := httptest.NewServer(engine)
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/socket.io/"
+}
 
 // drainClients connects n WebSocket sockets to base and returns a function
 // that waits for every connection to be closed by the server and returns
@@ -66,7 +80,7 @@ func drainClients(t *testing.T, base string, n int) func(start time.Time, within
 func TestDrainOnDestructSpreadsCloses(t *testing.T) {
 	const n, drain = 60, time.Second
 	h := &Handler{Name: "drain-destruct", Drain: caddy.Duration(drain)}
-	base, _ := serve(t, h)
+	base := serveDrain(t, h)
 	wait := drainClients(t, base, n)
 	httpBase := "http" + strings.TrimPrefix(base, "ws")
 	p := testkit.OpenPolling(t, httpBase, nil, nil)
@@ -126,7 +140,7 @@ func TestDrainOnDestructSpreadsCloses(t *testing.T) {
 func TestDrainBlocksForItsPeriod(t *testing.T) {
 	const n, drain = 20, 500 * time.Millisecond
 	h := &Handler{Name: "drain-blocking", Drain: caddy.Duration(drain)}
-	base, _ := serve(t, h)
+	base := serveDrain(t, h)
 	wait := drainClients(t, base, n)
 	start := time.Now()
 	h.hub.server.Drain(h.hub.policy.Load().drain)
@@ -144,7 +158,7 @@ func TestDrainBlocksForItsPeriod(t *testing.T) {
 func TestDrainZeroClosesAtOnce(t *testing.T) {
 	const n = 20
 	h := &Handler{Name: "drain-zero"}
-	base, _ := serve(t, h)
+	base := serveDrain(t, h)
 	wait := drainClients(t, base, n)
 	start := time.Now()
 	if err := h.Cleanup(); err != nil {
@@ -164,7 +178,7 @@ func TestDrainInBackgroundKeepsWebhook(t *testing.T) {
 	b := newHookBackend(t, func(c hookCall, r *http.Request) (int, any) { return 204, nil })
 	h := &Handler{Name: "drain-webhook", Drain: caddy.Duration(300 * time.Millisecond),
 		Webhook: &Webhook{Secret: testWebhookSecret, Disconnect: b.url("/disconnect")}}
-	base, _ := serve(t, h)
+	base := serveDrain(t, h)
 	wait := drainClients(t, base, n)
 	srv := h.hub.server
 	start := time.Now()
