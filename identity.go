@@ -119,7 +119,9 @@ func placeholderText(v any) string {
 // session keeps. Requests with a sid belong to a session that exists: they
 // are left alone, so only the handshake is captured (and costs anything).
 func withIdentity(r *http.Request, keys []string) *http.Request {
-	if len(keys) == 0 || strings.Contains(r.URL.RawQuery, "sid=") {
+	// The engine's own test for a session request (a non-empty sid), so
+	// a query that merely contains "sid=" elsewhere is still a handshake.
+	if len(keys) == 0 || r.URL.Query().Get("sid") != "" {
 		return r
 	}
 	id := captureIdentity(r, keys)

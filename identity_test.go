@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -187,4 +188,19 @@ func TestIdentityInAllowRoomsIsLiteral(t *testing.T) {
 	if p.roomAllowed(&socketView{ID: "x", Namespace: "/"}, "private-") {
 		t.Fatal("a socket without a user may join private-")
 	}
+}
+
+// TestIdentityHandshakeWithSidLookalike: a handshake whose query merely
+// has a parameter whose name ends in "sid" (xsid=1) is still a handshake, and its
+// identity is captured.
+func TestIdentityHandshakeWithSidLookalike(t *testing.T) {
+	h := &Handler{
+		Name:     "identity-sid-lookalike",
+		Join:     []string{"user-{http.auth.user.id}"},
+		Announce: &Message{Event: "welcome", Text: "{http.auth.user.id} in {socketio.room}"},
+	}
+	base := serveBehindAuth(t, h)
+	c := dialHeader(t, base, url.Values{"xsid": {"1"}}, basicAuth("alice"))
+	c.ConnectSocket("")
+	c.Expect(`42["welcome","alice in user-alice"]`)
 }
