@@ -101,7 +101,7 @@ var (
 	}
 	// Socket.IO CONNECT refusals (see refusalReason).
 	connectRefusals = []string{
-		"invalid_namespace", "missing_token", "invalid_token", "webhook", "webhook_backoff", "server_error",
+		"invalid_namespace", "missing_token", "invalid_token", "webhook", "webhook_backoff", "server_error", "other",
 	}
 	// Disconnect reasons, as the socket's disconnect handlers get them.
 	disconnectReasons = map[string]string{
@@ -262,23 +262,23 @@ func (m *hubMetrics) onLimited(_ *realtime.Socket, limit string) {
 // namespace, token, connect hook. The connect hook's own refusals carry
 // the backend's text, so what no earlier rule claims is "webhook".
 func refusalReason(err error) string {
-	if errors.Is(err, realtime.ErrInvalidNamespace) {
-		return "invalid_namespace"
-	}
-	msg := err.Error()
+	var authErr *auth.Error
+	var hookErr *webhook.Error
 	switch {
-	case msg == errInvalidNamespace.Error():
+	case errors.Is(err, realtime.ErrInvalidNamespace), errors.Is(err, errInvalidNamespace):
 		return "invalid_namespace"
-	case msg == auth.ErrMissingToken.Error():
+	case errors.Is(err, auth.ErrMissingToken):
 		return "missing_token"
-	case strings.HasPrefix(msg, "invalid token"):
+	case errors.As(err, &authErr):
 		return "invalid_token"
-	case msg == errRetryLater:
+	case errors.Is(err, errBackoff):
 		return "webhook_backoff"
-	case msg == "server error": // a middleware panicked
+	case errors.Is(err, errHookRefused), errors.As(err, &hookErr):
+		return "webhook"
+	case err.Error() == "server error": // a middleware panicked
 		return "server_error"
 	}
-	return "webhook"
+	return "other"
 }
 
 // webhookCall counts one webhook call (a webhook.CallObserver).

@@ -18,6 +18,7 @@ import (
 	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 	"github.com/caddy-socketio/caddy-socketio/realtime"
 	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
+	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 )
 
 // Tests of metrics.go: the values a scrape of Caddy's registry shows
@@ -252,12 +253,16 @@ func TestMetricsRefusalReasons(t *testing.T) {
 		want string
 	}{
 		{realtime.ErrInvalidNamespace, "invalid_namespace"},
-		{&realtime.ConnectError{Message: errInvalidNamespace.Error()}, "invalid_namespace"},
-		{&realtime.ConnectError{Message: auth.ErrMissingToken.Error()}, "missing_token"},
-		{&realtime.ConnectError{Message: (&auth.Error{Reason: "token expired"}).Error()}, "invalid_token"},
-		{&realtime.ConnectError{Message: errRetryLater}, "webhook_backoff"},
+		{&realtime.ConnectError{Message: errInvalidNamespace.Error(), Cause: errInvalidNamespace}, "invalid_namespace"},
+		{&realtime.ConnectError{Message: auth.ErrMissingToken.Error(), Cause: auth.ErrMissingToken}, "missing_token"},
+		{&realtime.ConnectError{Message: "invalid token: token expired", Cause: &auth.Error{Reason: "token expired"}}, "invalid_token"},
+		{&realtime.ConnectError{Message: errRetryLater, Cause: errBackoff}, "webhook_backoff"},
 		{refusal([]byte(`{"message":"go away"}`)), "webhook"},
-		{&realtime.ConnectError{Message: "webhook failed: timeout"}, "webhook"},
+		{&realtime.ConnectError{Message: "webhook failed: timeout", Cause: &webhook.Error{Reason: "timeout"}}, "webhook"},
+		// The reason comes from the cause, never from the client-facing
+		// text: a middleware of another kind is not counted as a webhook.
+		{&realtime.ConnectError{Message: "missing token"}, "other"},
+		{&realtime.ConnectError{Message: "too many connections"}, "other"},
 	}
 	for _, tc := range cases {
 		if got := refusalReason(tc.err); got != tc.want {

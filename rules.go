@@ -242,7 +242,7 @@ func (h *hub) authorize(s *realtime.Socket) error {
 		// The message names the reason only; the token is never logged.
 		p.logger.Debug("connection refused", zap.String("namespace", s.Namespace().Name()),
 			zap.String("remote", s.Handshake().Address), zap.String("reason", err.Error()))
-		return &realtime.ConnectError{Message: err.Error()}
+		return &realtime.ConnectError{Message: err.Error(), Cause: err}
 	}
 	stateOf(s).authorized(claims, gen)
 	if claims != nil {

@@ -343,12 +343,12 @@ func (h *hub) webhookConnect(s *realtime.Socket) error {
 			if ce := w.logger.Check(zap.DebugLevel, "connect refused: recently refused by the connect hook"); ce != nil {
 				ce.Write(zap.String("namespace", s.Namespace().Name()), zap.String("remote", addr), zap.Duration("retry_after", d))
 			}
-			return &realtime.ConnectError{Message: errRetryLater, Data: map[string]any{"retryAfter": d.Milliseconds()}}
+			return &realtime.ConnectError{Message: errRetryLater, Data: map[string]any{"retryAfter": d.Milliseconds()}, Cause: errBackoff}
 		}
 		reply, err := w.client.Call(w.connect, w.connectBody(s))
 		if err != nil {
 			w.logFailure(s, "connect", err)
-			return &realtime.ConnectError{Message: err.Error()}
+			return &realtime.ConnectError{Message: err.Error(), Cause: err}
 		}
 		if len(reply.Error) > 0 {
 			h.backoff.Refused(sid, addr)
@@ -406,6 +406,13 @@ func (w *webhooks) connectBody(s *realtime.Socket) *webhook.Body {
 	return b
 }
 
+// errBackoff is the cause of a CONNECT refused during the backoff;
+// errHookRefused of one the connect hook refused.
+var (
+	errBackoff     = errors.New("connect refused: recently refused by the connect hook")
+	errHookRefused = errors.New("connect refused by the connect hook")
+)
+
 // errRetryLater refuses a CONNECT while its client waits out the backoff
 // of the connect hook's refusals (connectBackoff); the connect_error data
 // holds retryAfter, in milliseconds.
@@ -430,19 +437,19 @@ func (w *webhooks) isToken(kind, name string) bool {
 func refusal(raw json.RawMessage) error {
 	v, err := decodeRaw(raw)
 	if err != nil {
-		return &realtime.ConnectError{Message: "webhook failed: bad reply"}
+		return &realtime.ConnectError{Message: "webhook failed: bad reply", Cause: errHookRefused}
 	}
 	switch e := v.(type) {
 	case string:
-		return &realtime.ConnectError{Message: e}
+		return &realtime.ConnectError{Message: e, Cause: errHookRefused}
 	case map[string]any:
 		msg, _ := e["message"].(string)
 		if msg == "" {
 			msg = "connection refused"
 		}
-		return &realtime.ConnectError{Message: msg, Data: e["data"]}
+		return &realtime.ConnectError{Message: msg, Data: e["data"], Cause: errHookRefused}
 	}
-	return &realtime.ConnectError{Message: "connection refused", Data: v}
+	return &realtime.ConnectError{Message: "connection refused", Data: v, Cause: errHookRefused}
 }
 
 // webhookEvent forwards a client event when a route matches it. It never

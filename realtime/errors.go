@@ -32,9 +32,15 @@ var (
 type ConnectError struct {
 	Message string
 	Data    any
+	// Cause, when set, is why the socket was refused, for the server's own
+	// use (errors.Is, metrics); it never reaches the client.
+	Cause error
 }
 
 func (e *ConnectError) Error() string { return e.Message }
+
+// Unwrap returns the cause of the refusal, if any.
+func (e *ConnectError) Unwrap() error { return e.Cause }
 
 // connectErrorPayload is what goes on the wire for a refused CONNECT:
 // {"message": "...", "data": ...}, in Node's key order, data omitted when nil.
