@@ -34,6 +34,9 @@ type conn struct {
 	sess session
 	opts *Options       // the server's options when the connection opened
 	dec  parser.Decoder // used by the reader goroutine only
+	// connects bounds the CONNECT packets of the connection (reader
+	// goroutine only); nil when the event limit is off.
+	connects *eventLimiter
 
 	mu           sync.Mutex
 	sockets      map[string]*Socket // by namespace name
@@ -54,6 +57,9 @@ type conn struct {
 func newConn(srv *Server, sess session, opts *Options) *conn {
 	c := &conn{srv: srv, sess: sess, opts: opts, sockets: make(map[string]*Socket, 1)}
 	c.dec.MaxAttachmentBytes = opts.MaxAttachmentBytes
+	if opts.rateLimited() {
+		c.connects = newEventLimiter(connectRate, connectBurst, time.Now())
+	}
 	c.connectTimer = time.AfterFunc(opts.ConnectTimeout, c.onConnectTimeout)
 	return c
 }
@@ -109,6 +115,9 @@ func (c *conn) OnMessage(data []byte, binary bool) {
 			// Socket.IO v5: a second CONNECT for a joined namespace is a
 			// protocol error; Node closes the whole connection.
 			c.sess.Close("parse error")
+			return
+		}
+		if !c.limitConnect(p.Namespace) {
 			return
 		}
 		c.connect(p)
@@ -245,6 +254,9 @@ func (c *conn) connect(p *parser.Packet) {
 			ce.Write(zap.String("namespace", name), zap.String("sid", c.sess.ID()), zap.Error(err))
 		}
 		c.refused(name, err)
+		if l := c.connects; l != nil {
+			l.take(time.Now()) // a refusal spends one of the connection's CONNECT tokens
+		}
 		_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: name, ID: parser.NoID,
 			Data: newConnectErrorPayload(err)}))
 		return

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
 )
 
 // Messages of the acknowledgements answered for dropped events, in the
@@ -128,4 +130,59 @@ func cut(name string, n int) string {
 		return name
 	}
 	return name[:runeStartBefore(name, n)] + "…"
+}
+
+// The refused CONNECTs of one connection are bounded too, whenever the
+// event limit is on: a client that sends CONNECT again as soon as it is
+// refused must not run the middlewares (the token check, a connect
+// webhook) in a loop. Each refusal spends a token of a bucket of
+// connectBurst refilled at connectRate per second; while the bucket is
+// empty, CONNECTs are refused before the middlewares. Admitted CONNECTs
+// cost nothing, so connecting and leaving namespaces is never limited.
+const (
+	connectRate  = 2
+	connectBurst = 20
+)
+
+// available reports whether a token is there at now, without spending it.
+func (l *eventLimiter) available(now time.Time) bool {
+	if el := now.Sub(l.last); el > 0 {
+		l.tokens = min(l.tokens+el.Seconds()*l.rate, l.burst)
+		l.last = now
+	}
+	return l.tokens >= 1
+}
+
+// limitConnect applies the bound on refused CONNECTs; false when the
+// CONNECT must not be served: it is refused with CONNECT_ERROR "rate limit
+// exceeded", and a connection that keeps going (connectBurst such refusals
+// within one refill) is closed.
+func (c *conn) limitConnect(nsp string) bool {
+	l := c.connects
+	if l == nil {
+		return true
+	}
+	now := time.Now()
+	if l.available(now) {
+		return true
+	}
+	switch l.take(now) {
+	case limitPass: // not reached: no token was available
+		return true
+	case limitDisconnect:
+		c.srv.logger().Info("connection closed: "+errRateLimited,
+			zap.String("sid", c.sess.ID()), zap.String("limit", fmt.Sprintf("%d refused CONNECTs, then %d/s", connectBurst, connectRate)),
+			zap.Int("dropped", l.dropped))
+		c.sess.Close(errRateLimited)
+		return false
+	case limitDropStart:
+		if !l.warned {
+			l.warned = true
+			c.srv.logger().Warn("connection rate limited: refusing its CONNECTs",
+				zap.String("sid", c.sess.ID()), zap.String("namespace", cut(nsp, 64)))
+		}
+	}
+	_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: nsp, ID: parser.NoID,
+		Data: connectErrorPayload{Message: errRateLimited}}))
+	return false
 }
