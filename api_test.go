@@ -89,6 +89,7 @@ func apiCall(t *testing.T, method, u, secret, body string) (int, map[string]any,
 // handler of the named hub with the configured body bound. The request
 // errors themselves are realtime/emitapi's TestErrors.
 func TestAPIAuthAndErrors(t *testing.T) {
+	t.Parallel() // waits on real timers: overlaps with the others
 	h := &Handler{Name: "api-errors", Namespaces: []string{"/", "/chat"}}
 	serve(t, h)
 	base := serveAPI(t, &API{Hub: "api-errors", MaxBody: 200})

@@ -141,6 +141,7 @@ func TestOptionalAuth(t *testing.T) {
 }
 
 func TestTokenExpiryDisconnects(t *testing.T) {
+	t.Parallel() // waits on real timers: overlaps with the others
 	base, _ := serve(t, tutorialHandler("expiry"))
 	c := dial(t, base, nil)
 	exp := time.Now().Add(1500 * time.Millisecond)

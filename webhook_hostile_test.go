@@ -24,6 +24,7 @@ import (
 // have a pool of their own, and refused clients wait before the hook is
 // asked again for them.
 func TestWebhookConnectLoopDoesNotStarveEvents(t *testing.T) {
+	t.Parallel() // waits on real timers: overlaps with the others
 	var connectCalls atomic.Int64
 	b := newHookBackend(t, func(c hookCall, r *http.Request) (int, any) {
 		switch c.Path {

@@ -345,6 +345,7 @@ func TestWebhookConnectAndDisconnect(t *testing.T) {
 }
 
 func TestWebhookTimeoutDoesNotBlockOthers(t *testing.T) {
+	t.Parallel() // waits on real timers: overlaps with the others
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
 	b := newHookBackend(t, func(c hookCall, r *http.Request) (int, any) {

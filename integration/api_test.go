@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -15,14 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
-	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	_ "github.com/caddyserver/caddy/v2/modules/standard"
-
 	// The module under test, registered with Caddy for the in-process run.
-	_ "github.com/caddy-socketio/caddy-socketio"
 	"github.com/caddy-socketio/caddy-socketio/internal/nodeclient"
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 )
 
@@ -157,22 +151,16 @@ func (b *hookITBackend) waitDisconnectCall(t *testing.T, sid string) {
 // URL. Caddy stops when the test ends.
 func startAPICaddy(t *testing.T, backend string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	sc := siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)}
 	caddyfile := fmt.Sprintf(`{
-	admin off
+	admin 127.0.0.1:%d
+	default_bind 127.0.0.1
 	persist_config off
 	auto_https off
-	log {
-		output discard
-	}
 }
 
 http://127.0.0.1:%d {
+	root * testdata/www
 	socketio {
 		webhook {
 			secret %s
@@ -186,24 +174,10 @@ http://127.0.0.1:%d {
 	socketio_api /internal/socketio/* {
 		secrets %s %s
 	}
+	file_server
 }
-`, port, hookITSecret, backend, backend, backend, hookITTimeout, apiITSecretOld, apiITSecretNew)
-	cfg, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), map[string]any{"filename": "Caddyfile"})
-	if err != nil {
-		t.Fatalf("adapting: %v", err)
-	}
-	for _, w := range warnings {
-		t.Logf("adapt warning: %s", w)
-	}
-	if err := caddy.Load(cfg, true); err != nil {
-		t.Fatalf("loading config: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := caddy.Stop(); err != nil {
-			t.Errorf("stopping caddy: %v", err)
-		}
-	})
-	return fmt.Sprintf("http://127.0.0.1:%d", port)
+`, sc.AdminPort, sc.Port, hookITSecret, backend, backend, backend, hookITTimeout, apiITSecretOld, apiITSecretNew)
+	return startCaddyConfig(t, sc, caddyfile).BaseURL
 }
 
 // apiITCall calls the API through Caddy.
