@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/utf8cut"
 )
 
 // maxLoggedArgs bounds the JSON of an event's arguments in a log entry.
@@ -23,7 +24,7 @@ func argsForLog(args []any) string {
 	if err := enc.Encode(clean); err != nil {
 		return "<unprintable>"
 	}
-	return cutForLog(strings.TrimSuffix(buf.String(), "\n"), maxLoggedArgs)
+	return utf8cut.Cut(strings.TrimSuffix(buf.String(), "\n"), maxLoggedArgs)
 }
 
 // maxLoggedName bounds an event name in a log entry: a client chooses it,
@@ -31,19 +32,7 @@ func argsForLog(args []any) string {
 const maxLoggedName = 128
 
 // nameForLog is an event name as logged, cut at maxLoggedName bytes.
-func nameForLog(name string) string { return cutForLog(name, maxLoggedName) }
-
-// cutForLog cuts s at n bytes, on a rune boundary, marking the cut.
-func cutForLog(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func nameForLog(name string) string { return utf8cut.Cut(name, maxLoggedName) }
 
 func scrubBinary(v any) any {
 	switch x := v.(type) {

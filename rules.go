@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-socketio/caddy-socketio/internal/glob"
+	"github.com/caddy-socketio/caddy-socketio/internal/utf8cut"
 	"github.com/caddy-socketio/caddy-socketio/realtime"
 	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
 )
@@ -367,7 +368,7 @@ func (h *hub) connected(s *realtime.Socket) {
 	for _, room := range rooms {
 		if err := s.Join(room); err != nil {
 			p.logger.Warn("join rule not applied", zap.String("namespace", s.Namespace().Name()),
-				zap.String("socket", s.ID()), zap.String("room", cutForLog(room, maxLoggedName)), zap.Error(err))
+				zap.String("socket", s.ID()), zap.String("room", utf8cut.Cut(room, maxLoggedName)), zap.Error(err))
 			continue
 		}
 		h.announce(p, s, v, room)

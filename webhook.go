@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-socketio/caddy-socketio/internal/glob"
+	"github.com/caddy-socketio/caddy-socketio/internal/utf8cut"
 	"github.com/caddy-socketio/caddy-socketio/realtime"
 	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
 	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
@@ -565,7 +566,7 @@ func (w *webhooks) apply(s *realtime.Socket, a webhook.Action) {
 		}
 		if err := s.Join(r); err != nil {
 			w.logger.Warn("webhook join action failed", zap.String("namespace", s.Namespace().Name()),
-				zap.String("socket", s.ID()), zap.String("room", cutForLog(r, maxLoggedName)), zap.Error(err))
+				zap.String("socket", s.ID()), zap.String("room", utf8cut.Cut(r, maxLoggedName)), zap.Error(err))
 		}
 	}
 	for _, r := range a.Leave {

@@ -7,10 +7,10 @@ import (
 	"slices"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-socketio/caddy-socketio/internal/utf8cut"
 	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
 	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
 )
@@ -174,10 +174,10 @@ func (c *conn) onAttachmentTimeout(seq uint64) {
 // side as for a server that never answers.
 func (c *conn) refuseLongNamespace(name string) {
 	if ce := c.srv.logger().Check(zap.DebugLevel, "connect refused: namespace name too long"); ce != nil {
-		ce.Write(zap.String("namespace", cut(name, 64)), zap.Int("bytes", len(name)),
+		ce.Write(zap.String("namespace", utf8cut.Cut(name, 64)), zap.Int("bytes", len(name)),
 			zap.Int("max", c.opts.MaxNamespaceLength), zap.String("sid", c.sess.ID()))
 	}
-	short := name[:runeStartBefore(name, c.opts.MaxNamespaceLength)]
+	short := utf8cut.Prefix(name, c.opts.MaxNamespaceLength)
 	c.refused(short, ErrInvalidNamespace)
 	_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: short, ID: parser.NoID,
 		Data: connectErrorPayload{Message: "Invalid namespace"}}))
@@ -332,16 +332,4 @@ func mustEncode(p *parser.Packet) []*engineio.Message {
 		return nil
 	}
 	return msgs
-}
-
-// runeStartBefore returns the largest i <= n (and <= len(s)) at which a
-// rune of s starts, so that s[:i] does not end inside a UTF-8 sequence.
-func runeStartBefore(s string, n int) int {
-	if n >= len(s) {
-		return len(s)
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return n
 }

@@ -6,6 +6,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-socketio/caddy-socketio/internal/utf8cut"
 	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
 )
 
@@ -124,14 +125,6 @@ func (s *Socket) ackError(id int64, msg string) {
 	_ = s.ackFunc(id)(map[string]any{"error": msg})
 }
 
-// cut shortens a name for a log line to at most n bytes, at a rune start.
-func cut(name string, n int) string {
-	if len(name) <= n {
-		return name
-	}
-	return name[:runeStartBefore(name, n)] + "…"
-}
-
 // The refused CONNECTs of one connection are bounded too, whenever the
 // event limit is on: a client that sends CONNECT again as soon as it is
 // refused must not run the middlewares (the token check, a connect
@@ -179,7 +172,7 @@ func (c *conn) limitConnect(nsp string) bool {
 		if !l.warned {
 			l.warned = true
 			c.srv.logger().Warn("connection rate limited: refusing its CONNECTs",
-				zap.String("sid", c.sess.ID()), zap.String("namespace", cut(nsp, 64)))
+				zap.String("sid", c.sess.ID()), zap.String("namespace", utf8cut.Cut(nsp, 64)))
 		}
 	}
 	_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: nsp, ID: parser.NoID,

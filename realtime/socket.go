@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/caddy-socketio/caddy-socketio/internal/utf8cut"
 	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
 	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
 )
@@ -199,7 +200,7 @@ func (s *Socket) Join(rooms ...string) error {
 		if over(len(r), o.MaxRoomNameLength) {
 			s.limited(LimitRooms)
 			return fmt.Errorf("joining room %q: %w (%d bytes, at most %d)",
-				cut(r, 64), ErrRoomNameTooLong, len(r), o.MaxRoomNameLength)
+				utf8cut.Cut(r, 64), ErrRoomNameTooLong, len(r), o.MaxRoomNameLength)
 		}
 	}
 	var err error
@@ -474,7 +475,7 @@ func (s *Socket) onEvent(p *parser.Packet) {
 	if limit := s.conn.opts.MaxEventNameLength; over(len(event), limit) {
 		if ce := s.nsp.srv.logger().Check(zap.DebugLevel, "event dropped: "+errEventNameTooLong); ce != nil {
 			ce.Write(zap.String("socket", s.id), zap.String("namespace", s.nsp.name),
-				zap.String("event", cut(event, 64)), zap.Int("bytes", len(event)), zap.Int("max", limit))
+				zap.String("event", utf8cut.Cut(event, 64)), zap.Int("bytes", len(event)), zap.Int("max", limit))
 		}
 		s.limited(LimitEventName)
 		if p.ID != parser.NoID {
