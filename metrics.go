@@ -265,7 +265,7 @@ func refusalReason(err error) string {
 	var authErr *auth.Error
 	var hookErr *webhook.Error
 	switch {
-	case errors.Is(err, realtime.ErrInvalidNamespace), errors.Is(err, errInvalidNamespace):
+	case errors.Is(err, realtime.ErrInvalidNamespace):
 		return "invalid_namespace"
 	case errors.Is(err, auth.ErrMissingToken):
 		return "missing_token"

@@ -253,7 +253,7 @@ func TestMetricsRefusalReasons(t *testing.T) {
 		want string
 	}{
 		{realtime.ErrInvalidNamespace, "invalid_namespace"},
-		{&realtime.ConnectError{Message: errInvalidNamespace.Error(), Cause: errInvalidNamespace}, "invalid_namespace"},
+		{&realtime.ConnectError{Message: realtime.ErrInvalidNamespace.Error(), Cause: realtime.ErrInvalidNamespace}, "invalid_namespace"},
 		{&realtime.ConnectError{Message: auth.ErrMissingToken.Error(), Cause: auth.ErrMissingToken}, "missing_token"},
 		{&realtime.ConnectError{Message: "invalid token: token expired", Cause: &auth.Error{Reason: "token expired"}}, "invalid_token"},
 		{&realtime.ConnectError{Message: errRetryLater, Cause: errBackoff}, "webhook_backoff"},

@@ -260,7 +260,7 @@ func (h *hub) authorize(s *realtime.Socket) error {
 func (p *policy) check(s *realtime.Socket) (auth.Claims, error) {
 	if !p.allowsNamespace(s.Namespace().Name()) {
 		// The namespace exists from an earlier config; this one drops it.
-		return nil, errInvalidNamespace
+		return nil, realtime.ErrInvalidNamespace
 	}
 	if p.mode == AuthOff || p.verifier == nil {
 		return nil, nil
@@ -275,8 +275,6 @@ func (p *policy) check(s *realtime.Socket) (auth.Claims, error) {
 	}
 	return p.verifier.Verify(tok)
 }
-
-var errInvalidNamespace = errors.New("Invalid namespace") //nolint:staticcheck // Node's connect_error text, capitalised
 
 // armExpiry gives a socket the timer that disconnects it when its token
 // expires; connected starts it. A socket keeps its first timer.

@@ -20,8 +20,9 @@ var (
 	// ErrRoomNameTooLong is returned by Socket.Join for a room name longer
 	// than Options.MaxRoomNameLength.
 	ErrRoomNameTooLong = errors.New("room name too long")
-	// ErrInvalidNamespace is what Observer.OnRefused gets for a CONNECT to a
-	// namespace that is not served; the client's connect_error says
+	// ErrInvalidNamespace refuses a CONNECT to a namespace that is not
+	// served: Observer.OnRefused gets it, and a middleware may return it
+	// (as the Caddy module's does); the client's connect_error says
 	// "Invalid namespace", as Node's does.
 	ErrInvalidNamespace = errors.New("Invalid namespace") //nolint:staticcheck // Node's connect_error text, capitalised
 )
