@@ -289,18 +289,8 @@ func (s *Session) Writable() bool {
 // and its connections are released.
 func (s *Session) Done() <-chan struct{} { return s.done }
 
-// cost is what a queued message counts against the backlog bounds: its
-// frame, and for a shared message the prepared websocket frame built from
-// it too (gorilla keeps its own copy of the payload beside the frame), so
-// that a stalled session that is a broadcast's last holder is counted at
-// what it really holds.
-func cost(m *Message) int64 {
-	n := int64(len(m.frame))
-	if m.prepared != nil {
-		n *= 2
-	}
-	return n + QueueEntryOverhead
-}
+// cost is what a queued message counts against the backlog bounds.
+func cost(m *Message) int64 { return int64(len(m.frame)) + QueueEntryOverhead }
 
 func costOf(msgs []*Message) int64 {
 	var n int64
