@@ -176,6 +176,7 @@ func TestDrainZeroClosesAtOnce(t *testing.T) {
 // the background is closed after the drain, so every disconnect notice is
 // sent.
 func TestDrainInBackgroundKeepsWebhook(t *testing.T) {
+	t.Parallel()
 	const n = 10
 	b := newHookBackend(t, func(c hookCall, r *http.Request) (int, any) { return 204, nil })
 	h := &Handler{Name: "drain-webhook", Drain: caddy.Duration(300 * time.Millisecond),

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -153,3 +154,6 @@ func mustJSON(t *testing.T, v any) string {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// The fast loop runs this package's timer-bound tests side by side.
+func TestMain(m *testing.M) { os.Exit(testkit.RunShortWide(m)) }

@@ -67,6 +67,7 @@ func TestIdentityKeys(t *testing.T) {
 // TestIdentityJoinsPerUserRooms: each socket joins user-<its basic_auth
 // user>, and an emit to one user's room reaches that user's sockets only.
 func TestIdentityJoinsPerUserRooms(t *testing.T) {
+	t.Parallel()
 	h := &Handler{
 		Name:         "identity-rooms",
 		Join:         []string{"user-{http.auth.user.id}"},

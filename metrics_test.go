@@ -119,6 +119,7 @@ func metricsHandler(name string) *Handler {
 var metricsRuns atomic.Int32
 
 func TestMetricsScrapeAndReload(t *testing.T) {
+	t.Parallel()
 	// Counters live as long as the process: a name of its own per run
 	// (go test -count=N) starts them at zero.
 	hubName := "metrics-scrape-" + itoa(int(metricsRuns.Add(1)))

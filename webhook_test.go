@@ -270,6 +270,7 @@ func TestWebhookEvents(t *testing.T) {
 }
 
 func TestWebhookConnectAndDisconnect(t *testing.T) {
+	t.Parallel()
 	b := newHookBackend(t, func(c hookCall, r *http.Request) (int, any) {
 		switch c.Path {
 		case "/connect":
@@ -446,6 +447,7 @@ func TestWebhookOrderAndBounds(t *testing.T) {
 }
 
 func TestWebhookCleanupStopsCalls(t *testing.T) {
+	t.Parallel()
 	cancelled := make(chan struct{})
 	b := newHookBackend(t, func(c hookCall, r *http.Request) (int, any) {
 		<-r.Context().Done()
