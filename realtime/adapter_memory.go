@@ -152,6 +152,17 @@ func (a *MemoryAdapter) SocketRooms(id string) []string {
 	return rooms
 }
 
+// HasRoom reports whether room has a local member (a socket id is the room
+// of its socket).
+func (a *MemoryAdapter) HasRoom(room string) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if _, isSocket := a.sids[room]; isSocket {
+		return true
+	}
+	return len(a.rooms[room]) > 0
+}
+
 // Rooms implements Adapter; each socket's id-room counts as a room of one.
 func (a *MemoryAdapter) Rooms() map[string]int {
 	a.mu.RLock()
