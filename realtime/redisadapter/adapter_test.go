@@ -278,8 +278,8 @@ func TestCluster(t *testing.T) {
 		before := a.drops.get("malformed")
 		bad := map[string]string{
 			"socket.io#/#":         `{"not":"msgpack"}`,
-			"socket.io#/#r#":       "\x93\xa6abcdef\x83",  // truncated
-			"socket.io#/#\x00#":    "",                    // no such room: not even decoded
+			"socket.io#/#r#":       "\x93\xa6abcdef\x83", // truncated
+			"socket.io#/#\x00#":    "",                   // no such room: not even decoded
 			"socket.io-request#/#": `{"type":5,"requestId":"x1"}`,
 		}
 		for ch, payload := range bad {
