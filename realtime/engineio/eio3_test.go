@@ -3,6 +3,7 @@ package engineio
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -451,4 +452,63 @@ func TestEIO3DecodersNoPanic(t *testing.T) {
 		_, _ = decodeFrameV3(websocket.TextMessage, []byte(in))
 		_, _ = decodeFrameV3(websocket.BinaryMessage, []byte(in))
 	}
+}
+
+// FuzzDecodePayloadV3 checks the v3 polling decoders (text framing, binary
+// framing, JSONP form): never a panic, errors wrap errMalformedPacket or
+// errTooManyPackets, nothing is handed over from a payload that fails, and
+// what decodes re-encodes (text, and binary framing) to the same packets.
+func FuzzDecodePayloadV3(f *testing.F) {
+	for _, s := range []string{"6:4hello", "2:4€10:b4AQIDBA==", "0:", "1:2", "3:4😀", "x:4", "6:2probe"} {
+		f.Add([]byte(s), false, false)
+	}
+	f.Add([]byte{0x00, 0x04, 0xff, 0x34, 0xe2, 0x82, 0xac, 0x01, 0x05, 0xff, 0x04, 0x01, 0x02, 0x03, 0x04}, true, false)
+	f.Add([]byte(`d=7%3A4a%5Cnb%5C%5Cnc`), false, true)
+	f.Fuzz(func(t *testing.T, body []byte, binaryBody, jsonp bool) {
+		v := &eio3{}
+		if jsonp {
+			v.jsonpHead = []byte("___eio[0](")
+		}
+		var pkts []packet
+		err := v.decodePayloadV3(body, binaryBody, 100, func(p packet) error {
+			pkts = append(pkts, p)
+			return nil
+		})
+		if err != nil {
+			if !errors.Is(err, errMalformedPacket) && !errors.Is(err, errTooManyPackets) {
+				t.Fatalf("error %v wraps neither errMalformedPacket nor errTooManyPackets", err)
+			}
+			if len(pkts) > 0 {
+				t.Fatalf("%d packets handed over from a payload that failed", len(pkts))
+			}
+			return
+		}
+		out := make([]outPacket, 0, len(pkts))
+		for _, p := range pkts {
+			if p.binary {
+				out = append(out, outPacket{typ: typeMessage, msg: BinaryMessage(p.data)})
+				continue
+			}
+			out = append(out, outPacket{typ: p.typ, msg: &Message{frame: append([]byte{p.typ}, p.data...)}})
+		}
+		plain := &eio3{}
+		for _, bin := range []bool{false, true} {
+			var enc []byte
+			if bin {
+				enc = appendPayloadV3Binary(nil, out)
+			} else {
+				enc = appendPayloadV3Text(nil, out)
+			}
+			var again []packet
+			if err := plain.decodePayloadV3(enc, bin, 100, func(p packet) error {
+				again = append(again, p)
+				return nil
+			}); err != nil && len(out) > 0 {
+				t.Fatalf("re-encoded payload (binary %v) %q does not decode: %v", bin, enc, err)
+			}
+			if len(out) > 0 && !samePackets(pkts, again) {
+				t.Fatalf("round trip (binary %v) changed packets: %v -> %v", bin, pkts, again)
+			}
+		}
+	})
 }

@@ -56,6 +56,7 @@ func upgradeConn(w http.ResponseWriter, r *http.Request, cfg *config) (*websocke
 		return nil, err
 	}
 	c.SetReadLimit(cfg.MaxPayload)
+	cfg.setWriteCompression(c, 0) // only messages over the threshold are compressed
 	return c, nil
 }
 
@@ -370,6 +371,7 @@ func (s *Session) writeBatch(c *websocket.Conn, batch []outPacket) error {
 			} else {
 				err = p.msg.writeTo(c)
 			}
+			s.cfg.setWriteCompression(c, 0)
 		} else {
 			err = c.WriteMessage(websocket.TextMessage, controlFrames[p.typ])
 		}
