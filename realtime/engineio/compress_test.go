@@ -131,7 +131,7 @@ func dialRawWS(t *testing.T, ts *tserver, query, extensions string) *rawWS {
 	if _, err := io.WriteString(conn, req+"\r\n"); err != nil {
 		t.Fatal(err)
 	}
-	br := bufio.NewReader(conn)
+	br := bufio.NewReaderSize(conn, 16) // small: TestIdleMemoryCompression counts the server's heap
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("upgrade: %v %v", resp, err)
@@ -268,51 +268,84 @@ func TestWebSocketDeflateBomb(t *testing.T) {
 }
 
 // TestIdleMemoryCompression measures the heap an idle websocket session
-// holds with and without permessage-deflate. Without context takeover
-// gorilla keeps no window per connection, so compression must not make an
-// idle connection noticeably heavier. The figure is logged (go test -v
-// -run TestIdleMemoryCompression ./realtime/engineio/).
+// holds on the server with and without permessage-deflate, after one
+// compressed message each way. Without context takeover gorilla keeps no
+// window per connection, so compression must not make an idle connection
+// heavier. The clients are raw sockets with a 16-byte read buffer, so the
+// figure is the server's (go test -v -run TestIdleMemoryCompression
+// ./realtime/engineio/ logs it).
 func TestIdleMemoryCompression(t *testing.T) {
 	if testing.Short() {
-		t.Skip("opens hundreds of connections")
+		t.Skip("opens a thousand connections")
 	}
-	const n = 300
+	const n = 1000
 	perConn := map[bool]float64{}
 	for _, compress := range []bool{false, true} {
 		ts := newTServer(t, Options{Compression: Compression{WebSocket: compress}})
-		d := websocket.Dialer{HandshakeTimeout: testTimeout, EnableCompression: compress}
-		u := "ws" + strings.TrimPrefix(ts.url, "http") + "?EIO=4&transport=websocket"
+		offer := ""
+		if compress {
+			offer = "permessage-deflate; client_max_window_bits"
+		}
+		msg := append([]byte{'4'}, bytes.Repeat([]byte("z"), 2*DefaultCompressionThreshold)...)
+		frame := clientFrame(msg, compress)
 		before := heapInUse()
-		conns := make([]*websocket.Conn, 0, n)
+		conns := make([]net.Conn, 0, n)
 		for i := 0; i < n; i++ {
-			c, _, err := d.Dial(u, nil)
-			if err != nil {
+			c := dialRawWS(t, ts, "EIO=4&transport=websocket", offer)
+			c.next(t) // open packet
+			r := ts.session()
+			if _, err := c.conn.Write(frame); err != nil {
 				t.Fatal(err)
 			}
-			read(t, c)
-			r := ts.session()
-			// One compressed round trip, so the compressor has been used.
-			msg := "4" + strings.Repeat("z", 2*DefaultCompressionThreshold)
-			_ = c.WriteMessage(websocket.TextMessage, []byte(msg))
-			read(t, c)
+			if z, _, _ := c.next(t); z != compress {
+				t.Fatalf("echo compressed %v", z)
+			}
 			r.waitMessages(t, 1)
-			conns = append(conns, c)
+			_ = c.conn.SetDeadline(time.Time{})
+			conns = append(conns, c.conn)
 		}
 		// Let the writers go idle (writerLinger), as on an idle server.
-		time.Sleep(writerLinger + 200*time.Millisecond) // waits out a real timer on purpose
-		after := heapInUse()
-		// Client conns live in this process too: half of it is theirs,
-		// roughly; the figure is the total per pair, an upper bound.
-		perConn[compress] = float64(after-before) / n
+		time.Sleep(writerLinger + 500*time.Millisecond) // waits out a real timer on purpose
+		perConn[compress] = (float64(heapInUse()) - float64(before)) / n
 		for _, c := range conns {
 			c.Close()
 		}
 		ts.srv.Close()
 	}
-	t.Logf("heap per idle websocket (server+client pair): %.0f B without compression, %.0f B with", perConn[false], perConn[true])
-	if perConn[true] > perConn[false]+4096 {
+	t.Logf("server heap and stacks per idle websocket session: %.0f B without compression, %.0f B with permessage-deflate", perConn[false], perConn[true])
+	if perConn[true] > perConn[false]+2048 {
 		t.Errorf("compression adds %.0f B per idle connection", perConn[true]-perConn[false])
 	}
+}
+
+// clientFrame builds a masked client text frame of p, compressed (RSV1,
+// RFC 7692) when compress is set.
+func clientFrame(p []byte, compress bool) []byte {
+	head := byte(0x81)
+	if compress {
+		var b bytes.Buffer
+		fw, _ := flate.NewWriter(&b, flate.BestSpeed)
+		_, _ = fw.Write(p)
+		_ = fw.Flush()
+		p = bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
+		head |= 0x40
+	}
+	f := []byte{head}
+	switch {
+	case len(p) < 126:
+		f = append(f, 0x80|byte(len(p)))
+	case len(p) < 1<<16:
+		f = append(f, 0x80|126, byte(len(p)>>8), byte(len(p)))
+	default:
+		f = append(f, 0x80|127)
+		f = binary.BigEndian.AppendUint64(f, uint64(len(p)))
+	}
+	mask := [4]byte{1, 2, 3, 4}
+	f = append(f, mask[:]...)
+	for i, c := range p {
+		f = append(f, c^mask[i%4])
+	}
+	return f
 }
 
 func heapInUse() uint64 {
@@ -320,5 +353,5 @@ func heapInUse() uint64 {
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return m.HeapInuse
+	return m.HeapInuse + m.StackInuse // the reader goroutine's stack is part of a connection
 }
