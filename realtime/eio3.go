@@ -61,7 +61,11 @@ func (c *conn) connectErrorData(err error) any {
 	}
 	var ce *ConnectError
 	if errors.As(err, &ce) && ce.Data != nil {
-		return ce.Data
+		// The parser takes an object or a string, as socket.io-parser
+		// 4 does; other data (a number, an array) goes as the message.
+		if _, _, encErr := parser.Encode(&parser.Packet{Type: parser.ConnectError, ID: parser.NoID, Data: ce.Data}); encErr == nil {
+			return ce.Data
+		}
 	}
 	return p.Message
 }

@@ -139,6 +139,7 @@ func TestEIO3ConnectErrors(t *testing.T) {
 		s.Of("/data").Use(func(*Socket) error {
 			return &ConnectError{Message: "not allowed", Data: map[string]any{"code": 7}}
 		})
+		s.Of("/number").Use(func(*Socket) error { return &ConnectError{Message: "as text", Data: 42} })
 	})
 	c, _ := dialV3(t, ts, "")
 	c.Expect("40")
@@ -146,6 +147,8 @@ func TestEIO3ConnectErrors(t *testing.T) {
 	c.Expect(`44/plain,"not allowed"`)
 	c.Send("40/data,")
 	c.Expect(`44/data,{"code":7}`)
+	c.Send("40/number,")
+	c.Expect(`44/number,"as text"`)
 	c.Send("40/nope,")
 	c.Expect(`44/nope,{"message":"Invalid namespace"}`)
 }

@@ -88,14 +88,19 @@ func (s *Session) Protocol() int {
 func (c *config) heartbeatV3() time.Duration { return c.PingInterval + c.PingTimeout }
 
 // onClientPing answers a v3 client's ping with a pong and moves the
-// session deadline.
+// session deadline. Pongs are control packets, outside the backlog bound:
+// a pong is not queued right behind another one still waiting, so a
+// client that pings without reading cannot grow the queue (between two
+// pongs there is a message, which the backlog bound counts).
 func (s *Session) onClientPing() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
-	s.enqueueLocked(typePong)
+	if n := len(s.queue); n == 0 || s.queue[n-1].typ != typePong {
+		s.enqueueLocked(typePong)
+	}
 	s.armLocked(s.cfg.heartbeatV3())
 }
 

@@ -512,3 +512,29 @@ func FuzzDecodePayloadV3(f *testing.F) {
 		}
 	})
 }
+
+// The hostile heartbeat: a v3 client that pings without reading cannot
+// grow the queue, pongs are not stacked (one POST of many pings, many
+// websocket pings): at most one pong waits; the deadline still moves.
+func TestEIO3PingFlood(t *testing.T) {
+	ts := newTServer(t, Options{AllowEIO3: true})
+	sid := ts.v3Handshake("EIO=3&transport=polling")
+	r := ts.session()
+	if code, _ := ts.v3Post(sid, strings.Repeat("1:2", 5000), "text/plain"); code != 200 {
+		t.Fatalf("POST: %d", code)
+	}
+	if n := queued(r.s); n != 1 {
+		t.Errorf("%d packets queued after 5000 pings, want one pong", n)
+	}
+	if code, _, body := ts.v3Get(sid, ""); code != 200 || body != "1:3" {
+		t.Errorf("GET: %d %q", code, body)
+	}
+	// Between messages, a pong each: what a real client does.
+	_ = r.s.Send(TextMessageString("a"))
+	ts.v3Post(sid, "1:2", "text/plain")
+	_ = r.s.Send(TextMessageString("b"))
+	ts.v3Post(sid, "1:2", "text/plain")
+	if code, _, body := ts.v3Get(sid, ""); code != 200 || body != "2:4a1:32:4b1:3" {
+		t.Errorf("GET: %d %q", code, body)
+	}
+}
