@@ -14,7 +14,6 @@ import (
 var errStopPayload = errors.New("session closed by payload")
 
 var (
-	noopPayload  = []byte{typeNoop}
 	closePayload = []byte{typeClose}
 	okBody       = []byte("ok")
 	// The control packets a GET may answer alone; shared, never modified.
