@@ -42,6 +42,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //		max_payload     <size>
 //		transports      polling|websocket...
 //		allow_upgrades  true|false
+//		allow_eio3      [true|false]
+//		compression {
+//			websocket on|off
+//			polling   on|off
+//			threshold <size>
+//		}
 //		connect_timeout <duration>
 //		drain           <duration>
 //		origins         <origin|*>...
@@ -137,6 +143,20 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 				h.AllowUpgrades = &b
 			}
+		case "allow_eio3":
+			h.AllowEIO3 = true
+			if d.NextArg() {
+				b, perr := strconv.ParseBool(d.Val())
+				if perr != nil {
+					return d.Errf("allow_eio3: want true or false, got %q", d.Val())
+				}
+				h.AllowEIO3 = b
+				if d.NextArg() {
+					return d.ArgErr()
+				}
+			}
+		case "compression":
+			err = h.unmarshalCompression(d)
 		case "origins":
 			err = listArg(d, &h.Origins)
 		case "namespaces":
@@ -356,6 +376,64 @@ func messageArg(d *caddyfile.Dispenser) (*Message, error) {
 }
 
 // unmarshalLimits parses the limits subdirective of socketio.
+// unmarshalCompression parses the compression block.
+func (h *Handler) unmarshalCompression(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	c := &Compression{}
+	h.Compression = c
+	err := eachSubdirective(d, "compression: ", func(sub string) error {
+		switch sub {
+		case "websocket":
+			return onOffArg(d, "compression: websocket", &c.WebSocket)
+		case "polling":
+			var b bool
+			if err := onOffArg(d, "compression: polling", &b); err != nil {
+				return err
+			}
+			c.Polling = &b
+			return nil
+		case "threshold":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			n, err := humanize.ParseBytes(s)
+			if err != nil || n > maxCompressionThreshold {
+				return d.Errf("compression: threshold: invalid size %q", s)
+			}
+			c.Threshold = int64(n)
+			return nil
+		}
+		return d.Errf("compression: unrecognized subdirective %q", sub)
+	})
+	if err != nil {
+		return err
+	}
+	if cerr := c.check(); cerr != nil {
+		return d.Err(cerr.Error())
+	}
+	return nil
+}
+
+// onOffArg reads one on|off (or true|false) argument.
+func onOffArg(d *caddyfile.Dispenser, name string, dst *bool) error {
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	switch s {
+	case "on", "true":
+		*dst = true
+	case "off", "false":
+		*dst = false
+	default:
+		return d.Errf("%s: want on or off, got %q", name, s)
+	}
+	return nil
+}
+
 func (h *Handler) unmarshalLimits(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()

@@ -180,3 +180,30 @@ func TestExampleIsTested(t *testing.T) {
 		t.Fatal("testdata/example.caddyfiletest does not start with Caddyfile.example; copy it over and run go test -update")
 	}
 }
+
+// TestCaddyfileEIO3CompressionErrors: allow_eio3 and the compression
+// block fail with the file and line.
+func TestCaddyfileEIO3CompressionErrors(t *testing.T) {
+	for _, tc := range []struct{ name, input, want string }{
+		{"allow_eio3 bad bool", "socketio {\n\tallow_eio3 sometimes\n}", `allow_eio3: want true or false, got "sometimes", at Caddyfile:2`},
+		{"allow_eio3 two args", "socketio {\n\tallow_eio3 true false\n}", "at Caddyfile:2"},
+		{"compression arg", "socketio {\n\tcompression on\n}", "at Caddyfile:2"},
+		{"compression unknown", "socketio {\n\tcompression {\n\t\tbrotli on\n\t}\n}", `compression: unrecognized subdirective "brotli", at Caddyfile:3`},
+		{"compression bad switch", "socketio {\n\tcompression {\n\t\twebsocket yes\n\t}\n}", `compression: websocket: want on or off, got "yes", at Caddyfile:3`},
+		{"compression bad threshold", "socketio {\n\tcompression {\n\t\tthreshold big\n\t}\n}", `compression: threshold: invalid size "big", at Caddyfile:3`},
+		{"compression huge threshold", "socketio {\n\tcompression {\n\t\tthreshold 2GiB\n\t}\n}", "at Caddyfile:3"},
+		{"compression repeated", "socketio {\n\tcompression {\n\t\tpolling on\n\t\tpolling off\n\t}\n}", `compression: polling: subdirective given twice, at Caddyfile:4`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := new(Handler).UnmarshalCaddyfile(caddyfile.NewDispenser(tokensNamed(t, tc.input)))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v does not contain %q", err, tc.want)
+			}
+		})
+	}
+	// The JSON path applies the same check.
+	h := &Handler{Compression: &Compression{Threshold: -1}}
+	if err := h.check(); err == nil || !strings.Contains(err.Error(), "compression: threshold") {
+		t.Errorf("JSON threshold -1: %v", err)
+	}
+}

@@ -80,6 +80,18 @@ type Handler struct {
 	// AllowUpgrades lets polling clients upgrade to WebSocket. Default: true.
 	AllowUpgrades *bool `json:"allow_upgrades,omitempty"`
 
+	// AllowEIO3 also accepts socket.io-client 2.x (Engine.IO v3, Socket.IO
+	// protocol v4): polling (JSONP included), WebSocket and the upgrade.
+	// Such a client is connected to "/" as soon as it opens, as Node does,
+	// so the "/" rules run for it whichever namespace it asks for.
+	// Default: false (refused with Node's code 5, "Unsupported protocol
+	// version").
+	AllowEIO3 bool `json:"allow_eio3,omitempty"`
+
+	// Compression configures permessage-deflate (off by default) and the
+	// compression of polling responses (on by default, as in Node).
+	Compression *Compression `json:"compression,omitempty"`
+
 	// ConnectTimeout closes a connection that joined no namespace in time.
 	// Default: 45s.
 	ConnectTimeout caddy.Duration `json:"connect_timeout,omitempty"`
@@ -396,7 +408,7 @@ func matchPath(prefix, p string) bool {
 // checkAuthMode, checkAlgorithm, and each block's check at its end), so a
 // rule is written once for both paths.
 func (h *Handler) check() error {
-	return errors.Join(h.checkEngine(), h.Auth.check(), h.checkRules(), h.Webhook.check(), h.Limits.check(), h.Adapter.check())
+	return errors.Join(h.checkEngine(), h.Compression.check(), h.Auth.check(), h.checkRules(), h.Webhook.check(), h.Limits.check(), h.Adapter.check())
 }
 
 // checkEngine validates the engine settings: path, timers, payload,
@@ -567,6 +579,7 @@ func (h *Handler) serverOptions() realtime.Options {
 			MaxPayload:      cmpOr(h.MaxPayload, DefaultMaxPayload),
 			Transports:      slices.Clone(h.Transports),
 			DisableUpgrades: h.AllowUpgrades != nil && !*h.AllowUpgrades,
+			AllowEIO3:       h.AllowEIO3,
 			AllowedOrigins:  slices.Clone(h.Origins),
 			RequestScheme:   requestScheme,
 			Logger:          h.logger,
@@ -575,6 +588,7 @@ func (h *Handler) serverOptions() realtime.Options {
 		Logger:         h.logger,
 	}
 	h.Limits.apply(&o)
+	h.Compression.apply(&o)
 	if m := h.metrics; m != nil {
 		o.Engine.Observer = m.engineObserver()
 		o.Observer = m.observer()

@@ -33,6 +33,7 @@ type conn struct {
 	srv  *Server
 	sess session
 	opts *Options       // the server's options when the connection opened
+	v3   bool           // Engine.IO v3, Socket.IO protocol v4: socket.io-client 2.x (eio3.go)
 	dec  parser.Decoder // used by the reader goroutine only
 	// connects bounds the CONNECT packets of the connection (reader
 	// goroutine only); nil when the event limit is off.
@@ -55,7 +56,7 @@ type conn struct {
 }
 
 func newConn(srv *Server, sess session, opts *Options) *conn {
-	c := &conn{srv: srv, sess: sess, opts: opts, sockets: make(map[string]*Socket, 1)}
+	c := &conn{srv: srv, sess: sess, opts: opts, sockets: make(map[string]*Socket, 1), v3: isV3(sess)}
 	c.dec.MaxAttachmentBytes = opts.MaxAttachmentBytes
 	if opts.rateLimited() {
 		c.connects = newEventLimiter(connectRate, connectBurst, time.Now())
@@ -96,6 +97,9 @@ func (c *conn) OnMessage(data []byte, binary bool) {
 	}
 	if p == nil {
 		return // waiting for attachments
+	}
+	if c.v3 && p.Type == parser.Connect {
+		v3ConnectQuery(p)
 	}
 	if over(len(p.Namespace), c.opts.MaxNamespaceLength) {
 		// No lookup, not even in c.sockets: a client cannot have joined it.
@@ -259,7 +263,7 @@ func (c *conn) connect(p *parser.Packet) {
 			l.take(time.Now()) // a refusal spends one of the connection's CONNECT tokens
 		}
 		_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: name, ID: parser.NoID,
-			Data: newConnectErrorPayload(err)}))
+			Data: c.connectErrorData(err)}))
 		return
 	}
 	c.srv.admitNamespace(n, s)

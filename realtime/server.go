@@ -99,6 +99,9 @@ func (s *Server) onSession(sess *engineio.Session) {
 	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
+	if c.v3 {
+		c.connectImplicit()
+	}
 }
 
 func (s *Server) removeConn(c *conn) {

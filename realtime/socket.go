@@ -69,7 +69,7 @@ type Socket struct {
 
 func newSocket(n *Namespace, c *conn, auth map[string]any) *Socket {
 	s := &Socket{
-		id:        newID(),
+		id:        socketID(c, n.name),
 		nsp:       n,
 		conn:      c,
 		handshake: newHandshake(c.sess.Request(), auth),
@@ -558,7 +558,7 @@ func (s *Socket) connect() {
 	s.state.CompareAndSwap(socketConnecting, socketConnected)
 	s.nsp.adapter.AddAll(s.id, []string{s.id})
 	_ = s.send(&parser.Packet{Type: parser.Connect, Namespace: s.nsp.name, ID: parser.NoID,
-		Data: map[string]any{"sid": s.id}})
+		Data: connectReplyData(s)})
 }
 
 // refuse drops a socket that a middleware refused, with any room it joined.

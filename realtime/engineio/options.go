@@ -112,6 +112,14 @@ type Options struct {
 	MaxQueuedMessages int
 	// WriteTimeout is the deadline of one websocket write. Default: 10s.
 	WriteTimeout time.Duration
+	// AllowEIO3 accepts Engine.IO v3 clients (socket.io-client 2.x): a
+	// handshake whose EIO is not "4" (missing, "3", anything else, as in
+	// Node) opens a v3 session instead of being refused with code 5. See
+	// eio3.go for what v3 changes. Default: false.
+	AllowEIO3 bool
+	// Compression configures permessage-deflate (off by default) and the
+	// compression of polling responses (on by default, as in Node).
+	Compression Compression
 	// Logger receives the server's logs, under the name "engineio"
 	// (Logger.Named). Default: zap.NewNop().
 	Logger *zap.Logger
@@ -201,6 +209,7 @@ func newConfig(o Options) *config {
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
 	}
+	c.Compression = c.Compression.withDefaults()
 	if c.clock == nil {
 		c.clock = realClock{}
 	}

@@ -14,9 +14,11 @@ import (
 var errStopPayload = errors.New("session closed by payload")
 
 var (
-	noopPayload  = []byte{typeNoop}
 	closePayload = []byte{typeClose}
 	okBody       = []byte("ok")
+	// The control packets a GET may answer alone; shared, never modified.
+	noopPackets  = []outPacket{{typ: typeNoop}}
+	closePackets = []outPacket{{typ: typeClose}}
 )
 
 // servePoll answers a polling GET: it blocks until something is queued,
@@ -34,17 +36,18 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Session)
 	}
 	s.getActive = true
 	gen := srv.releases.Load()
-	var body []byte
+	var pkts []outPacket
+	size := 1
 	for {
 		if s.closed {
 			switch s.kind {
 			case kindGraceful, kindShutdown:
-				body = s.lastPollLocked()
+				pkts, size = s.lastPollLocked()
 			case kindClient:
-				body = noopPayload
+				pkts = noopPackets
 				s.lingering = false
 			default:
-				body = closePayload
+				pkts = closePackets
 				s.lingering = false
 			}
 			break
@@ -52,23 +55,22 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Session)
 		if s.transport != TransportPolling {
 			// Upgraded while this GET waited: end it cleanly; the queue
 			// now belongs to the websocket.
-			body = noopPayload
+			pkts = noopPackets
 			break
 		}
 		if len(s.queue) > 0 {
-			pkts, size := s.takePollLocked(nil, s.cfg.MaxPayload)
-			body = appendPayload(make([]byte, 0, size), pkts)
+			pkts, size = s.takePollLocked(nil, s.cfg.MaxPayload)
 			break
 		}
 		if s.probed {
 			// Upgrading: release the GET so the client can pause polling.
-			body = noopPayload
+			pkts = noopPackets
 			break
 		}
 		if srv.releases.Load() != gen {
 			// ReleasePolls: the HTTP server carrying this GET is shutting
 			// down; the client polls again on a new connection.
-			body = noopPayload
+			pkts = noopPackets
 			break
 		}
 		s.mu.Unlock()
@@ -86,10 +88,24 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Session)
 	}
 	s.getActive = false
 	s.unlockAndFinalize()
+	s.writePoll(w, r, pkts, size)
+}
+
+// writePoll encodes the packets of a polling response in the session's
+// protocol (size is their v4 encoded size, a capacity hint) and writes
+// it, compressed if the client accepts it and it is large enough.
+func (s *Session) writePoll(w http.ResponseWriter, r *http.Request, pkts []outPacket, size int) {
+	var body []byte
+	ct := contentTypeText
+	if s.v3 != nil {
+		body, ct = s.v3.encodePoll(pkts, size)
+	} else {
+		body = appendPayload(make([]byte, 0, size), pkts)
+	}
 	if ce := s.log.Check(zap.DebugLevel, "poll response"); ce != nil {
 		ce.Write(zap.Int("bytes", len(body)))
 	}
-	writePollResponse(w, body)
+	writePollBody(w, r, s.cfg, body, ct)
 }
 
 // serveData handles a polling POST: the client's packets. Only one POST
@@ -115,7 +131,9 @@ func (srv *Server) serveData(w http.ResponseWriter, r *http.Request, s *Session)
 	}()
 
 	// Engine.IO v4 payloads are text; binary bodies belong to v3.
-	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/octet-stream" {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	binaryBody := ct == contentTypeBinary
+	if binaryBody && s.v3 == nil {
 		s.closeWith(ReasonTransportError, kindError, onCloseHere)
 		srv.refuse(w, r, s.cfg, errBadRequest, false)
 		return
@@ -140,12 +158,17 @@ func (srv *Server) serveData(w http.ResponseWriter, r *http.Request, s *Session)
 		writeOK(w)
 		return
 	}
-	err = decodePayload(body, s.cfg.MaxPayloadPackets, func(p packet) error {
+	handle := func(p packet) error {
 		if !s.handlePacket(p) {
 			return errStopPayload
 		}
 		return nil
-	})
+	}
+	if s.v3 != nil {
+		err = s.v3.decodePayloadV3(body, binaryBody, s.cfg.MaxPayloadPackets, handle)
+	} else {
+		err = decodePayload(body, s.cfg.MaxPayloadPackets, handle)
+	}
 	if err != nil && !errors.Is(err, errStopPayload) {
 		if errors.Is(err, errTooManyPackets) {
 			s.log.Warn("closing session: polling payload over the packet limit",
@@ -167,7 +190,7 @@ func (srv *Server) serveData(w http.ResponseWriter, r *http.Request, s *Session)
 // the next one (up to pollingCloseLinger since the close, or since this
 // GET if none was lingering); on shutdown no later GET comes and what
 // does not fit is dropped.
-func (s *Session) lastPollLocked() []byte {
+func (s *Session) lastPollLocked() ([]outPacket, int) {
 	// Room for the separator and "1" after the packets.
 	pkts, size := s.takePollLocked(nil, s.cfg.MaxPayload-2)
 	if len(s.queue) > 0 && s.kind == kindGraceful {
@@ -175,12 +198,12 @@ func (s *Session) lastPollLocked() []byte {
 			s.lingering = true
 			s.lingerTimer = s.cfg.clock.AfterFunc(pollingCloseLinger, s.endLinger)
 		}
-		return appendPayload(make([]byte, 0, size), pkts)
+		return pkts, size
 	}
 	s.dropQueueLocked()
 	s.lingering = false
 	pkts = append(pkts, outPacket{typ: typeClose})
-	return appendPayload(make([]byte, 0, size+2), pkts)
+	return pkts, size + 2
 }
 
 func writeOK(w http.ResponseWriter) {

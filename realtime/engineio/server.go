@@ -265,7 +265,9 @@ func (srv *Server) serveSession(w http.ResponseWriter, r *http.Request, cfg *con
 		srv.refuse(w, r, cfg, errSessionUnknown, upgrade)
 		return
 	}
-	if q.Get("EIO") != "4" || wsMismatch {
+	// A request speaks the protocol of its session (Node does not check;
+	// a v4 client reaching a v3 session could not parse it anyway).
+	if isV4(q) != (s.v3 == nil) || wsMismatch {
 		srv.refuse(w, r, cfg, errBadRequest, upgrade)
 		return
 	}
@@ -308,9 +310,23 @@ func (srv *Server) serveHandshake(w http.ResponseWriter, r *http.Request, cfg *c
 			return
 		}
 	}
-	if q.Get("EIO") != "4" {
-		srv.refuse(w, r, cfg, errUnsupportedProtocol, upgrade)
-		return
+	if !isV4(q) {
+		// Node: with allowEIO3 a missing or unknown EIO opens a v3
+		// session; without it, code 5.
+		if !cfg.AllowEIO3 {
+			srv.refuse(w, r, cfg, errUnsupportedProtocol, upgrade)
+			return
+		}
+		if j, ok := jsonpIndex(q); ok && !upgrade {
+			if !validJSONPIndex(j) {
+				srv.refuse(w, r, cfg, errBadRequest, upgrade)
+				return
+			}
+			if !cfg.jsonpAllowed(r) {
+				srv.refuse(w, r, cfg, errForbidden, upgrade)
+				return
+			}
+		}
 	}
 	if upgrade {
 		srv.handshakeWebSocket(w, r, cfg)
@@ -372,15 +388,27 @@ func (srv *Server) handshakePolling(w http.ResponseWriter, r *http.Request, cfg 
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	writePollResponse(w, cfg.openPacket(s.id, false))
+	open := &Message{frame: cfg.openPacket(s.id, false)} // its frame starts with the type, as a text message's
+	s.writePoll(w, r, []outPacket{{typ: typeOpen, msg: open}}, len(open.frame))
 }
 
-// writePollResponse writes a polling GET response.
-func writePollResponse(w http.ResponseWriter, body []byte) {
+// writePollBody writes a polling GET response, compressed when the
+// client accepts it and it is over the threshold (see Compression).
+func writePollBody(w http.ResponseWriter, r *http.Request, cfg *config, body []byte, contentType string) {
 	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	if enc := cfg.pollEncoding(r, len(body)); enc != "" {
+		if z, err := compressBody(enc, body); err == nil {
+			body = z
+			h.Set("Content-Encoding", enc)
+		}
+		h.Add("Vary", "Accept-Encoding")
+	}
+	h.Set("Content-Type", contentType)
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+	// text/plain, as Node; no nosniff, which would stop browsers from
+	// running a JSONP response. JSONP's only request-derived part, j, is
+	// digits (validJSONPIndex), and its payload a JSON string (jsonpBody).
+	_, _ = w.Write(body) //nolint:gosec // see above
 }

@@ -155,6 +155,7 @@ type Session struct {
 	req  *http.Request
 	log  sessionLogger
 	done chan struct{}
+	v3   *eio3 // Engine.IO v3 (eio3.go); nil for v4
 
 	// recvMu serializes deliveries so OnMessage calls never overlap, even
 	// while an upgrade briefly lets two connections carry client packets.
@@ -234,6 +235,9 @@ func newSession(srv *Server, cfg *config, r *http.Request, ws *websocket.Conn) *
 		transport:  TransportPolling,
 		wsNotify:   make(chan struct{}, 1),
 		pollNotify: make(chan struct{}, 1),
+	}
+	if cfg.AllowEIO3 {
+		s.v3 = newEIO3(r)
 	}
 	if ws != nil {
 		s.transport = TransportWebSocket
@@ -537,8 +541,15 @@ func (s *Session) startHeartbeat() {
 	if s.closed {
 		return
 	}
-	s.hbDeadline = s.cfg.clock.Now().Add(s.cfg.PingInterval)
-	s.hbTimer = s.cfg.clock.AfterFunc(s.cfg.PingInterval, s.onHeartbeatTimer)
+	d := s.cfg.PingInterval
+	if s.v3 != nil {
+		// v3: the client pings; the deadline is a pong that is always
+		// due and that no other traffic extends (see onClientPing).
+		d = s.cfg.heartbeatV3()
+		s.awaitingPong, s.extended = true, true
+	}
+	s.hbDeadline = s.cfg.clock.Now().Add(d)
+	s.hbTimer = s.cfg.clock.AfterFunc(d, s.onHeartbeatTimer)
 }
 
 // armLocked moves the heartbeat deadline. A timer that fires early (it
@@ -599,6 +610,11 @@ func (s *Session) onActivity() {
 func (s *Session) handlePacket(p packet) bool {
 	switch p.typ {
 	case typePong:
+		if s.v3 != nil {
+			// A v3 server never pings, so a pong is out of place.
+			s.closeWith(ReasonParseError, kindError, onCloseHere)
+			return false
+		}
 		s.onPong()
 	case typeMessage:
 		s.onActivity()
@@ -607,6 +623,10 @@ func (s *Session) handlePacket(p packet) bool {
 		s.closeWith(ReasonTransportClose, kindClient, onCloseHere)
 		return false
 	case typePing:
+		if s.v3 != nil {
+			s.onClientPing()
+			break
+		}
 		// Engine.IO v4 reversed the heartbeat: a client ping is an error.
 		s.closeWith(ReasonParseError, kindError, onCloseHere)
 		return false

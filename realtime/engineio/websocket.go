@@ -51,11 +51,12 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 }
 
 func upgradeConn(w http.ResponseWriter, r *http.Request, cfg *config) (*websocket.Conn, error) {
-	c, err := upgrader.Upgrade(hijackWriter{w, http.NewResponseController(w)}, r, nil)
+	c, err := cfg.upgraderFor().Upgrade(hijackWriter{w, http.NewResponseController(w)}, r, nil)
 	if err != nil {
 		return nil, err
 	}
 	c.SetReadLimit(cfg.MaxPayload)
+	cfg.setWriteCompression(c, 0) // only messages over the threshold are compressed
 	return c, nil
 }
 
@@ -152,7 +153,7 @@ func (srv *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Sessi
 // session has switched to c. Any other packet aborts the upgrade.
 func (s *Session) probeLoop(c *websocket.Conn) bool {
 	for {
-		mt, p, err := c.ReadMessage()
+		mt, p, err := s.readMessage(c)
 		if err != nil || mt != websocket.TextMessage {
 			return false
 		}
@@ -233,12 +234,12 @@ func (s *Session) wakeWriterLocked() {
 func (s *Session) readLoop(c *websocket.Conn) {
 	defer s.releaseWS()
 	for {
-		mt, p, err := c.ReadMessage()
+		mt, p, err := s.readMessage(c)
 		if err != nil {
 			s.closeWith(readErrorReason(err), kindError, onCloseHere)
 			return
 		}
-		pkt, err := decodeFrame(mt, p)
+		pkt, err := s.decodeFrame(mt, p)
 		if err != nil {
 			s.closeWith(ReasonParseError, kindError, onCloseHere)
 			return
@@ -349,6 +350,7 @@ func (s *Session) finishWrites(c *websocket.Conn, kind closeKind, batch []outPac
 // controlFrames holds the one-byte text frames of data-less packets.
 var controlFrames = [...][]byte{
 	typePing:  {typePing},
+	typePong:  {typePong},
 	typeNoop:  {typeNoop},
 	typeClose: {typeClose},
 }
@@ -363,7 +365,13 @@ func (s *Session) writeBatch(c *websocket.Conn, batch []outPacket) error {
 		_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		var err error
 		if p.msg != nil {
-			err = p.msg.writeTo(c)
+			s.cfg.setWriteCompression(c, len(p.msg.frame))
+			if s.v3 != nil && p.msg.binary {
+				err = s.v3.writeBinaryV3(c, p.msg)
+			} else {
+				err = p.msg.writeTo(c)
+			}
+			s.cfg.setWriteCompression(c, 0)
 		} else {
 			err = c.WriteMessage(websocket.TextMessage, controlFrames[p.typ])
 		}

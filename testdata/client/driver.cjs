@@ -6,7 +6,7 @@
 // in both directions, at any depth inside arrays and objects.
 //
 // Commands:
-//   {"cmd":"connect","id":"a","version":"4"|"3","url":"...","opts":{...},
+//   {"cmd":"connect","id":"a","version":"4"|"3"|"2","url":"...","opts":{...},
 //    "acks":[{"event":"x","mode":"echo"|"reply"|"ignore","reply":[...]}]}
 //   {"cmd":"emit","id":"a","event":"e","args":[...]}
 //   {"cmd":"emit","id":"a","event":"e","args":[...],"ack":true,"timeout":2000,"seq":7}
@@ -46,7 +46,8 @@ function lib(version) {
   let name;
   if (version === "4") name = "socket.io-client";
   else if (version === "3") name = "socket.io-client-v3";
-  else throw new Error(`unknown client version ${JSON.stringify(version)} (want "4" or "3")`);
+  else if (version === "2") name = "socket.io-client-v2";
+  else throw new Error(`unknown client version ${JSON.stringify(version)} (want "4", "3" or "2")`);
   libs[version] = require(name);
   return libs[version];
 }
@@ -153,7 +154,16 @@ function connect(c) {
     send(o);
   });
   socket.on("disconnect", (reason) => send({ type: "disconnect", id, reason }));
-  socket.onAny((event, ...args) => {
+  // socket.io-client 2.x reports a refused CONNECT as "error" with the
+  // refusal's data (a string or an object), and has no onAny.
+  if (c.version === "2") {
+    socket.on("error", (data) => {
+      const o = { type: "connect_error", id, message: typeof data === "string" ? data : data && data.message };
+      if (data && typeof data === "object") o.data = toWire(data);
+      send(o);
+    });
+  }
+  const onAny = (event, ...args) => {
     let ack = null;
     if (args.length > 0 && typeof args[args.length - 1] === "function") ack = args.pop();
     send({ type: "event", id, event, args: toWire(args), ack: ack !== null });
@@ -161,7 +171,18 @@ function connect(c) {
       const reply = ackReply(entry, event, args);
       if (reply !== null) ack(...reply);
     }
-  });
+  };
+  if (typeof socket.onAny === "function") {
+    socket.onAny(onAny);
+  } else {
+    // 2.x: every incoming event goes through onevent(packet); the driver
+    // has no listener of its own per event, so it takes them all here.
+    socket.onevent = function (packet) {
+      const args = (packet.data || []).slice();
+      if (packet.id != null) args.push(this.ack(packet.id));
+      onAny(...args);
+    };
+  }
 
   const manager = socket.io;
   const watchEngine = () => {
@@ -298,5 +319,9 @@ rl.on("close", () => {
 
 send({
   type: "ready",
-  versions: { 4: versionOf("socket.io-client"), 3: versionOf("socket.io-client-v3") },
+  versions: {
+    4: versionOf("socket.io-client"),
+    3: versionOf("socket.io-client-v3"),
+    2: versionOf("socket.io-client-v2"),
+  },
 });
