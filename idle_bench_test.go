@@ -52,6 +52,7 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 		// session holds no writer, and the measurement is of idle ones.
 		time.Sleep(idleSettle)
 		testkit.TakeMemSnapshot().PerSession(base, n).Report(b)
+		testkit.HeapProfile(b)
 		stop()
 		if err := h.Cleanup(); err != nil {
 			b.Errorf("Cleanup: %v", err)

@@ -36,6 +36,7 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 		// session holds no writer, and the measurement is of idle ones.
 		time.Sleep(idleSettle)
 		testkit.TakeMemSnapshot().PerSession(base, idleSessions).Report(b)
+		testkit.HeapProfile(b)
 		stop()
 		srv.Close()
 		ts.Close()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -252,4 +253,25 @@ func (m SessionMemory) Report(b *testing.B) {
 	b.ReportMetric(m.StackBytes, "stack-B/session")
 	b.ReportMetric(m.Goroutines, "goroutines/session")
 	b.ReportMetric(0, "ns/op") // one measurement, not a timed loop
+}
+
+// HeapProfile writes the heap profile (live objects, after a collection)
+// to the file named by $TESTKIT_HEAP_PROFILE, when it is set: the profile
+// of the moment a benchmark measures, where -memprofile has the end of the
+// run.
+func HeapProfile(tb testing.TB) {
+	tb.Helper()
+	path := os.Getenv("TESTKIT_HEAP_PROFILE")
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		tb.Fatalf("writing the heap profile: %v", err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		tb.Fatalf("writing the heap profile: %v", err)
+	}
 }
