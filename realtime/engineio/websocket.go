@@ -186,6 +186,7 @@ func (s *Session) probeLoop(c *websocket.Conn) bool {
 			s.probed = false
 			s.transport = TransportWebSocket
 			s.ws = c
+			s.wsNotify = make(chan struct{}, 1)
 			s.wsLive = 1
 			signal(s.pollNotify) // a pending GET ends with a noop
 			s.mu.Unlock()
