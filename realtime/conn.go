@@ -236,6 +236,9 @@ func (c *conn) connect(p *parser.Packet) {
 
 	c.mu.Lock()
 	delete(c.connecting, name)
+	if len(c.connecting) == 0 {
+		c.connecting = nil // not kept for the life of the connection
+	}
 	closed := c.closed
 	if err == nil && !closed {
 		c.sockets[name] = s

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ const writeTimeout = 10 * time.Second
 type target struct {
 	Addr string // host:port, loopback only
 	Path string // e.g. /socket.io/
+	TLS  bool   // wss://, certificate not verified (see tlsDialer)
 }
 
 // wsURL builds the Engine.IO v4 websocket URL with extra query parameters.
@@ -35,7 +37,11 @@ func (t target) wsURL(extra url.Values) string {
 			q.Add(k, v)
 		}
 	}
-	u := url.URL{Scheme: "ws", Host: t.Addr, Path: t.Path, RawQuery: q.Encode()}
+	scheme := "ws"
+	if t.TLS {
+		scheme = "wss"
+	}
+	u := url.URL{Scheme: scheme, Host: t.Addr, Path: t.Path, RawQuery: q.Encode()}
 	return u.String()
 }
 
@@ -94,6 +100,15 @@ var dialer = &websocket.Dialer{
 	},
 }
 
+// tlsDialer is dialer over TLS. The bench servers use a throw-away
+// self-signed certificate and the target is checked to be loopback, so the
+// certificate is not verified.
+var tlsDialer = func() *websocket.Dialer {
+	d := *dialer
+	d.TLSClientConfig = &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // loopback bench only
+	return &d
+}()
+
 // dial opens the websocket, reads the Engine.IO open packet, sends the
 // Socket.IO CONNECT for "/" and waits for the CONNECT reply 40{"sid":..}.
 // Pings that arrive meanwhile are answered. The whole exchange is bounded by
@@ -101,7 +116,11 @@ var dialer = &websocket.Dialer{
 func dial(ctx context.Context, t target, query url.Values, timeout time.Duration) (*client, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	conn, resp, err := dialer.DialContext(ctx, t.wsURL(query), nil)
+	d := dialer
+	if t.TLS {
+		d = tlsDialer
+	}
+	conn, resp, err := d.DialContext(ctx, t.wsURL(query), nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}
@@ -216,7 +235,11 @@ func (c *client) close(abort bool) {
 		return
 	}
 	if abort {
-		if tc, ok := c.conn.NetConn().(*net.TCPConn); ok {
+		nc := c.conn.NetConn()
+		if tc, ok := nc.(*tls.Conn); ok {
+			nc = tc.NetConn()
+		}
+		if tc, ok := nc.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0)
 		}
 	}

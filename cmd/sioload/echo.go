@@ -15,6 +15,12 @@ type echoParams struct {
 	Duration time.Duration // send window
 	Drain    time.Duration // max wait for outstanding acks
 	Pad      int
+	// Event is emitted with an ack ("echo" by default). Arg, when set, is
+	// the one JSON argument sent instead of the stamp and pad: a Caddy
+	// with `room_requests join` answers `join("e")` with {ok, room}, the
+	// round trip configuration alone can make.
+	Event string
+	Arg   string
 }
 
 // echoState is shared by the readers (acks) and the senders (emits).
@@ -26,36 +32,47 @@ type echoState struct {
 	bad     atomic.Int64
 	lat     histogram
 	mu      sync.Mutex
-	credits map[*client]chan struct{} // one token per ack: closed-loop windows
+	clients map[*client]*echoClient
+}
+
+// echoClient is one client's window: a token per ack it may still await
+// (closed loop), and the send time of each outstanding ack id. Ids are
+// sequential and at most window are outstanding, so id % window never
+// names two outstanding emits.
+type echoClient struct {
+	credits chan struct{}
+	sentAt  []atomic.Int64
 }
 
 func (es *echoState) onAck(c *client, f frame, at time.Time) {
-	if f.SIO != sioAck {
+	if f.SIO != sioAck || f.AckID < 0 {
 		return
 	}
-	// The ack repeats the emit's args: [<nanos>,"pad"].
-	if len(f.Data) < 2 || f.Data[0] != '[' {
+	es.mu.Lock()
+	ec := es.clients[c]
+	es.mu.Unlock()
+	if ec == nil {
 		es.bad.Add(1)
 		return
 	}
-	t, ok := leadingInt(f.Data[1:])
-	if !ok {
-		es.bad.Add(1)
-		return
-	}
+	t := ec.sentAt[f.AckID%int64(len(ec.sentAt))].Load()
 	now := at.UnixNano()
 	es.acks.Add(1)
 	if e := es.end.Load(); e == 0 || now <= e {
 		es.inWin.Add(1)
 	}
 	es.lat.Record(time.Duration(now - t))
-	es.mu.Lock()
-	ch := es.credits[c]
-	es.mu.Unlock()
 	select {
-	case ch <- struct{}{}:
+	case ec.credits <- struct{}{}:
 	default: // more acks than emits: a server bug, do not block the reader
 	}
+}
+
+func (p echoParams) event() string {
+	if p.Event == "" {
+		return "echo"
+	}
+	return p.Event
 }
 
 // runEcho keeps Window emits with ack outstanding on each of Clients
@@ -63,19 +80,20 @@ func (es *echoState) onAck(c *client, f frame, at time.Time) {
 func runEcho(ctx context.Context, co common, p echoParams) result {
 	r := result{Scenario: "echo", Label: co.Label, Params: map[string]any{
 		"clients": p.Clients, "window": p.Window, "duration_s": p.Duration.Seconds(), "pad": p.Pad,
+		"event": p.event(), "arg": p.Arg,
 	}}
-	es := &echoState{credits: map[*client]chan struct{}{}}
+	es := &echoState{clients: map[*client]*echoClient{}}
 	var pl pool
 	cs := connectMany(ctx, co.Target, connectOpts{
 		N: p.Clients, Concurrency: co.Concurrency, Timeout: co.DialTimeout,
 		Handler: es.onAck,
 		Setup: func(c *client) {
-			ch := make(chan struct{}, p.Window)
+			ec := &echoClient{credits: make(chan struct{}, p.Window), sentAt: make([]atomic.Int64, p.Window)}
 			for range p.Window {
-				ch <- struct{}{}
+				ec.credits <- struct{}{}
 			}
 			es.mu.Lock()
-			es.credits[c] = ch
+			es.clients[c] = ec
 			es.mu.Unlock()
 		},
 	}, &pl)
@@ -92,9 +110,10 @@ func runEcho(ctx context.Context, co common, p echoParams) result {
 	timer := time.AfterFunc(p.Duration, func() { close(stop) })
 	defer timer.Stop()
 	padArg := []byte(strconv.Quote(makePad(p.Pad)))
+	event := p.event()
 	var senders sync.WaitGroup
 	es.mu.Lock()
-	for c, ch := range es.credits {
+	for c, ec := range es.clients {
 		senders.Add(1)
 		go func() {
 			defer senders.Done()
@@ -107,10 +126,16 @@ func runEcho(ctx context.Context, co common, p echoParams) result {
 					return
 				case <-ctx.Done():
 					return
-				case <-ch:
+				case <-ec.credits:
 				}
-				stamp = strconv.AppendInt(stamp[:0], time.Now().UnixNano(), 10)
-				buf = appendEmit(buf[:0], id, "echo", stamp, padArg)
+				now := time.Now().UnixNano()
+				ec.sentAt[id%int64(len(ec.sentAt))].Store(now)
+				if p.Arg != "" {
+					buf = appendEmit(buf[:0], id, event, []byte(p.Arg))
+				} else {
+					stamp = strconv.AppendInt(stamp[:0], now, 10)
+					buf = appendEmit(buf[:0], id, event, stamp, padArg)
+				}
 				id++
 				if err := c.send(buf); err != nil {
 					return

@@ -27,6 +27,11 @@ type fanoutParams struct {
 	Drain    time.Duration // max wait for in-flight deliveries after the window
 	Pad      int           // payload pad bytes
 	Sample   int           // record latency of every Sample-th delivery (1 = all)
+	// Relay: the server forwards "publish" itself to the other members of
+	// the sender's rooms (Caddy's `relay publish`) instead of emitting
+	// "msg": the publisher joins the room too, and subscribers count the
+	// "publish" events they receive.
+	Relay bool
 }
 
 // window counts the deliveries of one publish window. Deliveries stamped
@@ -51,10 +56,18 @@ type fanout struct {
 	n   atomic.Int64 // deliveries seen, for sampling
 }
 
-// onMsg is the subscribers' handler: it times every "msg" event against the
-// publisher's stamp.
+// event is the name of the event the subscribers receive.
+func (p fanoutParams) event() string {
+	if p.Relay {
+		return "publish"
+	}
+	return "msg"
+}
+
+// onMsg is the subscribers' handler: it times every "msg" event (or relayed
+// "publish") against the publisher's stamp.
 func (fo *fanout) onMsg(_ *client, f frame, at time.Time) {
-	if f.SIO != sioEvent || !eventIs(f.Data, "msg") {
+	if f.SIO != sioEvent || !eventIs(f.Data, fo.p.event()) {
 		return
 	}
 	w := fo.cur.Load()
@@ -91,7 +104,11 @@ func setupFanout(ctx context.Context, co common, p fanoutParams) (*fanout, conne
 		fo.pl.closeAll()
 		return nil, cs, fmt.Errorf("connecting subscribers: %d failed: %v", cs.Failed, cs.FirstErr)
 	}
-	pub, err := dial(ctx, co.Target, nil, co.DialTimeout)
+	var pubQuery url.Values
+	if p.Relay {
+		pubQuery = url.Values{"room": {p.Room}}
+	}
+	pub, err := dial(ctx, co.Target, pubQuery, co.DialTimeout)
 	if err != nil {
 		fo.pl.closeAll()
 		return nil, cs, fmt.Errorf("connecting publisher: %w", err)

@@ -10,7 +10,7 @@
 //	sioload fanout   [flags]   N subscribers in one room, one publisher
 //	sioload echo     [flags]   C clients with W emits-with-ack in flight
 //	sioload overload [flags]   fan-out beyond capacity, RSS every second
-//	sioload compare [-names a,b] a.jsonl b.jsonl
+//	sioload compare [-names a,b,...] a.jsonl b.jsonl...
 //
 // The server contract (room query, "publish" and "echo" events) is described
 // in testdata/bench/README.md.
@@ -42,7 +42,7 @@ func main() {
 }
 
 func usage() error {
-	return errors.New("usage: sioload connect|fanout|echo|overload [flags] | sioload compare [-names a,b] a.jsonl b.jsonl")
+	return errors.New("usage: sioload connect|fanout|echo|overload [flags] | sioload compare [-names a,b,...] a.jsonl b.jsonl...")
 }
 
 func run(args []string, stdout io.Writer) error {
@@ -56,8 +56,10 @@ func run(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:3000", "server host:port (loopback only)")
 	path := fs.String("path", "/socket.io/", "Socket.IO path")
-	pid := fs.Int("server-pid", 0, "server process id, for RSS and CPU from /proc (0: none)")
+	pids := fs.String("server-pid", "", "server process ids, comma-separated and summed, for RSS and CPU from /proc (empty: none)")
+	useTLS := fs.Bool("tls", false, "connect with wss:// (the certificate is not verified: loopback only)")
 	label := fs.String("label", "", "name of the server under test, copied into the result")
+	as := fs.String("as", "", "scenario name in the result, to tell two runs of one scenario apart (compare.sh: fanout5k)")
 	jsonOut := fs.Bool("json", false, "print the result as one JSON line instead of a table")
 	conc := fs.Int("concurrency", 200, "connection handshakes in flight")
 	dialTimeout := fs.Duration("dial-timeout", 10*time.Second, "timeout of one client's connect")
@@ -75,6 +77,9 @@ func run(args []string, stdout io.Writer) error {
 	sweepFactor := fs.Float64("sweep-factor", 2, "fanout sweep: rate multiplier per step")
 	sweepSteps := fs.Int("sweep-steps", 8, "fanout sweep: max steps")
 	sweepP99 := fs.Duration("sweep-max-p99", time.Second, "fanout sweep: p99 above this is not sustained")
+	relay := fs.Bool("relay", false, "fanout/overload: the server relays \"publish\" to the sender's rooms (Caddy's relay rule): the publisher joins the room and subscribers count \"publish\" events")
+	echoEvent := fs.String("echo-event", "echo", "echo: event emitted with an ack (\"join\" for Caddy's room_requests)")
+	echoArg := fs.String("echo-arg", "", "echo: JSON argument sent instead of the stamp and pad (e.g. '\"e\"' for a room request)")
 	clients := fs.Int("clients", 50, "echo: clients")
 	window := fs.Int("window", 10, "echo: emits with ack outstanding per client")
 	if err := fs.Parse(args); err != nil {
@@ -110,16 +115,24 @@ func run(args []string, stdout io.Writer) error {
 	}
 	initClockTicks()
 	co := common{
-		Target: target{Addr: *addr, Path: *path}, Label: *label,
+		Target: target{Addr: *addr, Path: *path, TLS: *useTLS}, Label: *label,
 		Concurrency: *conc, DialTimeout: *dialTimeout,
 	}
-	if *pid > 0 {
-		co.Watch.pid = strconv.Itoa(*pid)
+	for _, p := range strings.Split(*pids, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if v, err := strconv.Atoi(p); err != nil || v <= 0 {
+			return fmt.Errorf("-server-pid: %q is not a process id", p)
+		}
+		co.Watch.pids = append(co.Watch.pids, p)
+	}
+	if len(co.Watch.pids) > 0 {
 		if _, ok := co.Watch.server(); !ok {
-			return fmt.Errorf("reading /proc/%d: no such process", *pid)
+			return fmt.Errorf("reading /proc of %s: no such process", *pids)
 		}
 	}
-	fp := fanoutParams{N: *n, Room: *room, Rate: *rate, Duration: *dur, Drain: *drain, Pad: *pad, Sample: *sample}
+	fp := fanoutParams{N: *n, Room: *room, Rate: *rate, Duration: *dur, Drain: *drain, Pad: *pad, Sample: *sample, Relay: *relay}
 
 	fmt.Fprintf(logOut, "sioload: %s against %s%s\n", name, *addr, *path)
 	load0 := loadAvg()
@@ -136,9 +149,15 @@ func run(args []string, stdout io.Writer) error {
 			res = runFanout(ctx, co, fp)
 		}
 	case "echo":
-		res = runEcho(ctx, co, echoParams{Clients: *clients, Window: *window, Duration: *dur, Drain: *drain, Pad: *pad})
+		res = runEcho(ctx, co, echoParams{
+			Clients: *clients, Window: *window, Duration: *dur, Drain: *drain, Pad: *pad,
+			Event: *echoEvent, Arg: *echoArg,
+		})
 	case "overload":
 		res = runOverload(ctx, co, fp)
+	}
+	if *as != "" {
+		res.Scenario = *as
 	}
 	if ctx.Err() != nil {
 		res.note("run cut short: %v", context.Cause(ctx))
@@ -185,28 +204,29 @@ func validate(name string, n int, rate float64, dur time.Duration, clients, wind
 	return nil
 }
 
-// runCompare prints the side-by-side table of two result files.
+// runCompare prints the side-by-side table of result files, one column per
+// file, with the ratio of each column to the first.
 func runCompare(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
-	names := fs.String("names", "node,go", "column names for the two files")
+	names := fs.String("names", "node,go", "column names, one per file, comma-separated; ratios are to the first")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() != 2 {
+	if fs.NArg() < 2 {
 		return usage()
 	}
-	nameA, nameB, ok := strings.Cut(*names, ",")
-	if !ok {
-		return errors.New("-names wants two names separated by a comma")
+	cols := strings.Split(*names, ",")
+	if len(cols) != fs.NArg() {
+		return fmt.Errorf("-names has %d names for %d files", len(cols), fs.NArg())
 	}
-	as, err := readResults(fs.Arg(0))
-	if err != nil {
-		return err
+	sides := make([][]result, len(cols))
+	for i := range cols {
+		rs, err := readResults(fs.Arg(i))
+		if err != nil && (i == 0 || !errors.Is(err, os.ErrNotExist)) {
+			return err
+		}
+		sides[i] = rs
 	}
-	bs, err := readResults(fs.Arg(1))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	writeComparison(stdout, nameA, nameB, as, bs)
+	writeComparison(stdout, cols, sides)
 	return nil
 }

@@ -98,20 +98,31 @@ func parseStatCPU(stat []byte) (int64, error) {
 	return utime + stime, nil
 }
 
-// watcher samples the server process, when one was named, and this process.
-// A zero pid means no server metrics, which keeps the tool usable against a
-// server on another machine's loopback namespace (a container).
+// watcher samples the server processes, when some were named, and this
+// process. No pid means no server metrics, which keeps the tool usable
+// against a server on another machine's loopback namespace (a container).
+// Several pids are one server made of several processes (Caddy's
+// reverse_proxy in front of Node): their RSS and CPU are summed.
 type watcher struct {
-	pid string
+	pids []string
 }
 
-// server samples the server; ok is false when no pid was given or it is gone.
+// server samples the server; ok is false when no pid was given or one is gone.
 func (w watcher) server() (procSample, bool) {
-	if w.pid == "" {
+	if len(w.pids) == 0 {
 		return procSample{}, false
 	}
-	s, err := sampleProc(w.pid)
-	return s, err == nil
+	var sum procSample
+	for _, pid := range w.pids {
+		s, err := sampleProc(pid)
+		if err != nil {
+			return procSample{}, false
+		}
+		sum.At = s.At
+		sum.RSSKiB += s.RSSKiB
+		sum.CPU += s.CPU
+	}
+	return sum, true
 }
 
 // self samples the load tool itself, to tell when it is the bottleneck.

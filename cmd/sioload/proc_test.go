@@ -46,4 +46,13 @@ func TestSampleSelf(t *testing.T) {
 	if _, ok := (watcher{}).server(); ok {
 		t.Error("watcher without pid reports a server")
 	}
+	// Two pids (a proxy and its backend) are summed.
+	self := strconv.Itoa(os.Getpid())
+	two, ok := watcher{pids: []string{self, self}}.server()
+	if !ok || two.RSSKiB < 2*s.RSSKiB*9/10 {
+		t.Errorf("two pids: RSS %d KiB, want about twice %d (ok %v)", two.RSSKiB, s.RSSKiB, ok)
+	}
+	if _, ok := (watcher{pids: []string{self, "999999999"}}).server(); ok {
+		t.Error("a vanished second process still reports a server")
+	}
 }

@@ -159,29 +159,30 @@ func readResults(path string) ([]result, error) {
 	return out, nil
 }
 
-// writeComparison prints scenario | metric | a | b | ratio (b/a) for every
-// metric of either side, in the order they first appear. A metric measured
-// several times (compare.sh REPEAT) shows its median, which resists the odd
-// run spoiled by other work on the machine. Target metrics are starred;
-// "want" says which direction is good.
-func writeComparison(w io.Writer, nameA, nameB string, as, bs []result) {
+// writeComparison prints scenario | metric | one column per server | the
+// ratio of each other server to the first | want, for every metric of any
+// side, in the order they first appear. A metric measured several times
+// (compare.sh REPEAT) shows its median, which resists the odd run spoiled by
+// other work on the machine. Target metrics are starred; "want" says which
+// direction is good.
+func writeComparison(w io.Writer, names []string, sides [][]result) {
 	type key struct{ scenario, metric string }
 	type row struct {
 		key
 		unit, better string
 		target       bool
-		vals         [2][]float64
+		vals         [][]float64
 	}
 	var rows []*row
 	index := map[key]*row{}
 	runs := 1
-	collect := func(rs []result, side int) {
+	for side, rs := range sides {
 		for _, r := range rs {
 			for _, m := range r.Metrics {
 				k := key{r.Scenario, m.Name}
 				rw := index[k]
 				if rw == nil {
-					rw = &row{key: k, unit: m.Unit, better: m.Better, target: m.Target}
+					rw = &row{key: k, unit: m.Unit, better: m.Better, target: m.Target, vals: make([][]float64, len(sides))}
 					index[k] = rw
 					rows = append(rows, rw)
 				}
@@ -190,11 +191,16 @@ func writeComparison(w io.Writer, nameA, nameB string, as, bs []result) {
 			}
 		}
 	}
-	collect(as, 0)
-	collect(bs, 1)
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "scenario\tmetric\t%s\t%s\tratio %s/%s\twant\n", nameA, nameB, nameB, nameA)
+	head := "scenario\tmetric"
+	for _, n := range names {
+		head += "\t" + n
+	}
+	for _, n := range names[1:] {
+		head += "\t" + n + "/" + names[0]
+	}
+	fmt.Fprintln(tw, head+"\twant")
 	for _, rw := range rows {
 		name := rw.metric
 		if rw.unit != "" {
@@ -203,24 +209,28 @@ func writeComparison(w io.Writer, nameA, nameB string, as, bs []result) {
 		if rw.target {
 			name = "*" + name
 		}
-		a, b := median(rw.vals[0]), median(rw.vals[1])
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", rw.scenario, name, optNum(a), optNum(b),
-			ratio(a, b), rw.better)
+		line := rw.scenario + "\t" + name
+		meds := make([]*float64, len(names))
+		for i := range names {
+			meds[i] = median(rw.vals[i])
+			line += "\t" + optNum(meds[i])
+		}
+		for i := 1; i < len(names); i++ {
+			line += "\t" + ratio(meds[0], meds[i])
+		}
+		fmt.Fprintln(tw, line+"\t"+rw.better)
 	}
 	tw.Flush()
 	if runs > 1 {
 		fmt.Fprintf(w, "values are medians of up to %d runs\n", runs)
 	}
-	for _, side := range []struct {
-		name string
-		rs   []result
-	}{{nameA, as}, {nameB, bs}} {
-		for _, r := range side.rs {
+	for i, rs := range sides {
+		for _, r := range rs {
 			if len(r.RSSSeries) > 0 {
-				fmt.Fprintf(w, "%s %s server RSS MiB per second: %s\n", side.name, r.Scenario, joinNums(r.RSSSeries))
+				fmt.Fprintf(w, "%s %s server RSS MiB per second: %s\n", names[i], r.Scenario, joinNums(r.RSSSeries))
 			}
 			for _, n := range r.Notes {
-				fmt.Fprintf(w, "%s %s note: %s\n", side.name, r.Scenario, n)
+				fmt.Fprintf(w, "%s %s note: %s\n", names[i], r.Scenario, n)
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -65,6 +66,37 @@ func TestCompareReadsJSONLines(t *testing.T) {
 	out.Reset()
 	if err := run([]string{"compare", pa, filepath.Join(dir, "absent.jsonl")}, &out); err != nil {
 		t.Fatalf("missing second file: %v", err)
+	}
+}
+
+// TestCompareColumns: one column per file, each ratio to the first, and a
+// -names list that does not match the files refused.
+func TestCompareColumns(t *testing.T) {
+	dir := t.TempDir()
+	var paths []string
+	for i, v := range []float64{10, 5, 20} {
+		r := result{Scenario: "connect"}
+		r.addTarget("mem per idle conn", v, "KiB", lowerBetter)
+		b, err := jsonLine(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, strconv.Itoa(i)+".jsonl")
+		os.WriteFile(p, b, 0o644)
+		paths = append(paths, p)
+	}
+	var out bytes.Buffer
+	if err := run(append([]string{"compare", "-names", "node,caddy,statusquo"}, paths...), &out); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{"caddy/node", "statusquo/node", "0.50x", "2.00x"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("comparison lacks %q:\n%s", want, text)
+		}
+	}
+	if err := run(append([]string{"compare", "-names", "node,caddy"}, paths...), &out); err == nil {
+		t.Error("two names for three files accepted")
 	}
 }
 

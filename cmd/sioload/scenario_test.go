@@ -19,6 +19,7 @@ import (
 // client must answer), "publish" broadcast to the query room, "echo" acks.
 type fakeServer struct {
 	t        *testing.T
+	relay    bool // forward "publish" itself to the sender's room, as Caddy's relay rule does
 	mu       sync.Mutex
 	rooms    map[string][]*fakeConn
 	pongs    int
@@ -78,10 +79,19 @@ func (fs *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			members := append([]*fakeConn(nil), fs.rooms[room]...)
 			fs.mu.Unlock()
 			for _, m := range members {
-				m.write(`42["msg",` + payload + `]`)
+				switch {
+				case !fs.relay:
+					m.write(`42["msg",` + payload + `]`)
+				case m != c:
+					m.write(msg)
+				}
 			}
 		case strings.HasPrefix(msg, "42"):
 			f, err := parseFrame(b)
+			if err == nil && f.AckID != noAck && eventIs(f.Data, "join") {
+				c.write("43" + strconv.FormatInt(f.AckID, 10) + `[{"ok":true,"room":"e"}]`)
+				continue
+			}
 			if err != nil || f.AckID == noAck || !eventIs(f.Data, "echo") {
 				fs.t.Errorf("unexpected frame %q", msg)
 				return
@@ -170,6 +180,41 @@ func TestFanoutScenario(t *testing.T) {
 	}
 	if p99 := metricValue(t, r, "latency p99"); p99 <= 0 || p99 > 1000 {
 		t.Errorf("p99 = %v ms", p99)
+	}
+}
+
+// TestFanoutRelay: against a server that relays "publish" to the sender's
+// rooms, the publisher must be in the room and subscribers count "publish".
+func TestFanoutRelay(t *testing.T) {
+	fs, co := startFake(t)
+	fs.relay = true
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r := runFanout(ctx, co, fanoutParams{N: 4, Room: "r1", Rate: 50, Duration: 400 * time.Millisecond, Drain: 2 * time.Second, Pad: 16, Relay: true})
+	expected := metricValue(t, r, "expected")
+	if expected != 4*20 {
+		t.Errorf("expected = %v, want 80", expected)
+	}
+	if got := metricValue(t, r, "received"); got != expected {
+		t.Errorf("received = %v of %v (notes %v)", got, expected, r.Notes)
+	}
+}
+
+// TestEchoRoomRequest: acks that do not repeat the arguments (a room
+// request's {ok, room}) are timed by their ack id.
+func TestEchoRoomRequest(t *testing.T) {
+	_, co := startFake(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r := runEcho(ctx, co, echoParams{Clients: 2, Window: 3, Duration: 300 * time.Millisecond, Drain: 2 * time.Second, Event: "join", Arg: `"e"`})
+	if got := metricValue(t, r, "acks/s"); got <= 0 {
+		t.Errorf("acks/s = %v (notes %v)", got, r.Notes)
+	}
+	if got := metricValue(t, r, "unanswered"); got != 0 {
+		t.Errorf("unanswered = %v", got)
+	}
+	if p99 := metricValue(t, r, "ack p99"); p99 <= 0 || p99 > 1000 {
+		t.Errorf("ack p99 = %v ms", p99)
 	}
 }
 

@@ -22,6 +22,8 @@ type batchConn struct {
 
 	mu  sync.Mutex
 	buf *[]byte // non-nil while batching
+
+	pk parker // the read side's parking (park.go)
 }
 
 // Write implements net.Conn. gorilla/websocket serializes its own writes;

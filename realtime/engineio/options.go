@@ -66,6 +66,11 @@ type Options struct {
 	Transports []string
 	// DisableUpgrades keeps polling sessions on polling. Default: false.
 	DisableUpgrades bool
+	// DisableParking keeps a goroutine blocked in the read of every
+	// websocket, instead of parking idle plain-TCP websockets in the
+	// server's poller (Linux; see park.go). For measurements. Default:
+	// false.
+	DisableParking bool
 	// UpgradeTimeout bounds a polling to websocket upgrade; a websocket
 	// that has not completed it in time is dropped and the session stays
 	// on polling. Default: 10s.

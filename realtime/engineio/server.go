@@ -38,6 +38,7 @@ type Server struct {
 	idle     chan struct{} // closed when active drops to zero while closing
 
 	releases atomic.Uint64 // ReleasePolls calls: a waiting GET ends when it changes
+	park     parkState     // the poller of parked websocket readers (park.go)
 }
 
 // NewServer returns a Server configured by opts.
@@ -148,6 +149,7 @@ func (srv *Server) ReleasePolls() {
 // shutdownGrace it closes the sessions' network connections and waits a
 // little more, so Close is bounded even with stuck clients.
 func (srv *Server) Close() {
+	defer srv.stopPoller()
 	srv.mu.Lock()
 	srv.closing = true
 	list := srv.sessionsLocked()

@@ -14,7 +14,11 @@ import (
 // Session state machine and invariants.
 //
 // Guards. Set by newSession and never changed: id, srv, cfg, req, log, the
-// done, wsNotify and pollNotify channels. recvMu is held for each
+// done and pollNotify channels (pollNotify only for a session that starts
+// on polling: nil, a signal to it is a no-op). wsNotify is set by
+// newSession for a websocket session and by the "5" that ends an upgrade,
+// under Session.mu and before any writer goroutine starts, and never
+// changed after. recvMu is held for each
 // delivery (deliver), so OnMessage calls never overlap. Session.mu
 // guards every other field: the handler, the transport and the upgrade
 // (transport, ws, probe, probed), the queue and backlog (queue,
@@ -233,13 +237,14 @@ func newSession(srv *Server, cfg *config, r *http.Request, ws *websocket.Conn) *
 		done:       make(chan struct{}),
 		handler:    nopHandler{},
 		transport:  TransportPolling,
-		wsNotify:   make(chan struct{}, 1),
-		pollNotify: make(chan struct{}, 1),
 	}
 	if cfg.AllowEIO3 {
 		s.v3 = newEIO3(r)
 	}
-	if ws != nil {
+	if ws == nil {
+		s.pollNotify = make(chan struct{}, 1)
+	} else {
+		s.wsNotify = make(chan struct{}, 1)
 		s.transport = TransportWebSocket
 		s.ws = ws
 		s.wsLive = 1 // the reader, started by runWebSocket

@@ -17,13 +17,13 @@ import (
 // may be gone already.
 const closeFrameTimeout = time.Second
 
-// upgrader keeps idle connections small: a 512-byte read buffer (frame
-// headers and small packets; larger payloads take more reads), and write
-// buffers borrowed from a pool only while a frame is being written.
-// Origins are checked by ServeHTTP before upgrading.
+// upgrader keeps idle connections small: the read buffer is the engine's
+// own (readBufferSize, handed over by hijackWriter, see park.go), and
+// write buffers are borrowed from a pool only while a frame is being
+// written. Origins are checked by ServeHTTP before upgrading.
 var upgrader = websocket.Upgrader{
 	HandshakeTimeout: 10 * time.Second,
-	ReadBufferSize:   512,
+	ReadBufferSize:   0, // reuse the reader Hijack returns
 	WriteBufferSize:  4096,
 	WriteBufferPool:  &sync.Pool{},
 	CheckOrigin:      func(*http.Request) bool { return true },
@@ -47,7 +47,15 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return &batchConn{Conn: c}, brw, nil
+	bc := &batchConn{Conn: c}
+	if brw.Reader.Buffered() > 0 {
+		return bc, brw, nil // gorilla refuses data sent before the handshake's end
+	}
+	// gorilla reads through this reader, so the engine knows when it is
+	// empty (park.go).
+	bc.pk.br = bufio.NewReaderSize(bc, readBufferSize)
+	bc.pk.noPark = !parkable(c)
+	return bc, bufio.NewReadWriter(bc.pk.br, brw.Writer), nil
 }
 
 func upgradeConn(w http.ResponseWriter, r *http.Request, cfg *config) (*websocket.Conn, error) {
@@ -179,6 +187,7 @@ func (s *Session) probeLoop(c *websocket.Conn) bool {
 			s.probed = false
 			s.transport = TransportWebSocket
 			s.ws = c
+			s.wsNotify = make(chan struct{}, 1)
 			s.wsLive = 1
 			signal(s.pollNotify) // a pending GET ends with a noop
 			s.mu.Unlock()
@@ -189,10 +198,12 @@ func (s *Session) probeLoop(c *websocket.Conn) bool {
 	}
 }
 
-// runWebSocket serves an active websocket: a new goroutine reads, and a
-// writer goroutine runs while there is something to write (see
-// wakeWriterLocked). The request's goroutine returns, so an idle
-// connection holds neither its stack nor net/http's buffers.
+// runWebSocket serves an active websocket: a reader, parked while there
+// is nothing to read (park.go) and otherwise a goroutine, and a writer
+// goroutine while there is something to write (see wakeWriterLocked). The
+// request's goroutine returns, so an idle connection holds neither its
+// stack nor net/http's buffers. The reader counts in Server.active from
+// here until readLoop ends for good, parked or not.
 func (srv *Server) runWebSocket(s *Session, c *websocket.Conn) {
 	s.mu.Lock()
 	if len(s.queue) > 0 || s.closed {
@@ -200,10 +211,7 @@ func (srv *Server) runWebSocket(s *Session, c *websocket.Conn) {
 	}
 	s.mu.Unlock()
 	srv.track()
-	go func() {
-		defer srv.leave()
-		s.readLoop(c)
-	}()
+	go s.readLoop(c, true)
 }
 
 // writerLinger is how long an idle writer goroutine waits for more before
@@ -230,24 +238,41 @@ func (s *Session) wakeWriterLocked() {
 	}(s.ws)
 }
 
-// readLoop reads until the connection fails or the session closes.
-func (s *Session) readLoop(c *websocket.Conn) {
-	defer s.releaseWS()
+// readLoop reads until the connection fails or the session closes. Before
+// each read it parks the reader if nothing is buffered (park) and returns;
+// the poller or Close runs it again, without park for the first read, on
+// a new goroutine. When it ends for good it releases the session and
+// leaves Server.active.
+func (s *Session) readLoop(c *websocket.Conn, park bool) {
 	for {
+		if park && s.parkRead(c) {
+			return
+		}
+		park = true
 		mt, p, err := s.readMessage(c)
 		if err != nil {
 			s.closeWith(readErrorReason(err), kindError, onCloseHere)
+			s.endRead()
 			return
 		}
 		pkt, err := s.decodeFrame(mt, p)
 		if err != nil {
 			s.closeWith(ReasonParseError, kindError, onCloseHere)
+			s.endRead()
 			return
 		}
 		if !s.handlePacket(pkt) {
+			s.endRead()
 			return
 		}
 	}
+}
+
+// endRead is the reader's end: the session is released, then Server.Close
+// stops waiting for it.
+func (s *Session) endRead() {
+	s.releaseWS()
+	s.srv.leave()
 }
 
 // readErrorReason maps a read error to Node's close reason: the peer

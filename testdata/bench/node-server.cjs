@@ -3,10 +3,13 @@
 // cmd/sioload can drive it exactly like cmd/siobench-server.
 //
 // Usage: node testdata/bench/node-server.cjs [port]   (or PORT=...; default 3000)
+// With TLS_CERT and TLS_KEY (PEM files) it serves HTTPS (the TLS variant).
 // Prints "listening <port>" once ready and nothing per message.
 'use strict';
 
+const fs = require('node:fs');
 const http = require('node:http');
+const https = require('node:https');
 const path = require('node:path');
 // Resolve socket.io from testdata/node_modules whatever the working directory.
 const { Server } = require(require.resolve('socket.io', { paths: [path.join(__dirname, '..')] }));
@@ -14,7 +17,9 @@ const { Server } = require(require.resolve('socket.io', { paths: [path.join(__di
 const port = Number(process.argv[2] || process.env.PORT || 3000);
 const host = process.env.HOST || '127.0.0.1';
 
-const httpServer = http.createServer();
+const httpServer = process.env.TLS_CERT && process.env.TLS_KEY
+  ? https.createServer({ cert: fs.readFileSync(process.env.TLS_CERT), key: fs.readFileSync(process.env.TLS_KEY) })
+  : http.createServer();
 const io = new Server(httpServer, {
   path: '/socket.io/',
   pingInterval: 25000,

@@ -1,0 +1,66 @@
+package socketio
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
+)
+
+// BenchmarkIdleSessionMemory reports what one idle WebSocket session costs
+// the module's handler with the bench Caddyfile's rules
+// (testdata/bench/caddy.Caddyfile: a room from the query, relay, room
+// requests): live heap and goroutine stacks per session, from
+// runtime.MemStats over 2000 sessions whose clients run in a child process.
+// Run it with -benchtime 1x; it is one measurement, not a timed loop.
+func BenchmarkIdleSessionMemory(b *testing.B) {
+	const n = 2000
+	const idleSettle = 1500 * time.Millisecond // longer than the websocket writer's linger (1 s)
+	for range b.N {
+		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+		h := &Handler{
+			Name:         "idle-bench",
+			Origins:      []string{"*"},
+			Join:         []string{"{socketio.query.room}"},
+			Relay:        []string{"publish"},
+			RoomRequests: &RoomRequests{Join: "join"},
+			AllowRooms:   []string{"*"},
+		}
+		if err := h.Provision(ctx); err != nil {
+			b.Fatalf("Provision: %v", err)
+		}
+		// Quiet: a debug line per session would be most of the run.
+		h.entry.pol.logger = zap.NewNop()
+		opts := h.serverOptions()
+		opts.Logger, opts.Engine.Logger = zap.NewNop(), zap.NewNop()
+		h.hub.server.SetOptions(opts)
+		notFound := caddyHandlerFunc(func(w http.ResponseWriter, r *http.Request) error { http.NotFound(w, r); return nil })
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_ = h.ServeHTTP(w, r, notFound)
+		}))
+		base := testkit.TakeMemSnapshot()
+		stop := testkit.IdleClients(b, "ws"+strings.TrimPrefix(ts.URL, "http")+
+			"/socket.io/?EIO=4&transport=websocket&room=r1", n, true)
+		// Waits out the websocket writer's linger on purpose: an idle
+		// session holds no writer, and the measurement is of idle ones.
+		time.Sleep(idleSettle)
+		testkit.TakeMemSnapshot().PerSession(base, n).Report(b)
+		testkit.HeapProfile(b)
+		stop()
+		if err := h.Cleanup(); err != nil {
+			b.Errorf("Cleanup: %v", err)
+		}
+		ts.Close()
+		cancel()
+	}
+}
+
+// TestIdleClientsChild is the client process of BenchmarkIdleSessionMemory.
+func TestIdleClientsChild(t *testing.T) { testkit.IdleClientsChild(t) }

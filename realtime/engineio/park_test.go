@@ -1,0 +1,209 @@
+package engineio
+
+import (
+	"crypto/tls"
+	"net/http/httptest"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// goroutinesIn counts goroutines whose stack has fn (a function of this
+// package, e.g. "(*Session).readLoop").
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 4<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "engineio."+fn) {
+			n++
+		}
+	}
+	return n
+}
+
+// waitParked waits until no reader or writer goroutine runs: idle
+// websockets are parked (the writer ends after writerLinger, real time).
+func waitParked(t *testing.T) {
+	t.Helper()
+	waitFor(t, "idle websockets to hold no goroutine", func() bool {
+		return goroutinesIn("(*Session).readLoop") == 0 && goroutinesIn("(*Session).writeLoop") == 0
+	})
+}
+
+// openEcho opens n echoing websocket sessions and checks each once.
+func openEcho(t *testing.T, ts *tserver, n int) ([]*websocket.Conn, []*recorder) {
+	t.Helper()
+	var cs []*websocket.Conn
+	var rs []*recorder
+	for range n {
+		c := ts.mustDial("EIO=4&transport=websocket")
+		read(t, c) // open packet
+		rs = append(rs, ts.session())
+		send(t, c, "4hello")
+		expectText(t, c, "4hello")
+		cs = append(cs, c)
+	}
+	return cs, rs
+}
+
+func TestParkedWebSocketHoldsNoGoroutine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("readers park on Linux only")
+	}
+	ts := newTServer(t, Options{})
+	cs, rs := openEcho(t, ts, 20)
+	waitParked(t)
+	if n := goroutinesIn("(*poller).run"); n != 1 {
+		t.Errorf("%d poller goroutines, want 1", n)
+	}
+	// A parked reader wakes for the next frame, again and again.
+	for round := range 3 {
+		for i, c := range cs {
+			msg := "4round" + strconv.Itoa(round) + "-" + strconv.Itoa(i)
+			send(t, c, msg)
+			expectText(t, c, msg)
+		}
+	}
+	waitParked(t)
+	// The peer hanging up wakes the reader, which closes the session.
+	for _, c := range cs {
+		_ = c.NetConn().Close()
+	}
+	for _, r := range rs {
+		if got := r.waitClose(t); got != ReasonTransportClose {
+			t.Errorf("close reason %q, want %q", got, ReasonTransportClose)
+		}
+		<-r.s.Done()
+	}
+	// Without sessions the poller retires: no goroutine is left.
+	waitNoEngineGoroutines(t)
+}
+
+// rawFrame is a masked client text frame (payload < 126 bytes).
+func rawFrame(payload string) []byte {
+	mask := [4]byte{0x11, 0x22, 0x33, 0x44}
+	b := []byte{0x81, 0x80 | byte(len(payload)), mask[0], mask[1], mask[2], mask[3]}
+	for i := range len(payload) {
+		b = append(b, payload[i]^mask[i%4])
+	}
+	return b
+}
+
+// TestParkedReaderBufferedFrames: frames that reach gorilla's buffer
+// together are all delivered without more traffic (bytes already buffered
+// would never wake the poller), and a frame split across writes, its
+// reader woken by the first half, is delivered when the rest arrives.
+func TestParkedReaderBufferedFrames(t *testing.T) {
+	ts := newTServer(t, Options{})
+	cs, rs := openEcho(t, ts, 1)
+	c, r := cs[0], rs[0]
+	waitParked(t)
+	nc := c.NetConn()
+	// Three frames in one write.
+	batch := append(append(rawFrame("4a"), rawFrame("4b")...), rawFrame("4c")...)
+	if _, err := nc.Write(batch); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"4a", "4b", "4c"} {
+		expectText(t, c, want)
+	}
+	// One frame in two writes, apart: the woken reader waits for the rest.
+	f := rawFrame("4split")
+	if _, err := nc.Write(f[:4]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // paces the two halves on purpose
+	if _, err := nc.Write(f[4:]); err != nil {
+		t.Fatal(err)
+	}
+	expectText(t, c, "4split")
+	got := r.waitMessages(t, 5)
+	want := []string{"t:hello", "t:a", "t:b", "t:c", "t:split"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("delivered %q, want %q", got, want)
+	}
+}
+
+// TestParkedSessionClose: a session closed by the server while its reader
+// is parked flushes, sends "1" and a close frame, and is finalized; so are
+// parked sessions at Server.Close, after which no goroutine is left.
+func TestParkedSessionClose(t *testing.T) {
+	ts := newTServer(t, Options{})
+	cs, rs := openEcho(t, ts, 3)
+	waitParked(t)
+	if err := rs[0].s.Send(TextMessageString("bye")); err != nil {
+		t.Fatal(err)
+	}
+	rs[0].s.Close("forced close")
+	expectText(t, cs[0], "4bye")
+	expectText(t, cs[0], "1")
+	if err := expectClosed(t, cs[0]); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Errorf("closed with %v, want a normal close frame", err)
+	}
+	<-rs[0].s.Done()
+
+	ts.srv.Close()
+	for i := 1; i < 3; i++ {
+		if got := rs[i].waitClose(t); got != ReasonServerShutdown {
+			t.Errorf("session %d: close reason %q", i, got)
+		}
+		<-rs[i].s.Done()
+		expectText(t, cs[i], "1")
+	}
+	waitNoEngineGoroutines(t)
+}
+
+// TestParkedReaderReadLimit: a hostile frame larger than MaxPayload that
+// wakes a parked reader closes that session only.
+func TestParkedReaderReadLimit(t *testing.T) {
+	ts := newTServer(t, Options{MaxPayload: 64})
+	cs, rs := openEcho(t, ts, 2)
+	waitParked(t)
+	send(t, cs[0], "4"+strings.Repeat("x", 200))
+	if got := rs[0].waitClose(t); got != ReasonTransportError {
+		t.Errorf("close reason %q, want %q", got, ReasonTransportError)
+	}
+	send(t, cs[1], "4still")
+	expectText(t, cs[1], "4still")
+}
+
+// TestReadersNotParked: with DisableParking, and over TLS (whose own
+// buffer the poller cannot see), a reader stays a goroutine blocked in
+// its read, and sessions work as usual.
+func TestReadersNotParked(t *testing.T) {
+	t.Run("disabled", func(t *testing.T) {
+		ts := newTServer(t, Options{DisableParking: true})
+		openEcho(t, ts, 3)
+		waitFor(t, "the writers to end", func() bool { return goroutinesIn("(*Session).writeLoop") == 0 })
+		if n := goroutinesIn("(*Session).readLoop"); n != 3 {
+			t.Errorf("%d reader goroutines, want 3", n)
+		}
+	})
+	t.Run("tls", func(t *testing.T) {
+		srv := NewServer(Options{PingInterval: time.Minute, OnSession: func(s *Session) {
+			s.SetHandler(newRecorder(s, true))
+		}})
+		hs := httptest.NewTLSServer(srv)
+		t.Cleanup(func() { srv.Close(); hs.Close() })
+		d := websocket.Dialer{HandshakeTimeout: testTimeout, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // test server
+		c, _, err := d.Dial("wss"+strings.TrimPrefix(hs.URL, "https")+"/engine.io/?EIO=4&transport=websocket", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		read(t, c)
+		for i := range 3 {
+			send(t, c, "4tls"+strconv.Itoa(i))
+			expectText(t, c, "4tls"+strconv.Itoa(i))
+		}
+		waitFor(t, "the writer to end", func() bool { return goroutinesIn("(*Session).writeLoop") == 0 })
+		if n := goroutinesIn("(*Session).readLoop"); n != 1 {
+			t.Errorf("%d reader goroutines over TLS, want 1", n)
+		}
+	})
+}
