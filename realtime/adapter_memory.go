@@ -261,7 +261,7 @@ func (a *MemoryAdapter) BroadcastWithAck(p *parser.Packet, opts BroadcastOptions
 				onAck(args)
 			}
 		}) {
-			continue
+			continue // gone, or over its pending acks: not counted
 		}
 		if s.writeMessages(msgs, opts.Flags.Volatile) {
 			sent++
