@@ -107,6 +107,13 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"limits zero rooms", "socketio {\n\tlimits {\n\t\tmax_rooms 0\n\t}\n}", `limits: max_rooms: want a positive number, got "0", at Caddyfile:3`},
 		{"limits bad buffer", "socketio {\n\tlimits {\n\t\tsend_buffer 1MiB lots\n\t}\n}", `limits: send_buffer: invalid size "lots", at Caddyfile:3`},
 		{"limits repeated", "socketio {\n\tlimits {\n\t\tmax_rooms 3\n\t\tmax_rooms 4\n\t}\n}", `limits: max_rooms: subdirective given twice, at Caddyfile:4`},
+		{"limits zero connections", "socketio {\n\tlimits {\n\t\tmax_connections 0\n\t}\n}", `limits: max_connections: want a positive number, got "0", at Caddyfile:3`},
+		{"limits bad per ip", "socketio {\n\tlimits {\n\t\tmax_connections_per_ip many\n\t}\n}", `limits: max_connections_per_ip: want a positive number, got "many", at Caddyfile:3`},
+		{"limits per subject two args", "socketio {\n\tlimits {\n\t\tmax_sockets_per_subject 3 4\n\t}\n}", "at Caddyfile:3"},
+		{"limits bad handshake rate", "socketio {\n\tlimits {\n\t\thandshake_rate Inf\n\t}\n}", `limits: handshake_rate: want a positive number of handshakes per second, got "Inf", at Caddyfile:3`},
+		{"limits handshake rate args", "socketio {\n\tlimits {\n\t\thandshake_rate 1 2 3\n\t}\n}", `limits: handshake_rate: want <per second> [<burst>] or off, at Caddyfile:3`},
+		{"limits bad handshake burst", "socketio {\n\tlimits {\n\t\thandshake_rate 5 0\n\t}\n}", `limits: handshake_rate: burst: want a positive number, got "0", at Caddyfile:3`},
+		{"limits repeated pending acks", "socketio {\n\tlimits {\n\t\tmax_pending_acks 3\n\t\tmax_pending_acks off\n\t}\n}", `limits: max_pending_acks: subdirective given twice, at Caddyfile:4`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -25,6 +25,10 @@ type hub struct {
 	server  *realtime.Server
 	policy  atomic.Pointer[policy]
 	backoff *webhook.Backoff // refusals of the connect hook, across reloads
+	// subjects counts the sockets of each token subject, across reloads
+	// (Limits.MaxSocketsPerSubject); subjectLog gates its WARN lines.
+	subjects   *realtime.KeyTable
+	subjectLog realtime.LogGate
 	// generation counts the policies activated; a socket records the one
 	// that authorized it, so reverify knows whom to check again.
 	generation atomic.Uint64
@@ -44,7 +48,7 @@ type hubEntry struct {
 }
 
 func newHub(opts realtime.Options) *hub {
-	h := &hub{backoff: webhook.NewBackoff()}
+	h := &hub{backoff: webhook.NewBackoff(), subjects: realtime.NewKeyTable(0)}
 	h.policy.Store(&policy{logger: zap.NewNop(), namespaces: []string{"/"}, mode: AuthOff})
 	h.server = realtime.NewServer(opts)
 	h.setupNamespace(h.server.Of("/"))
@@ -138,6 +142,7 @@ func (h *hub) Destruct() error {
 	d := h.policy.Load().drain
 	if d <= 0 || caddy.Exiting() {
 		h.server.Drain(d)
+		h.subjects.Close()
 		return nil
 	}
 	done := make(chan struct{})
@@ -147,6 +152,7 @@ func (h *hub) Destruct() error {
 	go func() {
 		defer close(done)
 		h.server.Drain(d)
+		h.subjects.Close()
 	}()
 	return nil
 }

@@ -248,6 +248,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if pol.webhook != nil {
 		pol.webhook.client.SetObserver(h.metrics.webhookCall)
 	}
+	pol.onLimited = h.metrics.onLimited
 	opts := h.serverOptions()
 	val, _, err := hubs.LoadOrNew(h.Name, func() (caddy.Destructor, error) {
 		return newHub(opts), nil

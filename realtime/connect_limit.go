@@ -41,6 +41,10 @@ const (
 // hold callbacks without bound.
 var ErrTooManyPendingAcks = errors.New("too many pending acknowledgements")
 
+// ErrTooManyNamespaces is what Observer.OnRefused gets for a CONNECT
+// refused by Options.MaxNamespacesPerConn.
+var ErrTooManyNamespaces = errors.New(errTooManyNamespaces)
+
 // Defaults of the connection limits that are on unless turned off.
 const (
 	// DefaultMaxNamespacesPerConn bounds the namespaces one connection is
@@ -290,20 +294,21 @@ func AddrKey(remote string) string {
 	return p.String()
 }
 
-// logGate lets one log line of a kind through per logGateEvery, and counts
+// LogGate lets one log line of a kind through per LogGateEvery, and counts
 // the ones it held back, so that a client hitting a limit in a loop cannot
-// flood the log.
-type logGate struct {
+// flood the log. The zero value is ready.
+type LogGate struct {
 	mu         sync.Mutex
 	next       time.Time
 	suppressed int
 }
 
-const logGateEvery = 10 * time.Second
+// LogGateEvery is how often a LogGate lets a line through.
+const LogGateEvery = 10 * time.Second
 
-// pass reports whether a line may be written now, and how many were held
-// back since the last one.
-func (g *logGate) pass() (bool, int) {
+// Pass reports whether a line may be written now, and how many were held
+// back since the last one (for a "similar_not_logged" field).
+func (g *LogGate) Pass() (bool, int) {
 	now := time.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -313,8 +318,35 @@ func (g *logGate) pass() (bool, int) {
 	}
 	n := g.suppressed
 	g.suppressed = 0
-	g.next = now.Add(logGateEvery)
+	g.next = now.Add(LogGateEvery)
 	return true, n
+}
+
+// Hold runs release once when the socket is done: refused by a later
+// middleware, or disconnected. A middleware that counts the socket
+// against a limit (the Caddy module's sockets per token subject) gives the
+// count back that way. Called on a socket that is already done, it runs
+// release at once.
+func (s *Socket) Hold(release func()) {
+	s.mu.Lock()
+	if s.state.Load() != socketClosed {
+		s.holds = append(s.holds, release)
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+	release()
+}
+
+// releaseHolds runs the Hold functions, once.
+func (s *Socket) releaseHolds() {
+	s.mu.Lock()
+	hs := s.holds
+	s.holds = nil
+	s.mu.Unlock()
+	for _, fn := range hs {
+		fn()
+	}
 }
 
 // connLimits is the server's state for the connection limits: it lives as
@@ -322,7 +354,7 @@ func (g *logGate) pass() (bool, int) {
 type connLimits struct {
 	open  atomic.Int64 // connections held (sessions with a conn)
 	addrs *KeyTable
-	gates [limitKinds]logGate
+	gates [limitKinds]LogGate
 }
 
 // Indexes of connLimits.gates.
@@ -342,7 +374,7 @@ func newConnLimits(tableBytes int64) *connLimits {
 
 // logLimit writes one WARN line for a limit that acted, through its gate.
 func (s *Server) logLimit(gate int, msg string, fields ...zap.Field) {
-	ok, held := s.limits.gates[gate].pass()
+	ok, held := s.limits.gates[gate].Pass()
 	if !ok {
 		return
 	}
@@ -493,7 +525,7 @@ func (c *conn) limitNamespaces(name string) bool {
 	c.srv.limitedBefore(LimitNamespaces)
 	c.srv.logLimit(gateNamespaces, "connect refused: "+errTooManyNamespaces,
 		zap.String("sid", c.sess.ID()), zap.Int("max_namespaces", max))
-	c.refused(name, errors.New(errTooManyNamespaces))
+	c.refused(name, ErrTooManyNamespaces)
 	_ = c.write(mustEncode(&parser.Packet{Type: parser.ConnectError, Namespace: name, ID: parser.NoID,
 		Data: connectErrorPayload{Message: errTooManyNamespaces}}))
 	return false

@@ -60,6 +60,7 @@ type Socket struct {
 	anyHandlers  []AnyHandler
 	onDisconnect []func(*Socket, string)
 	acks         map[int64]func([]any, error)
+	holds        []func() // Hold: run when the socket is done
 	data         map[string]any
 	local        any // the embedding application's own value (SetLocal)
 }
@@ -571,6 +572,7 @@ func (s *Socket) connect() {
 func (s *Socket) refuse() {
 	s.state.CompareAndSwap(socketConnecting, socketClosed)
 	s.nsp.adapter.DelAll(s.id)
+	s.releaseHolds()
 }
 
 // onClose drops the socket once: handlers hear the reason, then it leaves
@@ -607,6 +609,7 @@ func (s *Socket) finishClose(reason string) {
 	for _, fn := range acks {
 		fn(nil, ErrSocketClosed)
 	}
+	s.releaseHolds()
 	if fn := s.conn.opts.Observer.OnDisconnect; fn != nil {
 		fn(s, reason)
 	}
