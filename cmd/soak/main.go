@@ -1,7 +1,8 @@
 // Command soak runs a real Caddy with the socketio module under a steady
 // load for a while and checks that it stays flat: steady sockets that must
-// never be dropped, churn beside them, a room broadcast, and a `caddy
-// reload` every minute. Every sample interval it reads Caddy's goroutines
+// never be dropped, churn beside them, a room broadcast through the emit
+// API (as a backend pushes events), and a `caddy reload` every minute.
+// Every sample interval it reads Caddy's goroutines
 // (go_goroutines on the admin endpoint's /metrics) and its RSS (/proc), and
 // at the end it prints the curve and whether goroutines and RSS came back
 // to their baseline once the churn stopped. It is not part of CI (`make
@@ -74,10 +75,15 @@ func main() {
 	}
 }
 
-// caddyfile is the soak's config: the steady sockets join soak-steady, the
-// churn soak-churn, and an event "tick" from the publisher is relayed to
-// its room. gen changes the welcome text, so each reload is a real change.
-func caddyfile(admin, site, gen int) string {
+// apiSecret is the emit API's bearer secret in the soak's own config; the
+// API listens on 127.0.0.1 only.
+const apiSecret = "soak-only-secret-0123456789abcdef"
+
+// caddyfile is the soak's config: the steady sockets join soak-steady and
+// the churn soak-churn; the broadcast goes to soak-steady through the emit
+// API on its own loopback port, as a backend pushes events. gen changes
+// the welcome text, so each reload is a real change.
+func caddyfile(admin, site, api, gen int) string {
 	return fmt.Sprintf(`{
 	admin 127.0.0.1:%d
 	default_bind 127.0.0.1
@@ -87,7 +93,6 @@ func caddyfile(admin, site, gen int) string {
 :%d {
 	socketio {
 		join soak-{socketio.query.group}
-		relay tick
 		emit welcome "config %d"
 		limits {
 			# every client comes from 127.0.0.1
@@ -96,7 +101,14 @@ func caddyfile(admin, site, gen int) string {
 		}
 	}
 }
-`, admin, site, gen)
+
+http://127.0.0.1:%d {
+	bind 127.0.0.1
+	socketio_api {
+		secrets %s
+	}
+}
+`, admin, site, gen, api, apiSecret)
 }
 
 // sample is one point of the curve.
@@ -129,9 +141,13 @@ func run(ctx context.Context, c config, stdout io.Writer) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	apiPort, err := freePort()
+	if err != nil {
+		return false, err
+	}
 	cfgPath := filepath.Join(dir, "Caddyfile")
 	gen := 1
-	if err := os.WriteFile(cfgPath, []byte(caddyfile(adminPort, sitePort, gen)), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(caddyfile(adminPort, sitePort, apiPort, gen)), 0o600); err != nil {
 		return false, err
 	}
 	bin, err := filepath.Abs(c.caddy)
@@ -217,15 +233,8 @@ func run(ctx context.Context, c config, stdout io.Writer) (bool, error) {
 		return false, ctx.Err()
 	}
 	log("%d steady sockets connected in %v", c.steady, time.Since(start).Round(time.Millisecond))
-	pub, err := dial(site, "steady", &stopping)
-	if err != nil {
-		return false, fmt.Errorf("publisher: %w", err)
-	}
-	defer func() {
-		stopping.Store(true)
-		pub.close()
-	}()
-
+	emitURL := fmt.Sprintf("http://127.0.0.1:%d/emit", apiPort)
+	var emitFail atomic.Int64
 	var samples []sample
 	reloads := 0
 	var churnOK, churnFail atomic.Int64
@@ -260,19 +269,25 @@ func run(ctx context.Context, c config, stdout io.Writer) (bool, error) {
 	var loadWG sync.WaitGroup
 	loadWG.Go(func() { churn(loadCtx, site, c.churn, &churnOK, &churnFail) })
 	loadWG.Go(func() {
+		// One emit at a time: a tick that comes while the previous emit is
+		// still being answered is skipped (time.Ticker drops it), and
+		// counted as not sent.
 		t := time.NewTicker(c.broadcast)
 		defer t.Stop()
+		hc := &http.Client{Timeout: 10 * time.Second}
 		for {
 			select {
 			case <-loadCtx.Done():
 				return
 			case <-t.C:
-				n := ticks.Add(1)
-				if err := pub.send(fmt.Sprintf(`42["tick",%d]`, n)); err != nil {
-					ticks.Add(-1)
-					log("publisher: %v", err)
-					return
+				n := ticks.Load() + 1
+				if err := emit(hc, emitURL, n); err != nil {
+					if emitFail.Add(1) <= 5 {
+						log("emit %d: %v", n, err)
+					}
+					continue
 				}
+				ticks.Store(n)
 			}
 		}
 	})
@@ -289,7 +304,7 @@ load:
 		case <-reloadT.C:
 			gen++
 			t0 := time.Now()
-			if err := reload(bin, env, dir, cfgPath, admin, caddyfile(adminPort, sitePort, gen)); err != nil {
+			if err := reload(bin, env, dir, cfgPath, admin, caddyfile(adminPort, sitePort, apiPort, gen)); err != nil {
 				reloadErrs = append(reloadErrs, err.Error())
 				log("reload %d: %v", gen, err)
 			} else {
@@ -337,7 +352,8 @@ load:
 	fmt.Fprintf(&b, "\n%d steady sockets, %d churn connects/s, a broadcast every %v, a reload every %v, for %v.\n",
 		c.steady, c.churn, c.broadcast, c.reload, c.duration)
 	fmt.Fprintf(&b, "- steady sockets dropped: %d\n", dropped)
-	fmt.Fprintf(&b, "- broadcasts: %d sent, the fewest any steady socket received: %d\n", sent, final.minGot)
+	fmt.Fprintf(&b, "- broadcasts: %d sent (%d of %v expected; %d emits failed), the fewest any steady socket received: %d\n",
+		sent, int64(c.duration/c.broadcast), c.broadcast, emitFail.Load(), final.minGot)
 	fmt.Fprintf(&b, "- churn: %d connects done, %d failed\n", final.churnOK, final.churnFail)
 	fmt.Fprintf(&b, "- reloads: %d done, %d failed %v\n", reloads, len(reloadErrs), reloadErrs)
 	fmt.Fprintf(&b, "- goroutines: baseline %d, peak %d, after the churn %d (back: %v)\n", base.goroutines, peak.goroutines, final.goroutines, goroutinesBack)
@@ -404,7 +420,7 @@ func churn(ctx context.Context, site string, rate int, ok, failed *atomic.Int64)
 }
 
 // client is a raw Engine.IO v4 WebSocket client with one socket on "/": its
-// reader answers pings and counts the relayed ticks.
+// reader answers pings and counts the broadcast ticks.
 type client struct {
 	conn    *websocket.Conn
 	wmu     sync.Mutex
@@ -498,6 +514,27 @@ func (c *client) close() {
 	case <-c.done:
 	case <-time.After(5 * time.Second):
 	}
+}
+
+// emit broadcasts tick n to soak-steady through the emit API.
+func emit(hc *http.Client, url string, n int64) error {
+	req, err := http.NewRequest(http.MethodPost, url,
+		strings.NewReader(fmt.Sprintf(`{"to":["soak-steady"],"event":"tick","args":[%d]}`, n)))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+apiSecret)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %s: %s", resp.Status, body)
+	}
+	return nil
 }
 
 // reload writes cfg and runs `caddy reload` against the admin endpoint.
