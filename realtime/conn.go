@@ -44,7 +44,7 @@ type conn struct {
 	connectTimer *time.Timer
 	closed       bool
 	// releaseLimits gives back the counts of the connection limits that
-	// admitConn took; nil when it took none.
+	// the handshake reserved (see admission); nil when it took none.
 	releaseLimits func()
 
 	// The attachment timer closes the connection when a binary packet's

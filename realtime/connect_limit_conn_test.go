@@ -44,7 +44,7 @@ func wsFrom(t testing.TB, ts *httptest.Server, src string) (c *websocket.Conn, s
 	_, open, err := c.ReadMessage()
 	if err != nil || !strings.HasPrefix(string(open), "0{") {
 		_ = c.Close()
-		// The session was closed at once (admitConn lost a race): as refused.
+		// The session was closed at once: as refused.
 		return nil, -1, string(open)
 	}
 	_ = c.SetReadDeadline(time.Time{})

@@ -117,10 +117,12 @@ type sample struct {
 	phase      string
 	goroutines int
 	rssKiB     int64
-	sockets    int // caddy_socketio_sockets, all series summed
+	heapMiB    float64 // go_memstats_heap_inuse_bytes
+	sockets    int     // caddy_socketio_sockets, all series summed
 	steadyLive int
 	churnOK    int64 // churn connects done since the start
-	churnFail  int64
+	churnFail  int64 // dials that failed
+	churnSkip  int64 // ticks skipped: 4*rate churn clients still open
 	ticks      int64 // broadcasts sent since the start
 	minGot     int64 // the fewest broadcasts a steady socket received
 	reloads    int
@@ -234,14 +236,14 @@ func run(ctx context.Context, c config, stdout io.Writer) (bool, error) {
 	}
 	log("%d steady sockets connected in %v", c.steady, time.Since(start).Round(time.Millisecond))
 	emitURL := fmt.Sprintf("http://127.0.0.1:%d/emit", apiPort)
-	var emitFail atomic.Int64
+	var emitFail, emitSkipped, emitSeq atomic.Int64
 	var samples []sample
 	reloads := 0
-	var churnOK, churnFail atomic.Int64
+	var churnOK, churnFail, churnSkip atomic.Int64
 	take := func(phase string) sample {
-		s := sample{at: time.Since(start), phase: phase, churnOK: churnOK.Load(), churnFail: churnFail.Load(),
+		s := sample{at: time.Since(start), phase: phase, churnOK: churnOK.Load(), churnFail: churnFail.Load(), churnSkip: churnSkip.Load(),
 			ticks: ticks.Load(), reloads: reloads, minGot: -1}
-		s.goroutines, s.sockets, _ = scrape(admin)
+		s.goroutines, s.sockets, s.heapMiB, _ = scrape(admin)
 		s.rssKiB = rss(pid)
 		for _, cl := range steady {
 			if !cl.dropped.Load() {
@@ -252,9 +254,9 @@ func run(ctx context.Context, c config, stdout io.Writer) (bool, error) {
 			}
 		}
 		samples = append(samples, s)
-		log("%-8s t=%-6v goroutines=%-6d rss=%-5.0fMiB sockets=%-5d steady=%d churn=%d(+%d failed) ticks=%d min-received=%d reloads=%d",
-			phase, s.at.Round(time.Second), s.goroutines, float64(s.rssKiB)/1024, s.sockets, s.steadyLive,
-			s.churnOK, s.churnFail, s.ticks, s.minGot, s.reloads)
+		log("%-8s t=%-6v goroutines=%-6d rss=%-5.0fMiB heap=%-5.0fMiB sockets=%-5d steady=%d churn=%d(%d failed, %d skipped) ticks=%d min-received=%d reloads=%d",
+			phase, s.at.Round(time.Second), s.goroutines, float64(s.rssKiB)/1024, s.heapMiB, s.sockets, s.steadyLive,
+			s.churnOK, s.churnFail, s.churnSkip, s.ticks, s.minGot, s.reloads)
 		return s
 	}
 	// The baseline: the steady sockets alone, after a quiet sample period.
@@ -267,28 +269,41 @@ func run(ctx context.Context, c config, stdout io.Writer) (bool, error) {
 	loadCtx, endLoad := context.WithTimeout(ctx, c.duration)
 	defer endLoad()
 	var loadWG sync.WaitGroup
-	loadWG.Go(func() { churn(loadCtx, site, c.churn, &churnOK, &churnFail) })
+	loadWG.Go(func() { churn(loadCtx, site, c.churn, &churnOK, &churnFail, &churnSkip) })
 	loadWG.Go(func() {
-		// One emit at a time: a tick that comes while the previous emit is
-		// still being answered is skipped (time.Ticker drops it), and
-		// counted as not sent.
+		// An emit every tick, each on its own goroutine, at most
+		// emitsInFlight at once: a tick that finds them all still being
+		// answered (a starved server) is skipped and counted.
+		const emitsInFlight = 8
 		t := time.NewTicker(c.broadcast)
 		defer t.Stop()
 		hc := &http.Client{Timeout: 10 * time.Second}
+		slots := make(chan struct{}, emitsInFlight)
+		var emits sync.WaitGroup
+		defer emits.Wait()
 		for {
 			select {
 			case <-loadCtx.Done():
 				return
 			case <-t.C:
-				n := ticks.Load() + 1
+			}
+			select {
+			case slots <- struct{}{}:
+			default:
+				emitSkipped.Add(1)
+				continue
+			}
+			n := emitSeq.Add(1)
+			emits.Go(func() {
+				defer func() { <-slots }()
 				if err := emit(hc, emitURL, n); err != nil {
 					if emitFail.Add(1) <= 5 {
 						log("emit %d: %v", n, err)
 					}
-					continue
+					return
 				}
-				ticks.Store(n)
-			}
+				ticks.Add(1)
+			})
 		}
 	})
 	sampleT := time.NewTicker(c.sample)
@@ -327,36 +342,52 @@ load:
 		}
 		take("settle")
 	}
+	// After the churn: the last sample, but for goroutines the fewest of
+	// the settle samples, since a sample that meets the heartbeat (a ping
+	// to every socket each ping_interval) counts a writer per connection
+	// for a moment.
 	final := samples[len(samples)-1]
+	settled := final
+	for _, s := range samples {
+		if s.phase == "settle" && s.goroutines < settled.goroutines {
+			settled.goroutines = s.goroutines
+		}
+	}
 	peak := base
 	for _, s := range samples {
 		peak.goroutines = max(peak.goroutines, s.goroutines)
 		peak.rssKiB = max(peak.rssKiB, s.rssKiB)
+		peak.heapMiB = max(peak.heapMiB, s.heapMiB)
 	}
 
 	// The verdict.
 	dropped := c.steady - final.steadyLive
-	goroutinesBack := final.goroutines <= base.goroutines+base.goroutines/50+20
-	// Go returns freed memory to the OS lazily; RSS back within a quarter
-	// of the baseline, or under it, counts as back.
+	goroutinesBack := settled.goroutines <= base.goroutines+base.goroutines/50+20
+	// Go keeps freed heap pages and gives them back to the OS gradually:
+	// the live heap must be back within a quarter of the baseline; RSS is
+	// reported, and judged back within a quarter too.
+	heapBack := final.heapMiB <= base.heapMiB*1.25
 	rssBack := final.rssKiB <= base.rssKiB+base.rssKiB/4
-	ok := dropped == 0 && goroutinesBack && rssBack && final.minGot == sent && len(reloadErrs) == 0
+	ok := dropped == 0 && goroutinesBack && heapBack && rssBack && final.minGot == sent && len(reloadErrs) == 0
 
 	var b strings.Builder
-	fmt.Fprintf(&b, "| t | phase | goroutines | RSS MiB | sockets | steady | churn connects | broadcasts sent | fewest received | reloads |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(&b, "| t | phase | goroutines | RSS MiB | heap in use MiB | sockets | steady | churn connects | broadcasts sent | fewest received | reloads |\n")
+	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, s := range samples {
-		fmt.Fprintf(&b, "| %v | %s | %d | %.0f | %d | %d | %d | %d | %d | %d |\n", s.at.Round(time.Second), s.phase,
-			s.goroutines, float64(s.rssKiB)/1024, s.sockets, s.steadyLive, s.churnOK, s.ticks, s.minGot, s.reloads)
+		fmt.Fprintf(&b, "| %v | %s | %d | %.0f | %.0f | %d | %d | %d | %d | %d | %d |\n", s.at.Round(time.Second), s.phase,
+			s.goroutines, float64(s.rssKiB)/1024, s.heapMiB, s.sockets, s.steadyLive, s.churnOK, s.ticks, s.minGot, s.reloads)
 	}
 	fmt.Fprintf(&b, "\n%d steady sockets, %d churn connects/s, a broadcast every %v, a reload every %v, for %v.\n",
 		c.steady, c.churn, c.broadcast, c.reload, c.duration)
 	fmt.Fprintf(&b, "- steady sockets dropped: %d\n", dropped)
-	fmt.Fprintf(&b, "- broadcasts: %d sent (%d of %v expected; %d emits failed), the fewest any steady socket received: %d\n",
-		sent, int64(c.duration/c.broadcast), c.broadcast, emitFail.Load(), final.minGot)
-	fmt.Fprintf(&b, "- churn: %d connects done, %d failed\n", final.churnOK, final.churnFail)
+	fmt.Fprintf(&b, "- broadcasts: %d sent of %d ticks (%d skipped: %d emits were still being answered; %d failed), the fewest any steady socket received: %d\n",
+		sent, int64(c.duration/c.broadcast), emitSkipped.Load(), 8, emitFail.Load(), final.minGot)
+	fmt.Fprintf(&b, "- churn: %d connects done (%.0f/s), %d failed, %d skipped (%d still open)\n", final.churnOK,
+		float64(final.churnOK)/c.duration.Seconds(), final.churnFail, final.churnSkip, 4*c.churn)
 	fmt.Fprintf(&b, "- reloads: %d done, %d failed %v\n", reloads, len(reloadErrs), reloadErrs)
-	fmt.Fprintf(&b, "- goroutines: baseline %d, peak %d, after the churn %d (back: %v)\n", base.goroutines, peak.goroutines, final.goroutines, goroutinesBack)
+	fmt.Fprintf(&b, "- goroutines: baseline %d, peak %d, after the churn %d (back within 2%%: %v)\n", base.goroutines, peak.goroutines, settled.goroutines, goroutinesBack)
+	fmt.Fprintf(&b, "- heap in use: baseline %.0f MiB, peak %.0f MiB, after the churn %.0f MiB (back within 25%%: %v)\n",
+		base.heapMiB, peak.heapMiB, final.heapMiB, heapBack)
 	fmt.Fprintf(&b, "- RSS: baseline %.0f MiB, peak %.0f MiB, after the churn %.0f MiB (back within 25%%: %v)\n",
 		float64(base.rssKiB)/1024, float64(peak.rssKiB)/1024, float64(final.rssKiB)/1024, rssBack)
 	verdict := "PASS"
@@ -375,7 +406,7 @@ load:
 
 // churn opens rate connections per second, each held for about a second
 // and closed, until ctx ends; at most 4*rate are open at once.
-func churn(ctx context.Context, site string, rate int, ok, failed *atomic.Int64) {
+func churn(ctx context.Context, site string, rate int, ok, failed, skipped *atomic.Int64) {
 	if rate <= 0 {
 		return
 	}
@@ -395,7 +426,7 @@ func churn(ctx context.Context, site string, rate int, ok, failed *atomic.Int64)
 		select {
 		case slots <- struct{}{}:
 		default:
-			failed.Add(1) // too many still open: the server is slow to answer
+			skipped.Add(1) // too many still open: the server is slow to answer
 			continue
 		}
 		hold := 500*time.Millisecond + time.Duration(i%10)*100*time.Millisecond
@@ -552,18 +583,18 @@ func reload(bin string, env []string, dir, cfgPath, admin, cfg string) error {
 	return nil
 }
 
-// scrape reads go_goroutines and the sum of caddy_socketio_sockets from
-// the admin endpoint's /metrics.
-func scrape(admin string) (goroutines, sockets int, err error) {
+// scrape reads go_goroutines, the sum of caddy_socketio_sockets and
+// go_memstats_heap_inuse_bytes (in MiB) from the admin endpoint's /metrics.
+func scrape(admin string) (goroutines, sockets int, heapMiB float64, err error) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	resp, err := client.Get("http://" + admin + "/metrics")
 	if err != nil {
-		return -1, -1, err
+		return -1, -1, -1, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return -1, -1, err
+		return -1, -1, -1, err
 	}
 	goroutines = -1
 	for _, line := range strings.Split(string(body), "\n") {
@@ -578,11 +609,13 @@ func scrape(admin string) (goroutines, sockets int, err error) {
 		switch {
 		case name == "go_goroutines":
 			goroutines = int(v)
+		case name == "go_memstats_heap_inuse_bytes":
+			heapMiB = v / (1 << 20)
 		case strings.HasPrefix(name, "caddy_socketio_sockets{"):
 			sockets += int(v)
 		}
 	}
-	return goroutines, sockets, nil
+	return goroutines, sockets, heapMiB, nil
 }
 
 // rss reads a process's resident set size in KiB from /proc; -1 if unknown.
