@@ -5,6 +5,8 @@
 #   make test-short  the fast loop: in-process tests only
 #   make test-live   the live tests only: integration/ and examples/
 #   make conformance SUITES=<dir>   the official protocol suites (docs/conformance.md)
+#   make soak      a real Caddy under steady load for SOAK_DURATION (default 10m),
+#                  not part of CI (docs/operations.md)
 
 GO       ?= go
 NPM      ?= npm
@@ -14,7 +16,7 @@ export JWT_SECRET
 NODE_STAMP := testdata/node_modules/.installed
 BUNDLE     := testdata/www/vendor/socket.io.min.js
 
-.PHONY: example test test-short test-live lint deps token bench conformance fuzz
+.PHONY: example test test-short test-live lint deps token bench conformance fuzz soak
 
 # npm ci only when the lock file changed since the last install.
 $(NODE_STAMP): testdata/package.json testdata/package-lock.json
@@ -61,6 +63,15 @@ test-live: deps
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./realtime/...
 	testdata/bench/compare.sh
+
+# Not part of `make test` or CI: 5,000 steady sockets, 100 connects and
+# disconnects per second, a room broadcast every 100 ms and a `caddy
+# reload` every minute against a Caddy built from this checkout; prints the
+# goroutine and RSS curve (cmd/soak; SOAK_FLAGS adds its other flags).
+SOAK_DURATION ?= 10m
+soak:
+	$(GO) build -o bin/caddy-soak ./cmd/caddy
+	$(GO) run ./cmd/soak -caddy bin/caddy-soak -duration $(SOAK_DURATION) $(SOAK_FLAGS)
 
 # The official protocol suites against cmd/conformance; SUITES is
 # a folder with your clones of socketio/engine.io-protocol and

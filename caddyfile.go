@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"math"
 	"slices"
 	"strconv"
 
@@ -96,6 +97,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			slow_client_grace  <duration>
 //			max_packets        <n>
 //			attachment_timeout <duration>
+//			max_connections         <n> | off
+//			max_connections_per_ip  <n> | off
+//			handshake_rate          <per second> [<burst>] | off
+//			max_sockets_per_subject <n> | off
+//			max_namespaces          <n> | off
+//			max_pending_acks        <n> | off
 //		}
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -488,6 +495,39 @@ func (h *Handler) unmarshalLimits(d *caddyfile.Dispenser) error {
 			return durationArg(d, &l.SlowClientGrace)
 		case "attachment_timeout":
 			return durationArg(d, &l.AttachmentTimeout)
+		case "max_connections", "max_connections_per_ip", "max_sockets_per_subject", "max_namespaces", "max_pending_acks":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			dst := map[string]*int{
+				"max_connections": &l.MaxConnections, "max_connections_per_ip": &l.MaxConnectionsPerIP,
+				"max_sockets_per_subject": &l.MaxSocketsPerSubject, "max_namespaces": &l.MaxNamespaces,
+				"max_pending_acks": &l.MaxPendingAcks,
+			}[sub]
+			if s == "off" {
+				*dst = -1
+				return nil
+			}
+			return positiveInt(d, "limits: "+sub, s, dst)
+		case "handshake_rate":
+			args := d.RemainingArgs()
+			if len(args) == 1 && args[0] == "off" {
+				l.HandshakeRate, l.HandshakeBurst = -1, -1
+				return nil
+			}
+			if len(args) < 1 || len(args) > 2 {
+				return d.Errf("limits: handshake_rate: want <per second> [<burst>] or off")
+			}
+			rate, err := strconv.ParseFloat(args[0], 64)
+			if err != nil || rate <= 0 || math.IsInf(rate, 0) {
+				return d.Errf("limits: handshake_rate: want a positive number of handshakes per second, got %q", args[0])
+			}
+			l.HandshakeRate = rate
+			if len(args) == 2 {
+				return positiveInt(d, "limits: handshake_rate: burst", args[1], &l.HandshakeBurst)
+			}
+			return nil
 		}
 		return d.Errf("limits: unrecognized subdirective %q", sub)
 	})

@@ -127,6 +127,13 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"adapter bad key", "socketio {\n\tadapter redis redis://r:6379 {\n\t\tkey a#b\n\t}\n}", `must not hold spaces or #`},
 		{"adapter negative timeout", "socketio {\n\tadapter redis redis://r:6379 {\n\t\trequest_timeout -1s\n\t}\n}", `at Caddyfile:3`},
 		{"adapter unknown sub", "socketio {\n\tadapter redis redis://r:6379 {\n\t\tsentinel x\n\t}\n}", `adapter: unrecognized subdirective "sentinel", at Caddyfile:3`},
+		{"limits zero connections", "socketio {\n\tlimits {\n\t\tmax_connections 0\n\t}\n}", `limits: max_connections: want a positive number, got "0", at Caddyfile:3`},
+		{"limits bad per ip", "socketio {\n\tlimits {\n\t\tmax_connections_per_ip many\n\t}\n}", `limits: max_connections_per_ip: want a positive number, got "many", at Caddyfile:3`},
+		{"limits per subject two args", "socketio {\n\tlimits {\n\t\tmax_sockets_per_subject 3 4\n\t}\n}", "at Caddyfile:3"},
+		{"limits bad handshake rate", "socketio {\n\tlimits {\n\t\thandshake_rate Inf\n\t}\n}", `limits: handshake_rate: want a positive number of handshakes per second, got "Inf", at Caddyfile:3`},
+		{"limits handshake rate args", "socketio {\n\tlimits {\n\t\thandshake_rate 1 2 3\n\t}\n}", `limits: handshake_rate: want <per second> [<burst>] or off, at Caddyfile:3`},
+		{"limits bad handshake burst", "socketio {\n\tlimits {\n\t\thandshake_rate 5 0\n\t}\n}", `limits: handshake_rate: burst: want a positive number, got "0", at Caddyfile:3`},
+		{"limits repeated pending acks", "socketio {\n\tlimits {\n\t\tmax_pending_acks 3\n\t\tmax_pending_acks off\n\t}\n}", `limits: max_pending_acks: subdirective given twice, at Caddyfile:4`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -26,6 +26,10 @@ type hub struct {
 	server  *realtime.Server
 	policy  atomic.Pointer[policy]
 	backoff *webhook.Backoff // refusals of the connect hook, across reloads
+	// subjects counts the sockets of each token subject, across reloads
+	// (Limits.MaxSocketsPerSubject); subjectLog gates its WARN lines.
+	subjects   *realtime.KeyTable
+	subjectLog realtime.LogGate
 	// generation counts the policies activated; a socket records the one
 	// that authorized it, so reverify knows whom to check again.
 	generation atomic.Uint64
@@ -76,7 +80,7 @@ func newHubWith(opts realtime.Options, setup *adapterSetup, name string, logger 
 }
 
 func newHubOn(opts realtime.Options, cl *redisadapter.Cluster, identity string) *hub {
-	h := &hub{backoff: webhook.NewBackoff(), cluster: cl, adapterIdentity: identity}
+	h := &hub{backoff: webhook.NewBackoff(), cluster: cl, adapterIdentity: identity, subjects: realtime.NewKeyTable(0)}
 	if cl != nil {
 		h.newAdapter = cl.NewAdapter
 		opts.NewAdapter = cl.NewAdapter
@@ -186,6 +190,7 @@ func (h *hub) Destruct() error {
 	if d <= 0 || caddy.Exiting() {
 		h.server.Drain(d)
 		h.leaveCluster()
+		h.subjects.Close()
 		return nil
 	}
 	done := make(chan struct{})
@@ -196,6 +201,7 @@ func (h *hub) Destruct() error {
 		defer close(done)
 		h.server.Drain(d)
 		h.leaveCluster()
+		h.subjects.Close()
 	}()
 	return nil
 }

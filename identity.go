@@ -8,6 +8,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/caddy-socketio/caddy-socketio/realtime"
 	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
 )
 
@@ -133,6 +134,6 @@ func withIdentity(r *http.Request, keys []string) *http.Request {
 
 // identityOf returns what was captured at a session's handshake.
 func identityOf(r *http.Request) identity {
-	id, _ := engineio.Kept(r).(identity)
+	id, _ := realtime.Kept(r).(identity)
 	return id
 }

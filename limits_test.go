@@ -2,16 +2,22 @@ package socketio
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
+	"github.com/caddy-socketio/caddy-socketio/realtime"
 )
 
 // TestOneClientCannotDisconnectTheRoom: a client that relays tens of
@@ -211,5 +217,182 @@ func TestRoomBurstKeepsReaders(t *testing.T) {
 	t.Logf("live heap growth at peak: %.1f MiB (bound %d MiB)", float64(growth)/(1<<20), bound>>20)
 	if growth > bound {
 		t.Errorf("heap grew %d bytes during the burst, bound %d", growth, bound)
+	}
+}
+
+// swappable serves whichever handler it points at: a reload in process
+// (the old handler is cleaned up, the new one serves the same hub).
+type swappable struct{ h atomic.Pointer[Handler] }
+
+func (s *swappable) serve(t *testing.T) (httpBase, wsBase string) {
+	t.Helper()
+	notFound := caddyHandlerFunc(func(w http.ResponseWriter, r *http.Request) error { http.NotFound(w, r); return nil })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = s.h.Load().ServeHTTP(w, r, notFound)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/socket.io/", "ws" + strings.TrimPrefix(srv.URL, "http") + "/socket.io/"
+}
+
+// reload provisions next (same hub name as the current handler), points
+// the server at it and cleans up the old one, as `caddy reload` does.
+func (s *swappable) reload(t *testing.T, next *Handler) {
+	t.Helper()
+	provision(t, next)
+	old := s.h.Swap(next)
+	if old != nil {
+		if err := old.Cleanup(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}
+
+// TestSocketsPerSubjectAcrossReload: a token subject holds at most
+// max_sockets_per_subject sockets, whatever connections and namespaces
+// they are on; the next CONNECT gets the connect_error "too many
+// connections for this user", another user is not affected, a reload
+// keeps the counts, and a socket that leaves frees its slot.
+func TestSocketsPerSubjectAcrossReload(t *testing.T) {
+	cfg := func() *Handler {
+		h := tutorialHandler("subject-limit")
+		h.Limits = &Limits{MaxSocketsPerSubject: 3}
+		return h
+	}
+	var sw swappable
+	sw.reload(t, cfg())
+	_, wsBase := sw.serve(t)
+	limitedBefore := counterValue(t, sw.h.Load().metrics.limited[limitSubjectName]) // per hub name, for the process
+	connect := func(sub, ns string) (*wsClient, string) {
+		c := dial(t, wsBase, url.Values{"roomNumber": {"1"}})
+		prefix := "40"
+		if ns != "/" {
+			prefix += ns + ","
+		}
+		c.Send(prefix + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": sub})}))
+		return c, c.Read()
+	}
+	var alice []*wsClient
+	for _, ns := range []string{"/", "/team-a", "/"} {
+		c, f := connect("alice", ns)
+		if !strings.Contains(f, `{"sid":"`) {
+			t.Fatalf("alice's socket %d on %s: %q", len(alice)+1, ns, f)
+		}
+		alice = append(alice, c)
+	}
+	refused := `44{"message":"` + errTooManyForSubject + `"}`
+	if _, f := connect("alice", "/"); f != refused {
+		t.Fatalf("alice's 4th socket: %q, want %q", f, refused)
+	}
+	if _, f := connect("bob", "/"); !strings.Contains(f, `{"sid":"`) {
+		t.Fatalf("bob: %q", f)
+	}
+	sw.reload(t, cfg())
+	if _, f := connect("alice", "/"); f != refused {
+		t.Fatalf("alice's 4th socket after a reload: %q", f)
+	}
+	h := sw.h.Load()
+	if n := counterValue(t, h.metrics.limited[limitSubjectName]) - limitedBefore; n != 2 {
+		t.Errorf("limited_total{limit=sockets_per_subject} = %v, want 2", n)
+	}
+	alice[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for h.hub.subjects.Held("alice") != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("alice holds %d after one socket left", h.hub.subjects.Held("alice"))
+		}
+		time.Sleep(10 * time.Millisecond) // the disconnect runs on the connection's goroutine
+	}
+	if _, f := connect("alice", "/"); !strings.Contains(f, `{"sid":"`) {
+		t.Fatalf("alice once a socket left: %q", f)
+	}
+}
+
+// TestConnectionsPerIPAcrossReload: the per-address bound counts the
+// connections made before a reload; a handshake over it gets 403
+// {"code":4,...} and the metric counts it; one that closes frees its slot.
+func TestConnectionsPerIPAcrossReload(t *testing.T) {
+	cfg := func() *Handler {
+		h := tutorialHandler("ip-limit")
+		h.Auth = nil
+		h.Limits = &Limits{MaxConnectionsPerIP: 5}
+		return h
+	}
+	var sw swappable
+	sw.reload(t, cfg())
+	httpBase, wsBase := sw.serve(t)
+	limitedBefore := counterValue(t, sw.h.Load().metrics.limited[realtime.LimitConnectionsPerAddr])
+	var conns []*wsClient
+	for range 5 {
+		conns = append(conns, dial(t, wsBase, nil))
+	}
+	handshake := func() (int, string) {
+		resp, err := http.Get(httpBase + "?EIO=4&transport=polling")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	want := `{"code":4,"message":"too many connections from this address"}`
+	if code, body := handshake(); code != http.StatusForbidden || body != want {
+		t.Fatalf("6th handshake: %d %s", code, body)
+	}
+	sw.reload(t, cfg())
+	if code, body := handshake(); code != http.StatusForbidden || body != want {
+		t.Fatalf("6th handshake after a reload: %d %s", code, body)
+	}
+	h := sw.h.Load()
+	if n := counterValue(t, h.metrics.limited[realtime.LimitConnectionsPerAddr]) - limitedBefore; n != 2 {
+		t.Errorf("limited_total{limit=connections_per_ip} = %v, want 2", n)
+	}
+	conns[0].Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for h.hub.server.OpenConnections() != 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections counted after one closed", h.hub.server.OpenConnections())
+		}
+		time.Sleep(10 * time.Millisecond) // the close runs on the connection's goroutine
+	}
+	if code, body := handshake(); code != http.StatusOK || !strings.HasPrefix(body, "0{") {
+		t.Fatalf("a handshake once one closed: %d %s", code, body)
+	}
+}
+
+// TestLimitsDefaults: the connection limits are on by default in the
+// module (the engine leaves them off), and -1 turns each off.
+func TestLimitsDefaults(t *testing.T) {
+	var o realtime.Options
+	(*Limits)(nil).apply(&o)
+	if o.MaxConnections != 0 || o.MaxConnectionsPerAddr != DefaultMaxConnectionsPerIP ||
+		o.HandshakeRate != DefaultHandshakeRate || o.HandshakeBurst != DefaultHandshakeBurst ||
+		o.MaxNamespacesPerConn != 0 || o.MaxPendingAcks != 0 {
+		t.Errorf("defaults: %+v", o)
+	}
+	if (*Limits)(nil).maxPerSubject() != DefaultMaxSocketsPerSubject {
+		t.Error("max_sockets_per_subject default")
+	}
+	off := &Limits{MaxConnections: -1, MaxConnectionsPerIP: -1, HandshakeRate: -1, HandshakeBurst: -1,
+		MaxSocketsPerSubject: -1, MaxNamespaces: -1, MaxPendingAcks: -1}
+	if err := off.check(); err != nil {
+		t.Fatal(err)
+	}
+	o = realtime.Options{}
+	off.apply(&o)
+	if o.MaxConnections != 0 || o.MaxConnectionsPerAddr != 0 || o.HandshakeRate != 0 || o.HandshakeBurst != 0 ||
+		o.MaxNamespacesPerConn != -1 || o.MaxPendingAcks != -1 || off.maxPerSubject() != 0 {
+		t.Errorf("off: %+v", o)
+	}
+	if err := (&Limits{MaxConnectionsPerIP: -2}).check(); err == nil {
+		t.Error("max_connections_per_ip -2 accepted")
 	}
 }

@@ -114,7 +114,8 @@ var (
 	}
 	// Socket.IO CONNECT refusals (see refusalReason).
 	connectRefusals = []string{
-		"invalid_namespace", "missing_token", "invalid_token", "webhook", "webhook_backoff", "server_error", "other",
+		"invalid_namespace", "missing_token", "invalid_token", "webhook", "webhook_backoff", "server_error",
+		"too_many_namespaces", "sockets_per_subject", "other",
 	}
 	// Disconnect reasons, as the socket's disconnect handlers get them.
 	disconnectReasons = map[string]string{
@@ -131,7 +132,11 @@ var (
 		"rate limit exceeded":         "rate_limit_exceeded",
 		"server error":                "server_error",
 	}
-	limitNames     = []string{realtime.LimitEventRate, realtime.LimitEventRateDisconnect, realtime.LimitEventName, realtime.LimitRooms}
+	limitNames = []string{
+		realtime.LimitEventRate, realtime.LimitEventRateDisconnect, realtime.LimitEventName, realtime.LimitRooms,
+		realtime.LimitConnections, realtime.LimitConnectionsPerAddr, realtime.LimitHandshakeRate,
+		realtime.LimitNamespaces, realtime.LimitPendingAcks, limitSubjectName,
+	}
 	webhookKinds   = []string{"connect", "disconnect", "event"}
 	webhookResults = []string{"ok", "refused", "timeout", "unreachable", "status", "bad_reply", "error", "stopping"}
 )
@@ -284,6 +289,10 @@ func refusalReason(err error) string {
 		return "missing_token"
 	case errors.As(err, &authErr):
 		return "invalid_token"
+	case errors.Is(err, realtime.ErrTooManyNamespaces):
+		return "too_many_namespaces"
+	case errors.Is(err, errSubjectLimit):
+		return "sockets_per_subject"
 	case errors.Is(err, errBackoff):
 		return "webhook_backoff"
 	case errors.Is(err, errHookRefused), errors.As(err, &hookErr):

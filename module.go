@@ -270,6 +270,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		pol.webhook.close()
 		return err
 	}
+	pol.onLimited = h.metrics.onLimited
 	opts := h.serverOptions()
 	val, _, err := hubs.LoadOrNew(h.Name, func() (caddy.Destructor, error) {
 		return newHubWith(opts, setup, h.Name, h.logger)

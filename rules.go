@@ -47,6 +47,10 @@ type policy struct {
 	// those the templates use, and the user id for a webhook.
 	identity []string
 	drain    time.Duration // how long closing the hub's connections is spread over
+	// maxPerSubject bounds the sockets of one token subject (0: none);
+	// onLimited counts its refusals (the hub's metrics; nil in tests).
+	maxPerSubject int
+	onLimited     func(*realtime.Socket, string)
 	// authKey fingerprints what decides whether a connected socket stays
 	// authorized (namespaces, mode, resolved keys, claims checks, token
 	// sources): a reload that changes it re-verifies every socket.
@@ -70,6 +74,8 @@ func (h *Handler) buildPolicy(repl *caddy.Replacer, logger *zap.Logger) (*policy
 		emit:       h.Emit,
 		relay:      slices.Clone(h.Relay),
 		drain:      time.Duration(h.Drain),
+
+		maxPerSubject: h.Limits.maxPerSubject(),
 	}
 	if len(p.namespaces) == 0 {
 		p.namespaces = []string{"/"}
@@ -244,6 +250,9 @@ func (h *hub) authorize(s *realtime.Socket) error {
 		p.logger.Debug("connection refused", zap.String("namespace", s.Namespace().Name()),
 			zap.String("remote", s.Handshake().Address), zap.String("reason", err.Error()))
 		return &realtime.ConnectError{Message: err.Error(), Cause: err}
+	}
+	if err := h.limitSubject(s, p, claims); err != nil {
+		return err
 	}
 	stateOf(s).authorized(claims, gen)
 	if claims != nil {

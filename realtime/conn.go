@@ -44,6 +44,9 @@ type conn struct {
 	connecting   map[string]bool    // namespaces whose CONNECT is in a middleware
 	connectTimer *time.Timer
 	closed       bool
+	// releaseLimits gives back the counts of the connection limits that
+	// the handshake reserved (see admission); nil when it took none.
+	releaseLimits func()
 
 	// The attachment timer closes the connection when a binary packet's
 	// attachments are late. The reader arms it when the decoder starts
@@ -206,10 +209,16 @@ func (c *conn) OnClose(reason string) {
 		s.onClose(reason)
 	}
 	c.srv.removeConn(c)
+	if c.releaseLimits != nil {
+		c.releaseLimits()
+	}
 }
 
 func (c *conn) connect(p *parser.Packet) {
 	name := p.Namespace
+	if !c.limitNamespaces(name) {
+		return
+	}
 	n := c.srv.acquireNamespace(name)
 	if n == nil {
 		c.refused(name, ErrInvalidNamespace)

@@ -31,6 +31,7 @@ func (s *Server) Drain(d time.Duration) {
 	conns := slices.Collect(maps.Keys(s.conns))
 	s.mu.Unlock()
 	defer close(s.closeDone)
+	defer s.limits.addrs.Close()
 	if d > 0 && len(conns) > 0 {
 		spreadClose(conns, d)
 	}

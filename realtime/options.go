@@ -96,10 +96,41 @@ type Options struct {
 	// attachments a packet announced have not all arrived within it after
 	// the packet's header. Default (zero): 10s.
 	AttachmentTimeout time.Duration
-	// OnLimited, when set, is called when a limit acts on a socket, with one
-	// of the Limit* names: for counting (metrics). It runs on the socket's
-	// reader goroutine, or on the goroutine that called Join, and must not
-	// block.
+	// MaxConnections bounds the Engine.IO connections the server holds; a
+	// handshake over it is refused with HTTP 403 {"code":4,"message":"too
+	// many connections"} (what Node's engine.io answers when allowRequest
+	// refuses). Zero or negative: no bound.
+	MaxConnections int
+	// MaxConnectionsPerAddr bounds the connections of one client address
+	// (the IP of the request's RemoteAddr, an IPv6 one by its /64; see
+	// AddrKey): "too many connections from this address". Zero or
+	// negative: no bound.
+	MaxConnectionsPerAddr int
+	// HandshakeRate and HandshakeBurst are a token bucket of handshakes per
+	// client address: HandshakeBurst at once, HandshakeRate per second
+	// sustained; one over it is refused with "too many handshakes from this
+	// address, retry later". Zero or negative: no bound.
+	HandshakeRate  float64
+	HandshakeBurst int
+	// LimitTableBytes bounds the memory of the table of client addresses
+	// the two limits above keep, in bytes; when it is full of addresses
+	// that hold connections, handshakes from new addresses are refused.
+	// Default (zero): DefaultLimitTableBytes.
+	LimitTableBytes int64
+	// MaxNamespacesPerConn bounds the namespaces one connection is in or
+	// connecting to: one more CONNECT gets CONNECT_ERROR "too many
+	// namespaces". Default (zero): 32; negative: no bound.
+	MaxNamespacesPerConn int
+	// MaxPendingAcks bounds the acknowledgements the server waits for from
+	// one socket: one more EmitWithAck fails with ErrTooManyPendingAcks, a
+	// broadcast with an ack skips the socket. Default (zero): 1000;
+	// negative: no bound.
+	MaxPendingAcks int
+	// OnLimited, when set, is called when a limit acts, with one of the
+	// Limit* names: for counting (metrics). It runs on the socket's reader
+	// goroutine, on the goroutine that called Join or an emit, or on the
+	// handshake's, and must not block. s is nil for the limits that act
+	// before a socket exists (connections, handshakes, namespaces).
 	OnLimited func(s *Socket, limit string)
 	// Observer is told what the server does, for counting (metrics).
 	Observer Observer
@@ -156,6 +187,19 @@ const (
 	LimitEventName = "event_name"
 	// LimitRooms: a Join was refused (too many rooms or a name too long).
 	LimitRooms = "rooms"
+	// LimitConnections: a handshake was refused, or a new connection
+	// closed, by MaxConnections.
+	LimitConnections = "connections"
+	// LimitConnectionsPerAddr: the same by MaxConnectionsPerAddr (or a full
+	// table of addresses).
+	LimitConnectionsPerAddr = "connections_per_ip"
+	// LimitHandshakeRate: a handshake was refused by HandshakeRate.
+	LimitHandshakeRate = "handshake_rate"
+	// LimitNamespaces: a CONNECT was refused by MaxNamespacesPerConn.
+	LimitNamespaces = "namespaces"
+	// LimitPendingAcks: an emit with an ack was refused, or a broadcast
+	// skipped a socket, by MaxPendingAcks.
+	LimitPendingAcks = "pending_acks"
 )
 
 func (o Options) withDefaults() Options {
@@ -194,6 +238,8 @@ func (o Options) withDefaults() Options {
 	if o.AttachmentTimeout <= 0 {
 		o.AttachmentTimeout = DefaultAttachmentTimeout
 	}
+	o.MaxNamespacesPerConn = limitOr(o.MaxNamespacesPerConn, DefaultMaxNamespacesPerConn)
+	o.MaxPendingAcks = limitOr(o.MaxPendingAcks, DefaultMaxPendingAcks)
 	return o
 }
 

@@ -42,6 +42,8 @@ type Server struct {
 	conns     map[*conn]struct{}
 	closed    bool
 	closeDone chan struct{} // closed when Close has finished
+
+	limits *connLimits // the connection limits' counts, kept across SetOptions
 }
 
 type dynamicNamespace struct {
@@ -58,6 +60,7 @@ func NewServer(opts Options) *Server {
 		conns:     make(map[*conn]struct{}),
 		closeDone: make(chan struct{}),
 	}
+	s.limits = newConnLimits(opts.LimitTableBytes)
 	s.opts.Store(&opts)
 	s.engine = engineio.NewServer(s.engineOptions(opts))
 	s.Of("/")
@@ -67,6 +70,9 @@ func NewServer(opts Options) *Server {
 func (s *Server) engineOptions(opts Options) engineio.Options {
 	eo := opts.Engine
 	eo.OnSession = s.onSession
+	// allowHandshake runs the caller's own AllowRequest first, read from
+	// the options current at each handshake.
+	eo.AllowRequest = s.allowHandshake
 	return eo
 }
 
@@ -85,11 +91,23 @@ func (s *Server) logger() *zap.Logger { return s.opts.Load().Logger }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.URL.Query().Get("sid") == "" {
+		// A handshake (the engine's own test): it carries what it
+		// reserves of the connection limits to its session.
+		var a *admission
+		r, a = withAdmission(r)
+		defer a.cancel()
+	}
 	s.engine.ServeHTTP(w, r)
 }
 
 func (s *Server) onSession(sess *engineio.Session) {
 	c := newConn(s, sess, s.opts.Load())
+	// The handshake's reservation of the connection limits is taken before
+	// the handler is set, so that OnClose, which gives it back, sees it.
+	if a, ok := engineio.Kept(sess.Request()).(*admission); ok {
+		c.releaseLimits = a.take()
+	}
 	sess.SetHandler(c)
 	s.mu.Lock()
 	if s.closed {

@@ -63,6 +63,7 @@ type Socket struct {
 	anyHandlers  []AnyHandler
 	onDisconnect []func(*Socket, string)
 	acks         map[int64]func([]any, error)
+	holds        []func() // Hold: run when the socket is done
 	data         map[string]any
 	local        any // the embedding application's own value (SetLocal)
 }
@@ -368,8 +369,8 @@ func (s *Socket) emitWithAckFunc(event string, args []any, fn func([]any, error)
 		return 0, fmt.Errorf("emitting %q: %w", event, ErrReservedEvent)
 	}
 	id := s.nsp.nextAckID()
-	if !s.addAck(id, fn) {
-		return 0, ErrSocketClosed
+	if err := s.registerAck(id, fn); err != nil {
+		return 0, err
 	}
 	if err := s.send(eventPacket(s.nsp.name, id, event, args)); err != nil {
 		s.removeAck(id)
@@ -378,18 +379,34 @@ func (s *Socket) emitWithAckFunc(event string, args []any, fn func([]any, error)
 	return id, nil
 }
 
-// addAck registers an answer callback; false when the socket is gone.
+// addAck registers an answer callback; false when the socket is gone or
+// already has MaxPendingAcks (see registerAck).
 func (s *Socket) addAck(id int64, fn func([]any, error)) bool {
+	return s.registerAck(id, fn) == nil
+}
+
+// registerAck registers an answer callback: ErrSocketClosed when the socket
+// is gone, ErrTooManyPendingAcks when it already has MaxPendingAcks.
+func (s *Socket) registerAck(id int64, fn func([]any, error)) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if !s.Connected() {
-		return false
+		s.mu.Unlock()
+		return ErrSocketClosed
+	}
+	if over(len(s.acks)+1, s.conn.opts.MaxPendingAcks) {
+		s.mu.Unlock()
+		s.limited(LimitPendingAcks)
+		s.nsp.srv.logLimit(gatePendingAcks, "emit refused: "+ErrTooManyPendingAcks.Error(),
+			zap.String("socket", s.id), zap.String("namespace", s.nsp.name),
+			zap.Int("max_pending_acks", s.conn.opts.MaxPendingAcks))
+		return ErrTooManyPendingAcks
 	}
 	if s.acks == nil {
 		s.acks = make(map[int64]func([]any, error))
 	}
 	s.acks[id] = fn
-	return true
+	s.mu.Unlock()
+	return nil
 }
 
 // removeAck forgets an answer callback; true when it was still waiting.
@@ -566,6 +583,7 @@ func (s *Socket) refuse() {
 	s.state.CompareAndSwap(socketConnecting, socketClosed)
 	s.nsp.adapter.DelAll(s.id)
 	s.cancel()
+	s.releaseHolds()
 }
 
 // onClose drops the socket once: handlers hear the reason, then it leaves
@@ -603,6 +621,7 @@ func (s *Socket) finishClose(reason string) {
 		fn(nil, ErrSocketClosed)
 	}
 	s.cancel()
+	s.releaseHolds()
 	if fn := s.conn.opts.Observer.OnDisconnect; fn != nil {
 		fn(s, reason)
 	}
