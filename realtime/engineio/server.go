@@ -38,6 +38,8 @@ type Server struct {
 	idle     chan struct{} // closed when active drops to zero while closing
 
 	releases atomic.Uint64 // ReleasePolls calls: a waiting GET ends when it changes
+
+	fwd forwards // requests the Forwarder is serving (forward.go)
 }
 
 // NewServer returns a Server configured by opts.
@@ -154,6 +156,7 @@ func (srv *Server) Close() {
 	log := srv.cfg.Load().Logger
 	srv.mu.Unlock()
 
+	srv.stopForwards()
 	for _, s := range list {
 		s.closeWith(ReasonServerShutdown, kindShutdown, onCloseHere)
 		s.endLinger() // no later GET can reach a closed server
@@ -261,6 +264,9 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // that does not match the request (see ServeHTTP).
 func (srv *Server) serveSession(w http.ResponseWriter, r *http.Request, cfg *config, sid string, q url.Values, upgrade, wsMismatch bool) {
 	s := srv.lookup(sid)
+	if s == nil && srv.forward(w, r, cfg, sid) {
+		return
+	}
 	if s == nil || s.gone() {
 		srv.refuse(w, r, cfg, errSessionUnknown, upgrade)
 		return

@@ -1,0 +1,113 @@
+package engineio
+
+import (
+	"context"
+	"net/http"
+	"sync"
+)
+
+// Forwarder lets one node of a cluster serve the requests of a session
+// that another node holds, so that a load balancer need not send every
+// request of a session to the same node (no sticky sessions). The engine
+// knows nothing of the cluster: it puts the forwarder's node id at the
+// start of the session ids it makes, and hands it the requests whose sid
+// no session of this server has. realtime/cluster implements it.
+type Forwarder interface {
+	// NodeID is put at the start of every new session id: at most
+	// MaxNodeIDLength base64url characters, the rest of the 20 staying
+	// random. An empty or invalid id leaves session ids fully random.
+	NodeID() string
+	// ServeForeign is called for a request with a sid that no session of
+	// this server has (never one this server closed), after the checks
+	// every request gets (transport, origin) and with the CORS headers
+	// already set on w. It serves the request, typically by forwarding it
+	// to the node that holds the session, and returns true; or it returns
+	// false having written nothing, and the server refuses the request as
+	// Node does: 400 "Session ID unknown". r's context ends when the
+	// request does or when the server closes, whichever comes first.
+	ServeForeign(w http.ResponseWriter, r *http.Request, sid string) bool
+}
+
+// MaxNodeIDLength bounds Forwarder.NodeID: session ids keep at least 14
+// random characters (84 bits).
+const MaxNodeIDLength = 6
+
+// sessionIDPrefix is the forwarder's node id if it is usable in a
+// session id, else "".
+func sessionIDPrefix(f Forwarder) string {
+	if f == nil {
+		return ""
+	}
+	id := f.NodeID()
+	if len(id) > MaxNodeIDLength {
+		return ""
+	}
+	for i := 0; i < len(id); i++ {
+		if !isBase64URL(id[i]) {
+			return ""
+		}
+	}
+	return id
+}
+
+func isBase64URL(b byte) bool {
+	return 'A' <= b && b <= 'Z' || 'a' <= b && b <= 'z' || '0' <= b && b <= '9' || b == '-' || b == '_'
+}
+
+// newSessionID returns a session id that starts with the forwarder's node
+// id, if any: still 20 base64url characters.
+func (c *config) newSessionID() string {
+	id := newSessionID()
+	return c.sidPrefix + id[len(c.sidPrefix):]
+}
+
+// forwards holds what Server.Close must end: the contexts of the
+// requests being served by the Forwarder. A forwarded websocket lasts as
+// long as the session on the other node, so Close cannot wait for it.
+type forwards struct {
+	mu      sync.Mutex
+	cancels map[*context.CancelFunc]struct{}
+	closed  bool
+}
+
+// forward offers a request for an unknown sid to the forwarder; false
+// means it did not serve it.
+func (srv *Server) forward(w http.ResponseWriter, r *http.Request, cfg *config, sid string) bool {
+	if cfg.Forwarder == nil {
+		return false
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	f := &srv.fwd
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return false
+	}
+	if f.cancels == nil {
+		f.cancels = make(map[*context.CancelFunc]struct{})
+	}
+	f.cancels[&cancel] = struct{}{}
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		delete(f.cancels, &cancel)
+		f.mu.Unlock()
+	}()
+	return cfg.Forwarder.ServeForeign(w, r.WithContext(ctx), sid)
+}
+
+// stopForwards ends the requests being forwarded and refuses new ones.
+func (srv *Server) stopForwards() {
+	f := &srv.fwd
+	f.mu.Lock()
+	f.closed = true
+	list := make([]context.CancelFunc, 0, len(f.cancels))
+	for c := range f.cancels {
+		list = append(list, *c)
+	}
+	f.mu.Unlock()
+	for _, cancel := range list {
+		cancel()
+	}
+}
