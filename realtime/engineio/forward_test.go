@@ -175,6 +175,6 @@ func (f *stubForwarder) forwardRefusedAfterClose(ts *tserver) bool {
 
 type headerRecorder struct{ h http.Header }
 
-func (r *headerRecorder) Header() http.Header       { return r.h }
+func (r *headerRecorder) Header() http.Header         { return r.h }
 func (r *headerRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (r *headerRecorder) WriteHeader(int)             {}
