@@ -14,13 +14,14 @@ import (
 // redisReadyTimeout bounds the wait for a started redis-server to answer.
 const redisReadyTimeout = 10 * time.Second
 
-// RedisServer is a redis-server process of one test, on a loopback port.
-type RedisServer struct {
+// Redis is a redis-server process of one test, on a loopback port, with
+// no persistence. Stop and Start take it away and bring it back on the
+// same port.
+type Redis struct {
 	t    testing.TB
 	bin  string
 	dir  string
 	Port int
-	Addr string // 127.0.0.1:<port>
 	Log  *SyncBuffer
 
 	cmd  *exec.Cmd
@@ -31,7 +32,7 @@ type RedisServer struct {
 // port, without persistence, and waits until it answers PING. It skips
 // under -short (the fast loop starts no server) and when redis-server is
 // missing (fails instead under CI=true). t.Cleanup stops it.
-func StartRedis(t testing.TB) *RedisServer {
+func StartRedis(t testing.TB) *Redis {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("runs a real redis-server: skipped under -short")
@@ -41,7 +42,7 @@ func StartRedis(t testing.TB) *RedisServer {
 		SkipOrFail(t, "finding redis-server (Debian: apt-get install redis-server): %v", err)
 	}
 	port := FreePort(t)
-	r := &RedisServer{t: t, bin: bin, dir: t.TempDir(), Port: port, Addr: "127.0.0.1:" + strconv.Itoa(port)}
+	r := &Redis{t: t, bin: bin, dir: t.TempDir(), Port: port}
 	r.Start()
 	t.Cleanup(r.Stop)
 	return r
@@ -49,7 +50,7 @@ func StartRedis(t testing.TB) *RedisServer {
 
 // Start runs the server (again, after Stop) on the same port and waits
 // until it answers.
-func (r *RedisServer) Start() {
+func (r *Redis) Start() {
 	r.t.Helper()
 	r.Log = &SyncBuffer{}
 	r.cmd = exec.Command(r.bin, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1",
@@ -67,7 +68,7 @@ func (r *RedisServer) Start() {
 		_ = cmd.Wait()
 		close(done)
 	}()
-	c := redis.NewClient(&redis.Options{Addr: r.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer c.Close()
 	deadline := time.Now().Add(redisReadyTimeout)
 	for {
@@ -83,7 +84,7 @@ func (r *RedisServer) Start() {
 		default:
 		}
 		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server on %s not answering after %v: %v\n%s", r.Addr, redisReadyTimeout, err, r.Log)
+			r.t.Fatalf("redis-server on %s not answering after %v: %v\n%s", r.Addr(), redisReadyTimeout, err, r.Log)
 		}
 		time.Sleep(20 * time.Millisecond) // another process: nothing signals readiness
 	}
@@ -91,7 +92,7 @@ func (r *RedisServer) Start() {
 
 // Stop kills the server and waits for it to exit (bounded); a no-op when
 // it is not running.
-func (r *RedisServer) Stop() {
+func (r *Redis) Stop() {
 	if r.cmd == nil {
 		return
 	}
@@ -102,11 +103,21 @@ func (r *RedisServer) Stop() {
 		select {
 		case <-r.done:
 		case <-time.After(5 * time.Second):
-			r.t.Errorf("redis-server on %s did not exit after kill", r.Addr)
+			r.t.Errorf("redis-server on %s did not exit after kill", r.Addr())
 		}
 	}
 	r.cmd = nil
 }
 
+// Addr is the server's host:port.
+func (r *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
+
 // URL is the server's redis:// URL.
-func (r *RedisServer) URL() string { return fmt.Sprintf("redis://%s", r.Addr) }
+func (r *Redis) URL() string { return fmt.Sprintf("redis://%s", r.Addr()) }
+
+// Client is a go-redis client of the server, closed when the test ends.
+func (r *Redis) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, DialTimeout: time.Second})
+	r.t.Cleanup(func() { _ = c.Close() })
+	return c
+}

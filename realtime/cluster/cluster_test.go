@@ -51,12 +51,22 @@ type nodeOpts struct {
 	noAdver bool
 }
 
-func startNode(t *testing.T, rs *testkit.RedisServer, o nodeOpts) *node {
+// startRedis is testkit.StartRedis, skipped under -short (the fast loop
+// starts no server).
+func startRedis(t *testing.T) *testkit.Redis {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs a real redis-server: skipped under -short")
+	}
+	return testkit.StartRedis(t)
+}
+
+func startNode(t *testing.T, rs *testkit.Redis, o nodeOpts) *node {
 	t.Helper()
 	hs := httptest.NewUnstartedServer(nil)
 	n := &node{t: t, hs: hs, addr: hs.Listener.Addr().String()}
 	n.url = "http://" + n.addr + "/engine.io/"
-	n.rdb = redis.NewClient(&redis.Options{Addr: rs.Addr, DialTimeout: 500 * time.Millisecond, MaxRetries: -1})
+	n.rdb = redis.NewClient(&redis.Options{Addr: rs.Addr(), DialTimeout: 500 * time.Millisecond, MaxRetries: -1})
 	adv := n.addr
 	if o.noAdver {
 		adv = ""
@@ -159,7 +169,7 @@ func TestNodeIDStable(t *testing.T) {
 // TestPollingAcrossNodes: a session opened on A is served through B, each
 // request alternating as a round-robin balancer sends them.
 func TestPollingAcrossNodes(t *testing.T) {
-	rs := testkit.StartRedis(t)
+	rs := startRedis(t)
 	g := testkit.TrackGoroutines("cluster", "engineio")
 	a := startNode(t, rs, nodeOpts{engine: engineio.Options{AllowedOrigins: []string{"*"}}})
 	b := startNode(t, rs, nodeOpts{engine: engineio.Options{AllowedOrigins: []string{"*"}}})
@@ -202,7 +212,7 @@ func TestPollingAcrossNodes(t *testing.T) {
 // B and is relayed to A; the upgraded session behaves as a local one, and
 // the relayed websocket ends when B's engine closes.
 func TestUpgradeAcrossNodes(t *testing.T) {
-	rs := testkit.StartRedis(t)
+	rs := startRedis(t)
 	a := startNode(t, rs, nodeOpts{})
 	b := startNode(t, rs, nodeOpts{})
 	p := testkit.OpenPolling(t, a.url, nil, nil)
@@ -258,11 +268,10 @@ func TestUpgradeAcrossNodes(t *testing.T) {
 // TestHostileRequests: what a client can try against B with the sids it
 // sends.
 func TestHostileRequests(t *testing.T) {
-	rs := testkit.StartRedis(t)
+	rs := startRedis(t)
 	a := startNode(t, rs, nodeOpts{})
 	b := startNode(t, rs, nodeOpts{})
-	ctl := redis.NewClient(&redis.Options{Addr: rs.Addr})
-	defer ctl.Close()
+	ctl := rs.Client()
 	ctx := context.Background()
 	p := testkit.OpenPolling(t, a.url, nil, nil)
 
@@ -384,7 +393,7 @@ func TestHostileRequests(t *testing.T) {
 // TestMaxForwards: past the bound a forwarded request gets 503, and the
 // slot comes back when a request ends.
 func TestMaxForwards(t *testing.T) {
-	rs := testkit.StartRedis(t)
+	rs := startRedis(t)
 	a := startNode(t, rs, nodeOpts{})
 	b := startNode(t, rs, nodeOpts{fwd: ForwarderOptions{MaxForwards: 1}})
 	p := testkit.OpenPolling(t, a.url, nil, nil)
@@ -429,9 +438,8 @@ func TestMaxForwards(t *testing.T) {
 // cannot reach Redis at start registers once Redis is back; lookups while
 // Redis is down fail within the lookup timeout.
 func TestRegistryLifecycle(t *testing.T) {
-	rs := testkit.StartRedis(t)
-	ctl := redis.NewClient(&redis.Options{Addr: rs.Addr})
-	defer ctl.Close()
+	rs := startRedis(t)
+	ctl := rs.Client()
 	a := startNode(t, rs, nodeOpts{})
 	key := "socket.io-node#" + a.reg.NodeID()
 	if ttl := ctl.TTL(context.Background(), key).Val(); ttl <= 0 || ttl > DefaultTTL {
@@ -443,7 +451,7 @@ func TestRegistryLifecycle(t *testing.T) {
 	}
 
 	rs.Stop()
-	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr(), DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
 	defer rdb.Close()
 	reg, err := NewRegistry(RegistryOptions{Client: rdb, Advertise: "127.0.0.1:1", TTL: 600 * time.Millisecond, LookupTimeout: 300 * time.Millisecond})
 	if err != nil {
@@ -463,7 +471,7 @@ func TestRegistryLifecycle(t *testing.T) {
 // TestNoAdvertise: a node without an address forwards but makes plain
 // session ids.
 func TestNoAdvertise(t *testing.T) {
-	rs := testkit.StartRedis(t)
+	rs := startRedis(t)
 	a := startNode(t, rs, nodeOpts{})
 	c := startNode(t, rs, nodeOpts{noAdver: true})
 	if c.reg.NodeID() != "" {
