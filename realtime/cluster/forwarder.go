@@ -134,8 +134,13 @@ func NewForwarder(o ForwarderOptions) *Forwarder {
 	return f
 }
 
-// NodeID is the registry's node id (engineio.Forwarder).
-func (f *Forwarder) NodeID() string { return f.reg.NodeID() }
+// NodeID is the registry's node id (engineio.Forwarder). The engine asks
+// for it when it opens a session: the registry is then started, so a
+// node registers once it has a session for its peers to find.
+func (f *Forwarder) NodeID() string {
+	f.reg.Start()
+	return f.reg.NodeID()
+}
 
 // Stats counts what the forwarder did.
 type Stats struct {

@@ -95,8 +95,11 @@ type Registry struct {
 	mu    sync.Mutex
 	cache map[string]cacheEntry
 
-	stop chan struct{}
-	done chan struct{}
+	startOnce sync.Once
+	started   bool // set inside startOnce
+	stopOnce  sync.Once
+	stop      chan struct{}
+	done      chan struct{}
 }
 
 type cacheEntry struct {
@@ -126,9 +129,7 @@ func CheckAdvertise(addr string) error {
 	return nil
 }
 
-// NewRegistry starts a registry. With an advertised address it registers
-// the node at once (in the background: Redis may be down, the node then
-// registers when it is back) and keeps refreshing it until Close.
+// NewRegistry returns a registry. It writes nothing to Redis until Start.
 func NewRegistry(o RegistryOptions) (*Registry, error) {
 	if o.Client == nil {
 		return nil, errors.New("starting the cluster registry: no Redis client")
@@ -163,13 +164,32 @@ func NewRegistry(o RegistryOptions) (*Registry, error) {
 		r.log = zap.NewNop()
 	}
 	r.log = r.log.Named("cluster")
-	if r.advertise == "" {
-		close(r.done)
-		return r, nil
+	if r.advertise != "" {
+		r.id = NodeIDFor(r.advertise)
 	}
-	r.id = NodeIDFor(r.advertise)
-	go r.run()
 	return r, nil
+}
+
+// Start registers this node, if it advertises an address, and keeps its
+// entry fresh until Close. The first registration is made before Start
+// returns (bounded by the lookup timeout), so that a peer that receives
+// the next request of this node's first session already finds it; if
+// Redis is down it is retried in the background. Start is idempotent and
+// safe for concurrent use; a Start after Close does nothing.
+func (r *Registry) Start() {
+	r.startOnce.Do(func() {
+		select {
+		case <-r.stop:
+			return
+		default:
+		}
+		if r.advertise == "" {
+			return
+		}
+		r.started = true
+		err := r.register()
+		go r.run(err)
+	})
 }
 
 // NodeID is this node's id, "" when it advertises no address.
@@ -181,14 +201,16 @@ func (r *Registry) Advertise() string { return r.advertise }
 func (r *Registry) nodeKey(id string) string { return r.key + "-node#" + id }
 
 // run refreshes this node's entry every TTL/3 until Close, then removes
-// it.
-func (r *Registry) run() {
+// it. err is the result of the first registration.
+func (r *Registry) run(err error) {
 	defer close(r.done)
 	t := time.NewTicker(r.ttl / 3)
 	defer t.Stop()
 	failing := false
-	for {
-		err := r.register()
+	for first := true; ; first = false {
+		if !first {
+			err = r.register()
+		}
 		switch {
 		case err != nil && !failing:
 			r.log.Warn("registering this node in Redis failed; retrying", zap.String("node", r.id), zap.Error(err))
@@ -238,14 +260,14 @@ func (r *Registry) deregister() {
 }
 
 // Close stops refreshing and removes this node's entry (bounded by the
-// lookup timeout). It does not close the Redis client.
+// lookup timeout), if Start registered it. It does not close the Redis
+// client.
 func (r *Registry) Close() {
-	select {
-	case <-r.stop:
-	default:
-		close(r.stop)
+	r.stopOnce.Do(func() { close(r.stop) })
+	r.startOnce.Do(func() {}) // a Start from now on does nothing
+	if r.started {
+		<-r.done
 	}
-	<-r.done
 }
 
 // Lookup returns the address that node id advertises, from the cache or

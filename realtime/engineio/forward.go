@@ -15,7 +15,11 @@ import (
 type Forwarder interface {
 	// NodeID is put at the start of every new session id: at most
 	// MaxNodeIDLength base64url characters, the rest of the 20 staying
-	// random. An empty or invalid id leaves session ids fully random.
+	// random. An empty or invalid id leaves session ids fully random. It
+	// is called for each new session, before the session exists, so a
+	// forwarder can make itself known to the cluster only once this
+	// server has a session to be found for (and not in a process that
+	// only validates a config).
 	NodeID() string
 	// ServeForeign is called for a request with a sid that no session of
 	// this server has (never one this server closed), after the checks
@@ -58,7 +62,8 @@ func isBase64URL(b byte) bool {
 // id, if any: still 20 base64url characters.
 func (c *config) newSessionID() string {
 	id := newSessionID()
-	return c.sidPrefix + id[len(c.sidPrefix):]
+	prefix := sessionIDPrefix(c.Forwarder)
+	return prefix + id[len(prefix):]
 }
 
 // forwards holds what Server.Close must end: the contexts of the

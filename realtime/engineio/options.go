@@ -167,7 +167,6 @@ type config struct {
 	// rendered once per config.
 	openPolling   []byte
 	openWebSocket []byte
-	sidPrefix     string // Forwarder's node id, see newSessionID
 }
 
 func newConfig(o Options) *config {
@@ -237,7 +236,6 @@ func newConfig(o Options) *config {
 	}
 	c.openPolling = openTail(upgrades, c)
 	c.openWebSocket = openTail("[]", c)
-	c.sidPrefix = sessionIDPrefix(c.Forwarder)
 	return c
 }
 
