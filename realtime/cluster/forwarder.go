@@ -69,8 +69,8 @@ type ForwarderOptions struct {
 // What a client controls is the sid; of it the forwarder reads only the
 // node id, and forwards only to an address found for that id in Redis,
 // never to one taken from the request. The owner sees the request as the
-// client sent it (method, path and query, Host, headers, body) with the
-// mark (Header) and without Origin: this node has already checked the
+// client sent it (method, path and query, headers, body) with the mark
+// (Header), Host set to the advertised address, and without Origin: this node has already checked the
 // origin and set the CORS headers, and the owner's would be for a request
 // it cannot tell came from a browser. Hop-by-hop headers are dropped as by
 // any proxy, and X-Forwarded-* are not added (they mean something only to
@@ -221,8 +221,7 @@ func (f *Forwarder) ServeForeign(w http.ResponseWriter, r *http.Request, sid str
 	var proxyErr error
 	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			pr.Out.Host = pr.In.Host // the owner's Caddy picks the site by Host
+			pr.SetURL(target) // Host is the advertised address: the owner's site for its peers
 			pr.Out.Header.Set(Header, f.mark)
 			pr.Out.Header.Del("Origin")
 		},
