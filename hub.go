@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/redisadapter"
 	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 )
 
@@ -32,6 +33,17 @@ type hub struct {
 	mu       sync.Mutex
 	stack    []*hubEntry   // live handlers' settings, most recent last
 	draining chan struct{} // closed when a background drain (Destruct) is done
+
+	// The adapter is the hub's for its life (see errAdapterChanged):
+	// cluster is nil for the memory adapter, adapterIdentity "" then.
+	cluster         *redisadapter.Cluster
+	adapterIdentity string
+	newAdapter      func(*realtime.Namespace) realtime.Adapter
+	// advertise is the address the latest config advertises to peers.
+	advertise atomic.Pointer[string]
+	// serverSide counts server-side webhook calls in flight (bounded by
+	// maxServerSideCalls).
+	serverSide atomic.Int32
 }
 
 // hubEntry is one handler's settings on the hub.
@@ -44,12 +56,47 @@ type hubEntry struct {
 }
 
 func newHub(opts realtime.Options) *hub {
-	h := &hub{backoff: webhook.NewBackoff()}
+	h, _ := newHubWith(opts, &adapterSetup{}, "", nil)
+	return h
+}
+
+// newHubWith makes a hub whose namespaces use the adapter of setup: for
+// redis, the hub joins the cluster now (without waiting for Redis) and
+// leaves it in Destruct.
+func newHubWith(opts realtime.Options, setup *adapterSetup, name string, logger *zap.Logger) (*hub, error) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	cl, err := setup.startCluster(name, logger)
+	if err != nil {
+		return nil, err
+	}
+	h := newHubOn(opts, cl, setup.identity)
+	return h, nil
+}
+
+func newHubOn(opts realtime.Options, cl *redisadapter.Cluster, identity string) *hub {
+	h := &hub{backoff: webhook.NewBackoff(), cluster: cl, adapterIdentity: identity}
+	if cl != nil {
+		h.newAdapter = cl.NewAdapter
+		opts.NewAdapter = cl.NewAdapter
+	}
 	h.policy.Store(&policy{logger: zap.NewNop(), namespaces: []string{"/"}, mode: AuthOff})
 	h.server = realtime.NewServer(opts)
 	h.setupNamespace(h.server.Of("/"))
 	h.server.OfFunc(func(name string) bool { return h.policy.Load().allowsNamespace(name) }, h.setupNamespace)
 	return h
+}
+
+// leaveCluster closes the hub's Redis adapter, once its server has closed
+// (its namespaces' adapters first).
+func (h *hub) leaveCluster() {
+	if h.cluster == nil {
+		return
+	}
+	if err := h.cluster.Close(); err != nil {
+		h.policy.Load().logger.Warn("leaving the redis cluster", zap.Error(err))
+	}
 }
 
 // errHubConflict refuses a config where two handlers with different
@@ -138,6 +185,7 @@ func (h *hub) Destruct() error {
 	d := h.policy.Load().drain
 	if d <= 0 || caddy.Exiting() {
 		h.server.Drain(d)
+		h.leaveCluster()
 		return nil
 	}
 	done := make(chan struct{})
@@ -147,6 +195,7 @@ func (h *hub) Destruct() error {
 	go func() {
 		defer close(done)
 		h.server.Drain(d)
+		h.leaveCluster()
 	}()
 	return nil
 }
@@ -172,6 +221,7 @@ func (h *hub) setupNamespace(ns *realtime.Namespace) {
 	ns.Use(h.authorize)
 	ns.Use(h.webhookConnect)
 	ns.OnConnection(h.connected)
+	h.serverSideEvents(ns)
 }
 
 // Interface guards
