@@ -246,6 +246,48 @@ func TestUpgradeAcrossNodes(t *testing.T) {
 	waitFor(t, "C to release the relayed websocket", func() bool { return len(c.fwd.slots) == 0 })
 }
 
+// TestReleaseForwardedPolls: a GET that B forwards and A holds is answered
+// with a noop when B's HTTP server shuts down (ReleasePolls: a reload) or
+// B's engine closes, as B's own waiting GETs are; the session on A goes
+// on and loses nothing.
+func TestReleaseForwardedPolls(t *testing.T) {
+	rs := startRedis(t)
+	a := startNode(t, rs, nodeOpts{})
+	b := startNode(t, rs, nodeOpts{})
+	p := testkit.OpenPolling(t, a.url, nil, nil)
+	bURL := strings.Replace(p.URL, a.addr, b.addr, 1)
+	for _, release := range []struct {
+		name string
+		do   func()
+	}{
+		{"ReleasePolls", b.eng.ReleasePolls},
+		{"Close", b.eng.Close},
+	} {
+		held := make(chan [2]string, 1)
+		go func() {
+			status, body, err := p.Try(http.MethodGet, bURL, "")
+			if err != nil {
+				body = err.Error()
+			}
+			held <- [2]string{strconv.Itoa(status), body}
+		}()
+		waitFor(t, "the GET to be forwarded", func() bool { return len(b.fwd.slots) == 1 })
+		release.do()
+		select {
+		case res := <-held:
+			if res != [2]string{"200", "6"} {
+				t.Fatalf("%s: held GET got %v, want 200 \"6\"", release.name, res)
+			}
+		case <-time.After(testTimeout):
+			t.Fatalf("%s: held GET not released", release.name)
+		}
+		p.MustPost("4after-" + release.name)
+		if _, body := p.Get(); body != "4after-"+release.name {
+			t.Fatalf("%s: session on A after the release: %q", release.name, body)
+		}
+	}
+}
+
 // TestHostileRequests: what a client can try against B with the sids it
 // sends.
 func TestHostileRequests(t *testing.T) {

@@ -211,6 +211,7 @@ func (f *Forwarder) ServeForeign(w http.ResponseWriter, r *http.Request, sid str
 		f.wg.Done()
 	}()
 
+	poll := r.Method == http.MethodGet && r.Header.Get("Upgrade") == ""
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	stop := context.AfterFunc(f.ctx, cancel)
@@ -251,7 +252,16 @@ func (f *Forwarder) ServeForeign(w http.ResponseWriter, r *http.Request, sid str
 	}
 	// Nothing was written: the owner was not reached, or the request ended
 	// first.
-	if r.Context().Err() == nil && f.ctx.Err() == nil {
+	if poll && r.Context().Err() != nil || f.ctx.Err() != nil {
+		// A waiting GET released by the engine (a reload or shutdown of
+		// this node's HTTP server), or by Close: answered as the engine
+		// answers its own, with a noop, so the client polls again (through
+		// another node if this one is going). If the client is gone
+		// instead, nobody reads it.
+		writeNoop(w)
+		return true
+	}
+	if r.Context().Err() == nil {
 		f.failed.Add(1)
 		var op *net.OpError
 		if errors.As(proxyErr, &op) && op.Op == "dial" {
@@ -261,6 +271,17 @@ func (f *Forwarder) ServeForeign(w http.ResponseWriter, r *http.Request, sid str
 			zap.String("address", addr), zap.Error(proxyErr))
 	}
 	return false
+}
+
+// writeNoop answers a polling GET with the Engine.IO noop packet, with the
+// headers of the engine's own polling responses.
+func writeNoop(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", "1")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte{'6'})
 }
 
 // Close cancels the requests being forwarded (websockets included) and

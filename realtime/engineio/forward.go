@@ -27,8 +27,15 @@ type Forwarder interface {
 	// already set on w. It serves the request, typically by forwarding it
 	// to the node that holds the session, and returns true; or it returns
 	// false having written nothing, and the server refuses the request as
-	// Node does: 400 "Session ID unknown". r's context ends when the
-	// request does or when the server closes, whichever comes first.
+	// Node does: 400 "Session ID unknown".
+	//
+	// r's context ends when the request does, and also, for a polling GET,
+	// when ReleasePolls or Close is called (the forwarder should then
+	// answer it as the server answers its own waiting GETs: a noop packet,
+	// so the client polls again, through another server if this one is
+	// going), and for a websocket upgrade when Close is called. A POST's
+	// context is not ended by the server: it is short, and cutting it
+	// could lose packets the client sent.
 	ServeForeign(w http.ResponseWriter, r *http.Request, sid string) bool
 }
 
@@ -66,12 +73,14 @@ func (c *config) newSessionID() string {
 	return prefix + id[len(prefix):]
 }
 
-// forwards holds what Server.Close must end: the contexts of the
-// requests being served by the Forwarder. A forwarded websocket lasts as
-// long as the session on the other node, so Close cannot wait for it.
+// forwards holds what ReleasePolls and Close end: the contexts of the
+// polling GETs and websocket upgrades being served by the Forwarder. A
+// forwarded GET waits as long as the other node holds it, and a forwarded
+// websocket lasts as long as the session there, so neither can be waited
+// for.
 type forwards struct {
 	mu      sync.Mutex
-	cancels map[*context.CancelFunc]struct{}
+	cancels map[*context.CancelFunc]bool // true for a polling GET
 	closed  bool
 }
 
@@ -81,6 +90,10 @@ func (srv *Server) forward(w http.ResponseWriter, r *http.Request, cfg *config, 
 	if cfg.Forwarder == nil {
 		return false
 	}
+	if r.Method == http.MethodPost {
+		return cfg.Forwarder.ServeForeign(w, r, sid)
+	}
+	poll := r.Method == http.MethodGet && r.Header.Get("Upgrade") == ""
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	f := &srv.fwd
@@ -90,9 +103,9 @@ func (srv *Server) forward(w http.ResponseWriter, r *http.Request, cfg *config, 
 		return false
 	}
 	if f.cancels == nil {
-		f.cancels = make(map[*context.CancelFunc]struct{})
+		f.cancels = make(map[*context.CancelFunc]bool)
 	}
-	f.cancels[&cancel] = struct{}{}
+	f.cancels[&cancel] = poll
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
@@ -102,14 +115,24 @@ func (srv *Server) forward(w http.ResponseWriter, r *http.Request, cfg *config, 
 	return cfg.Forwarder.ServeForeign(w, r.WithContext(ctx), sid)
 }
 
-// stopForwards ends the requests being forwarded and refuses new ones.
-func (srv *Server) stopForwards() {
+// stopForwards ends the polling GETs and websockets being forwarded and
+// refuses new forwards (Close).
+func (srv *Server) stopForwards() { srv.endForwards(true) }
+
+// releaseForwards ends the polling GETs being forwarded (ReleasePolls).
+func (srv *Server) releaseForwards() { srv.endForwards(false) }
+
+func (srv *Server) endForwards(closing bool) {
 	f := &srv.fwd
 	f.mu.Lock()
-	f.closed = true
+	if closing {
+		f.closed = true
+	}
 	list := make([]context.CancelFunc, 0, len(f.cancels))
-	for c := range f.cancels {
-		list = append(list, *c)
+	for c, poll := range f.cancels {
+		if poll || closing {
+			list = append(list, *c)
+		}
 	}
 	f.mu.Unlock()
 	for _, cancel := range list {

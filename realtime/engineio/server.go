@@ -131,7 +131,9 @@ func (srv *Server) sessionsLocked() []*Session {
 // packet now, instead of at the next packet or ping. An HTTP server that
 // shuts down (a configuration reload) waits for its running requests; with
 // this it need not wait a ping interval, and the clients, which poll again
-// at once, reach the server that replaces it. Sessions stay open.
+// at once, reach the server that replaces it. Sessions stay open. The
+// polling GETs this server forwards to other nodes (Options.Forwarder)
+// are released too.
 func (srv *Server) ReleasePolls() {
 	srv.releases.Add(1)
 	srv.mu.Lock()
@@ -140,6 +142,7 @@ func (srv *Server) ReleasePolls() {
 	for _, s := range list {
 		signal(s.pollNotify)
 	}
+	srv.releaseForwards()
 }
 
 // Close closes every session with the close packet "1" (reason "server
