@@ -173,6 +173,9 @@ type Handler struct {
 	path    string
 	match   string // path lowercased, as matchPath compares
 	logger  *zap.Logger
+	// forwardKey names the cluster forwarder held in forwarders (see
+	// forward.go); "" for none.
+	forwardKey string
 }
 
 // AuthConfig configures JWT verification of the Socket.IO handshake.
@@ -272,16 +275,22 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	pol.onLimited = h.metrics.onLimited
 	opts := h.serverOptions()
+	if opts.Engine.Forwarder, err = h.acquireForwarder(setup); err != nil {
+		pol.webhook.close()
+		return err
+	}
 	val, _, err := hubs.LoadOrNew(h.Name, func() (caddy.Destructor, error) {
 		return newHubWith(opts, setup, h.Name, h.logger)
 	})
 	if err != nil {
+		h.releaseForwarder()
 		pol.webhook.close()
 		return fmt.Errorf("loading socket.io hub %q: %w", h.Name, err)
 	}
 	hb := val.(*hub)
 	if hb.adapterIdentity != setup.identity {
 		_, _ = hubs.Delete(h.Name)
+		h.releaseForwarder()
 		pol.webhook.close()
 		return fmt.Errorf("joining socket.io hub %q: %w", h.Name, errAdapterChanged)
 	}
@@ -291,6 +300,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	entry, err := hb.push(pol, opts, configIdentity(ctx), string(settings))
 	if err != nil {
 		_, _ = hubs.Delete(h.Name)
+		h.releaseForwarder()
 		pol.webhook.close()
 		return fmt.Errorf("joining socket.io hub %q: %w", h.Name, err)
 	}
@@ -328,6 +338,7 @@ func (h *Handler) Cleanup() error {
 	// drains in the background, once it has drained.
 	h.hub.afterDrain(h.entry.pol.webhook.close)
 	h.hub, h.entry = nil, nil
+	h.releaseForwarder() // after the hub, whose engine may still be forwarding
 	if err != nil {
 		return fmt.Errorf("releasing socket.io hub %q: %w", h.Name, err)
 	}

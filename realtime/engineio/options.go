@@ -134,6 +134,10 @@ type Options struct {
 	OnSession func(s *Session)
 	// Observer is told what the server does, for counting (metrics).
 	Observer Observer
+	// Forwarder, when set, serves the requests of sessions held by other
+	// nodes of a cluster, and its node id starts every session id (see
+	// forward.go). Default: none (an unknown sid gets 400).
+	Forwarder Forwarder
 
 	// clock drives the engine's timers; nil is the time package. Only
 	// this package's tests set it (see clock.go).

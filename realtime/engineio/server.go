@@ -39,6 +39,8 @@ type Server struct {
 
 	releases atomic.Uint64 // ReleasePolls calls: a waiting GET ends when it changes
 	park     parkState     // the poller of parked websocket readers (park.go)
+
+	fwd forwards // requests the Forwarder is serving (forward.go)
 }
 
 // NewServer returns a Server configured by opts.
@@ -130,7 +132,9 @@ func (srv *Server) sessionsLocked() []*Session {
 // packet now, instead of at the next packet or ping. An HTTP server that
 // shuts down (a configuration reload) waits for its running requests; with
 // this it need not wait a ping interval, and the clients, which poll again
-// at once, reach the server that replaces it. Sessions stay open.
+// at once, reach the server that replaces it. Sessions stay open. The
+// polling GETs this server forwards to other nodes (Options.Forwarder)
+// are released too.
 func (srv *Server) ReleasePolls() {
 	srv.releases.Add(1)
 	srv.mu.Lock()
@@ -139,6 +143,7 @@ func (srv *Server) ReleasePolls() {
 	for _, s := range list {
 		signal(s.pollNotify)
 	}
+	srv.releaseForwards()
 }
 
 // Close closes every session with the close packet "1" (reason "server
@@ -156,6 +161,7 @@ func (srv *Server) Close() {
 	log := srv.cfg.Load().Logger
 	srv.mu.Unlock()
 
+	srv.stopForwards()
 	for _, s := range list {
 		s.closeWith(ReasonServerShutdown, kindShutdown, onCloseHere)
 		s.endLinger() // no later GET can reach a closed server
@@ -263,6 +269,9 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // that does not match the request (see ServeHTTP).
 func (srv *Server) serveSession(w http.ResponseWriter, r *http.Request, cfg *config, sid string, q url.Values, upgrade, wsMismatch bool) {
 	s := srv.lookup(sid)
+	if s == nil && srv.forward(w, r, cfg, sid) {
+		return
+	}
 	if s == nil || s.gone() {
 		srv.refuse(w, r, cfg, errSessionUnknown, upgrade)
 		return

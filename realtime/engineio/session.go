@@ -220,7 +220,7 @@ func newSessionID() string {
 // and writing is set so that no writer goroutine starts until the
 // handshake has written the open packet and cleared it.
 func newSession(srv *Server, cfg *config, r *http.Request, ws *websocket.Conn) *Session {
-	id := newSessionID()
+	id := cfg.newSessionID()
 	// A shallow copy, not Clone: the handshake request is not used by
 	// net/http once its handler returns, and a deep copy of its headers
 	// would cost every idle connection about a kilobyte. Of the context,
