@@ -32,6 +32,9 @@ import (
 type Server struct {
 	engine *engineio.Server
 	opts   atomic.Pointer[Options]
+	// recStore is the recovery store, made when recovery is first on
+	// (recovery.go).
+	recStore atomic.Pointer[recoveryStoreRef]
 
 	mu        sync.RWMutex
 	nsps      map[string]*Namespace // published namespaces
@@ -57,6 +60,7 @@ func NewServer(opts Options) *Server {
 		closeDone: make(chan struct{}),
 	}
 	s.opts.Store(&opts)
+	s.setupRecovery(&opts)
 	s.engine = engineio.NewServer(s.engineOptions(opts))
 	s.Of("/")
 	return s
@@ -73,6 +77,7 @@ func (s *Server) engineOptions(opts Options) engineio.Options {
 // applies to namespaces created from now on.
 func (s *Server) SetOptions(opts Options) {
 	opts = opts.withDefaults()
+	s.setupRecovery(&opts)
 	s.opts.Store(&opts)
 	s.engine.SetOptions(s.engineOptions(opts))
 }

@@ -49,6 +49,8 @@ type Socket struct {
 	nsp       *Namespace
 	conn      *conn
 	handshake *Handshake
+	pid       string // the recovery session's private id; "" when recovery is off
+	recovered bool   // a recovered session (set before it connects)
 
 	state atomic.Int32 // socketConnecting, then socketConnected, then socketClosed
 
@@ -73,6 +75,9 @@ func newSocket(n *Namespace, c *conn, auth map[string]any) *Socket {
 	}
 	if o := c.opts; o.rateLimited() {
 		s.limiter = newEventLimiter(o.EventRate, o.EventBurst, time.Now())
+	}
+	if o, _ := n.srv.recovery(); o != nil {
+		s.pid = newID()
 	}
 	return s
 }
@@ -282,7 +287,11 @@ func (s *Socket) Emit(event string, args ...any) error {
 	if parser.IsReservedEvent(event) {
 		return fmt.Errorf("emitting %q: %w", event, ErrReservedEvent)
 	}
-	return s.send(eventPacket(s.nsp.name, parser.NoID, event, args))
+	p := eventPacket(s.nsp.name, parser.NoID, event, args)
+	if st := s.nsp.recordStore(BroadcastFlags{}); st != nil {
+		return s.sendRecorded(st, p)
+	}
+	return s.send(p)
 }
 
 // EmitWithAck sends an event and waits for the client's acknowledgement, until
@@ -548,7 +557,7 @@ func (s *Socket) connect() {
 	s.state.CompareAndSwap(socketConnecting, socketConnected)
 	s.nsp.adapter.AddAll(s.id, []string{s.id})
 	_ = s.send(&parser.Packet{Type: parser.Connect, Namespace: s.nsp.name, ID: parser.NoID,
-		Data: map[string]any{"sid": s.id}})
+		Data: s.connectReply()})
 }
 
 // refuse drops a socket that a middleware refused, with any room it joined.
@@ -581,9 +590,11 @@ func (s *Socket) finishClose(reason string) {
 	for _, fn := range fns {
 		s.safeCall("disconnect", func() { fn(s, reason) })
 	}
+	kept := s.sessionToKeep(reason)
 	s.nsp.adapter.DelAll(s.id)
 	s.nsp.srv.leaveNamespace(s.nsp, s)
 	s.conn.remove(s)
+	s.keepSession(kept)
 	s.mu.Lock()
 	acks := s.acks
 	s.acks = nil
