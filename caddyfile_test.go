@@ -107,6 +107,16 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"limits zero rooms", "socketio {\n\tlimits {\n\t\tmax_rooms 0\n\t}\n}", `limits: max_rooms: want a positive number, got "0", at Caddyfile:3`},
 		{"limits bad buffer", "socketio {\n\tlimits {\n\t\tsend_buffer 1MiB lots\n\t}\n}", `limits: send_buffer: invalid size "lots", at Caddyfile:3`},
 		{"limits repeated", "socketio {\n\tlimits {\n\t\tmax_rooms 3\n\t\tmax_rooms 4\n\t}\n}", `limits: max_rooms: subdirective given twice, at Caddyfile:4`},
+		{"recovery argument", "socketio {\n\trecovery 2m\n}", "wrong argument count or unexpected line ending after '2m', at Caddyfile:2"},
+		{"recovery unknown", "socketio {\n\trecovery {\n\t\twindow 2m\n\t}\n}", `recovery: unrecognized subdirective "window", at Caddyfile:3`},
+		{"recovery bad bool", "socketio {\n\trecovery {\n\t\tskip_middlewares often\n\t}\n}", `recovery: skip_middlewares: want true or false, got "often", at Caddyfile:3`},
+		{"recovery zero window", "socketio {\n\trecovery {\n\t\tmax_disconnection_duration 0s\n\t}\n}", "must be positive, at Caddyfile:3"},
+		{"recovery bad size", "socketio {\n\trecovery {\n\t\tbuffer lots\n\t}\n}", `buffer: invalid size "lots", at Caddyfile:3`},
+		{"presence unknown", "socketio {\n\tpresence {\n\t\tkey x\n\t}\n}", `presence: unrecognized subdirective "key", at Caddyfile:3`},
+		{"presence bad url", "socketio {\n\tpresence {\n\t\twebhook ftp://x\n\t}\n}", `presence: webhook: "ftp://x" is not an http or https URL, at Caddyfile:3`},
+		{"presence without webhook block", "socketio {\n\tpresence {\n\t\twebhook http://127.0.0.1:1/p\n\t}\n}", "add a webhook block"},
+		{"presence by the client", "socketio {\n\tpresence {\n\t\tby {socketio.query.user}\n\t}\n}", "{socketio.query.user} is chosen by the client"},
+		{"presence by a literal", "socketio {\n\tpresence {\n\t\tby alice\n\t}\n}", "names every socket's user the same"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -32,6 +32,7 @@ type hub struct {
 	mu       sync.Mutex
 	stack    []*hubEntry   // live handlers' settings, most recent last
 	draining chan struct{} // closed when a background drain (Destruct) is done
+	presence *presence     // made by the first policy with presence (presence.go)
 }
 
 // hubEntry is one handler's settings on the hub.
@@ -122,6 +123,7 @@ func (h *hub) remove(e *hubEntry) {
 func (h *hub) activate(e *hubEntry) bool {
 	prev := h.policy.Swap(e.pol)
 	h.server.SetOptions(e.opts)
+	h.applyPresence(e.pol)
 	if prev != nil && prev.authKey == e.pol.authKey {
 		return false
 	}
@@ -138,6 +140,7 @@ func (h *hub) Destruct() error {
 	d := h.policy.Load().drain
 	if d <= 0 || caddy.Exiting() {
 		h.server.Drain(d)
+		h.closePresence()
 		return nil
 	}
 	done := make(chan struct{})
@@ -147,6 +150,7 @@ func (h *hub) Destruct() error {
 	go func() {
 		defer close(done)
 		h.server.Drain(d)
+		h.closePresence()
 	}()
 	return nil
 }

@@ -150,6 +150,15 @@ type Handler struct {
 	// Each has a default that no interactive client notices.
 	Limits *Limits `json:"limits,omitempty"`
 
+	// Recovery turns on connection state recovery (socket.io-client
+	// 4.6+): a client whose transport drops gets its socket back, with the
+	// events it missed, when it returns within the window. Default: off.
+	Recovery *Recovery `json:"recovery,omitempty"`
+
+	// Presence tracks which users are online and tells a backend when one
+	// comes online or goes offline. Default: off.
+	Presence *PresenceConfig `json:"presence,omitempty"`
+
 	hub     *hub
 	entry   *hubEntry
 	metrics *hubMetrics
@@ -378,7 +387,8 @@ func matchPath(prefix, p string) bool {
 // checkAuthMode, checkAlgorithm, and each block's check at its end), so a
 // rule is written once for both paths.
 func (h *Handler) check() error {
-	return errors.Join(h.checkEngine(), h.Auth.check(), h.checkRules(), h.Webhook.check(), h.Limits.check())
+	return errors.Join(h.checkEngine(), h.Auth.check(), h.checkRules(), h.Webhook.check(), h.Limits.check(),
+		h.Recovery.check(), h.Presence.check(h.Webhook))
 }
 
 // checkEngine validates the engine settings: path, timers, payload,
@@ -555,6 +565,7 @@ func (h *Handler) serverOptions() realtime.Options {
 		},
 		ConnectTimeout: durationOr(h.ConnectTimeout, DefaultConnectTimeout),
 		Logger:         h.logger,
+		Recovery:       h.Recovery.options(),
 	}
 	h.Limits.apply(&o)
 	if m := h.metrics; m != nil {

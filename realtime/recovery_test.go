@@ -229,7 +229,9 @@ func TestRecoveryNotRecovered(t *testing.T) {
 			e.clock.advance(2*time.Minute + time.Millisecond)
 		}, func(_ *recoveryEnv, r connectReply, last string) string { return recoverPayload(r.Pid, last) }},
 		{"bogus pid", func(e *recoveryEnv, c *testkit.WS) { e.drop(c) },
-			func(_ *recoveryEnv, _ connectReply, last string) string { return recoverPayload("AAAAAAAAAAAAAAAAAAAA", last) }},
+			func(_ *recoveryEnv, _ connectReply, last string) string {
+				return recoverPayload("AAAAAAAAAAAAAAAAAAAA", last)
+			}},
 		{"bogus offset", func(e *recoveryEnv, c *testkit.WS) { e.drop(c) },
 			func(_ *recoveryEnv, r connectReply, _ string) string { return recoverPayload(r.Pid, "zz!") }},
 		{"offset from the future", func(e *recoveryEnv, c *testkit.WS) { e.drop(c) },
@@ -237,7 +239,9 @@ func TestRecoveryNotRecovered(t *testing.T) {
 		{"no offset", func(e *recoveryEnv, c *testkit.WS) { e.drop(c) },
 			func(_ *recoveryEnv, r connectReply, _ string) string { return fmt.Sprintf(`{"pid":%q}`, r.Pid) }},
 		{"pid not a string", func(e *recoveryEnv, c *testkit.WS) { e.drop(c) },
-			func(_ *recoveryEnv, _ connectReply, last string) string { return fmt.Sprintf(`{"pid":1,"offset":%q}`, last) }},
+			func(_ *recoveryEnv, _ connectReply, last string) string {
+				return fmt.Sprintf(`{"pid":1,"offset":%q}`, last)
+			}},
 		{"offset dropped by the buffer", func(e *recoveryEnv, c *testkit.WS) {
 			e.drop(c)
 			for range 40 { // 40 events of ~100 bytes: over the 2 KiB buffer
