@@ -343,10 +343,12 @@ func (c *conn) connectRecovered(n *Namespace, s *Socket, offset string) {
 }
 
 // connectReply is the CONNECT reply's payload: the sid, and the pid when
-// recovery is on.
-func (s *Socket) connectReply() map[string]any {
-	if s.pid == "" {
-		return map[string]any{"sid": s.id}
-	}
-	return map[string]any{"sid": s.id, "pid": s.pid}
+// recovery is on, in Node's order.
+func (s *Socket) connectReply() any {
+	return connectReplyPayload{Sid: s.id, Pid: s.pid}
+}
+
+type connectReplyPayload struct {
+	Sid string `json:"sid"`
+	Pid string `json:"pid,omitempty"`
 }
