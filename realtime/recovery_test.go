@@ -393,3 +393,46 @@ func TestOffsetText(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRecoveryLookup feeds a client's pid and offset, as a CONNECT's auth
+// payload carries them, to the store: no input panics, only the real pid
+// takes the session, and an offset the store accepts names an event it
+// gave (nothing outside its window).
+func FuzzRecoveryLookup(f *testing.F) {
+	m := NewMemoryRecoveryStore(RecoveryOptions{})
+	m.clock = newManualClock()
+	var offsets []string
+	for i := range 3 {
+		_, _ = m.Append("/", BroadcastOptions{Rooms: []string{"r"}}, func(off string) ([]*engineio.Message, error) {
+			offsets = append(offsets, off)
+			return []*engineio.Message{engineio.TextMessageString(fmt.Sprintf(`2["m",%d,%q]`, i, off))}, nil
+		})
+	}
+	const pid = "PPPPPPPPPPPPPPPPPPPP"
+	for _, seed := range []struct{ pid, offset string }{
+		{pid, offsets[0]}, {pid, offsets[2]}, {pid, "zz"}, {"", ""}, {pid, "0"}, {"x", offsets[1]},
+		{pid, "__________"}, {pid, "\xff"}, {pid, offsets[2] + "0"},
+	} {
+		f.Add(seed.pid, seed.offset)
+	}
+	f.Fuzz(func(t *testing.T, p, offset string) {
+		m.Save(&RecoverySession{Namespace: "/", ID: "IIIIIIIIIIIIIIIIIIII", PID: pid, Rooms: []string{"r"}})
+		missed, ok := m.Missed("/", offset, []string{"r"})
+		if ok && !slices.Contains(offsets, offset) {
+			v, _ := parseOffset(offset)
+			if v <= m.base || v-m.base > m.seq {
+				t.Fatalf("offset %q accepted outside the store's", offset)
+			}
+		}
+		if len(missed) > len(offsets) {
+			t.Fatalf("%d events missed of %d", len(missed), len(offsets))
+		}
+		sess, took := m.Take("/", p, offset)
+		if took && (p != pid || sess.ID != "IIIIIIIIIIIIIIIIIIII") {
+			t.Fatalf("pid %q took session %+v", p, sess)
+		}
+		if took != (p == pid && ok) {
+			t.Fatalf("Take(%q, %q) = %v, Missed ok = %v", p, offset, took, ok)
+		}
+	})
+}
