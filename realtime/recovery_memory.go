@@ -11,11 +11,14 @@ import (
 
 // Costs the memory store counts besides the bytes it keeps.
 const (
-	// recoveryEntryOverhead is one buffered event's bookkeeping.
-	recoveryEntryOverhead = 96
+	// recoveryEntryOverhead is one buffered event's bookkeeping: its
+	// entry, its messages' headers, the slack of the growing slice
+	// (TestRecoveryEventHeap measures it).
+	recoveryEntryOverhead = 160
 	// recoverySessionOverhead is one session's bookkeeping, its local
-	// value included.
-	recoverySessionOverhead = 256
+	// value included (TestRecoverySessionHeap measures it: some 700 heap
+	// bytes for a session with three rooms and a small data map).
+	recoverySessionOverhead = 512
 	// recoveryRoomOverhead is one room name's slice header.
 	recoveryRoomOverhead = 16
 )
