@@ -68,6 +68,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			events          <url> <event|pattern>...
 //			connect         <url>
 //			disconnect      <url>
+//			server_side     <url>
 //			headers         <name>...
 //			cookies         <name>...
 //			timeout             <duration>
@@ -75,6 +76,11 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			connect_concurrency <n>
 //			queue               <n>
 //			max_body            <size>
+//		}
+//		adapter memory | redis <url> {
+//			key             <prefix>
+//			request_timeout <duration>
+//			advertise       <host:port>
 //		}
 //		limits {
 //			event_rate         <per second> [<burst>] | off
@@ -180,6 +186,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.unmarshalRecovery(d)
 		case "presence":
 			err = h.unmarshalPresence(d)
+		case "adapter":
+			err = h.unmarshalAdapter(d)
 		default:
 			return d.Errf("unrecognized subdirective %q", sub)
 		}
@@ -189,6 +197,53 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	// Once the whole block is read: presence needs the webhook's secret.
 	if err := h.Presence.check(h.Webhook); err != nil {
+		return d.Err(err.Error())
+	}
+	return nil
+}
+
+// unmarshalAdapter reads "adapter memory" or
+// "adapter redis <url> { key, request_timeout, advertise }".
+func (h *Handler) unmarshalAdapter(d *caddyfile.Dispenser) error {
+	a := &AdapterConfig{}
+	h.Adapter = a
+	if !d.NextArg() {
+		return d.Errf("adapter: want memory or redis <url>")
+	}
+	a.Type = d.Val()
+	switch a.Type {
+	case AdapterMemory:
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	case AdapterRedis:
+		if !d.NextArg() {
+			return d.Errf("adapter: redis: a URL is required (redis://host:port)")
+		}
+		a.URL = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
+	default:
+		return d.Errf("adapter: unknown type %q (want memory or redis)", a.Type)
+	}
+	if err := eachSubdirective(d, "adapter: ", func(sub string) error {
+		if a.Type != AdapterRedis {
+			return d.Errf("adapter: %s: only the redis adapter takes settings", sub)
+		}
+		switch sub {
+		case "key":
+			return oneArg(d, &a.Key)
+		case "request_timeout":
+			return durationArg(d, &a.RequestTimeout)
+		case "advertise":
+			return oneArg(d, &a.Advertise)
+		}
+		return d.Errf("adapter: unrecognized subdirective %q", sub)
+	}); err != nil {
+		return err
+	}
+	if err := a.check(); err != nil {
 		return d.Err(err.Error())
 	}
 	return nil
@@ -502,16 +557,19 @@ func (h *Handler) unmarshalWebhook(d *caddyfile.Dispenser) error {
 				return d.Errf("webhook: events: %v", err)
 			}
 			wh.Events = append(wh.Events, WebhookRoute{URL: args[0], Match: args[1:]})
-		case "connect", "disconnect":
+		case "connect", "disconnect", "server_side":
 			var u string
 			if err = oneArg(d, &u); err == nil {
 				if cerr := checkWebhookURL(u); cerr != nil {
 					return d.Errf("webhook: %s: %v", sub, cerr)
 				}
-				if sub == "connect" {
+				switch sub {
+				case "connect":
 					wh.Connect = u
-				} else {
+				case "disconnect":
 					wh.Disconnect = u
+				default:
+					wh.ServerSide = u
 				}
 			}
 		case "headers":

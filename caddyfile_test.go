@@ -117,6 +117,17 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"presence without webhook block", "socketio {\n\tpresence {\n\t\twebhook http://127.0.0.1:1/p\n\t}\n}", "add a webhook block"},
 		{"presence by the client", "socketio {\n\tpresence {\n\t\tby {socketio.query.user}\n\t}\n}", "{socketio.query.user} is chosen by the client"},
 		{"presence by a literal", "socketio {\n\tpresence {\n\t\tby alice\n\t}\n}", "names every socket's user the same"},
+		{"adapter no type", "socketio {\n\tadapter\n}", `adapter: want memory or redis <url>, at Caddyfile:2`},
+		{"adapter unknown", "socketio {\n\tadapter nats nats://x\n}", `adapter: unknown type "nats" (want memory or redis), at Caddyfile:2`},
+		{"adapter redis no url", "socketio {\n\tadapter redis\n}", `adapter: redis: a URL is required`},
+		{"adapter redis bad scheme", "socketio {\n\tadapter redis http://x:1\n}", `scheme "http": want redis:// or rediss://, at Caddyfile:2`},
+		{"adapter url not echoed", "socketio {\n\tadapter redis redis://u:hunter2@[::1\n}", `the URL does not parse`},
+		{"adapter memory settings", "socketio {\n\tadapter memory {\n\t\tkey x\n\t}\n}", `adapter: key: only the redis adapter takes settings, at Caddyfile:3`},
+		{"adapter bad advertise", "socketio {\n\tadapter redis redis://r:6379 {\n\t\tadvertise 10.0.0.1\n\t}\n}", `advertise: "10.0.0.1": want host:port`},
+		{"adapter bad port", "socketio {\n\tadapter redis redis://r:6379 {\n\t\tadvertise h:70000\n\t}\n}", `port must be 1-65535`},
+		{"adapter bad key", "socketio {\n\tadapter redis redis://r:6379 {\n\t\tkey a#b\n\t}\n}", `must not hold spaces or #`},
+		{"adapter negative timeout", "socketio {\n\tadapter redis redis://r:6379 {\n\t\trequest_timeout -1s\n\t}\n}", `at Caddyfile:3`},
+		{"adapter unknown sub", "socketio {\n\tadapter redis redis://r:6379 {\n\t\tsentinel x\n\t}\n}", `adapter: unrecognized subdirective "sentinel", at Caddyfile:3`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -127,6 +138,9 @@ func TestCaddyfileErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("error %q shows the password", err)
 			}
 		})
 	}

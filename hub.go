@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/redisadapter"
 	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 )
 
@@ -32,7 +33,19 @@ type hub struct {
 	mu       sync.Mutex
 	stack    []*hubEntry   // live handlers' settings, most recent last
 	draining chan struct{} // closed when a background drain (Destruct) is done
-	presence *presence     // made by the first policy with presence (presence.go)
+
+	// The adapter is the hub's for its life (see errAdapterChanged):
+	// cluster is nil for the memory adapter, adapterIdentity "" then.
+	cluster         *redisadapter.Cluster
+	adapterIdentity string
+	newAdapter      func(*realtime.Namespace) realtime.Adapter
+	// advertise is the address the latest config advertises to peers.
+	advertise atomic.Pointer[string]
+	// serverSide counts server-side webhook calls in flight (bounded by
+	// maxServerSideCalls).
+	serverSide atomic.Int32
+
+	presence *presence // made by the first policy with presence (presence.go)
 }
 
 // hubEntry is one handler's settings on the hub.
@@ -45,12 +58,47 @@ type hubEntry struct {
 }
 
 func newHub(opts realtime.Options) *hub {
-	h := &hub{backoff: webhook.NewBackoff()}
+	h, _ := newHubWith(opts, &adapterSetup{}, "", nil)
+	return h
+}
+
+// newHubWith makes a hub whose namespaces use the adapter of setup: for
+// redis, the hub joins the cluster now (without waiting for Redis) and
+// leaves it in Destruct.
+func newHubWith(opts realtime.Options, setup *adapterSetup, name string, logger *zap.Logger) (*hub, error) {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	cl, err := setup.startCluster(name, logger)
+	if err != nil {
+		return nil, err
+	}
+	h := newHubOn(opts, cl, setup.identity)
+	return h, nil
+}
+
+func newHubOn(opts realtime.Options, cl *redisadapter.Cluster, identity string) *hub {
+	h := &hub{backoff: webhook.NewBackoff(), cluster: cl, adapterIdentity: identity}
+	if cl != nil {
+		h.newAdapter = cl.NewAdapter
+		opts.NewAdapter = cl.NewAdapter
+	}
 	h.policy.Store(&policy{logger: zap.NewNop(), namespaces: []string{"/"}, mode: AuthOff})
 	h.server = realtime.NewServer(opts)
 	h.setupNamespace(h.server.Of("/"))
 	h.server.OfFunc(func(name string) bool { return h.policy.Load().allowsNamespace(name) }, h.setupNamespace)
 	return h
+}
+
+// leaveCluster closes the hub's Redis adapter, once its server has closed
+// (its namespaces' adapters first).
+func (h *hub) leaveCluster() {
+	if h.cluster == nil {
+		return
+	}
+	if err := h.cluster.Close(); err != nil {
+		h.policy.Load().logger.Warn("leaving the redis cluster", zap.Error(err))
+	}
 }
 
 // errHubConflict refuses a config where two handlers with different
@@ -140,6 +188,7 @@ func (h *hub) Destruct() error {
 	d := h.policy.Load().drain
 	if d <= 0 || caddy.Exiting() {
 		h.server.Drain(d)
+		h.leaveCluster()
 		h.closePresence()
 		return nil
 	}
@@ -150,6 +199,7 @@ func (h *hub) Destruct() error {
 	go func() {
 		defer close(done)
 		h.server.Drain(d)
+		h.leaveCluster()
 		h.closePresence()
 	}()
 	return nil
@@ -176,6 +226,7 @@ func (h *hub) setupNamespace(ns *realtime.Namespace) {
 	ns.Use(h.authorize)
 	ns.Use(h.webhookConnect)
 	ns.OnConnection(h.connected)
+	h.serverSideEvents(ns)
 }
 
 // Interface guards

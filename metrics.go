@@ -12,6 +12,7 @@ import (
 	"github.com/caddy-socketio/caddy-socketio/realtime"
 	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
 	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
+	"github.com/caddy-socketio/caddy-socketio/realtime/redisadapter"
 	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 )
 
@@ -62,6 +63,17 @@ var (
 		Buckets: prometheus.DefBuckets,
 	}, []string{"hub", "kind"})
 
+	mRedisMessages = newCounterVec("redis_messages_total",
+		"Redis adapter messages published (out) and applied from other nodes and emitters (in), by kind (broadcast, request, response).", "hub", "direction", "kind")
+	mRedisDropped = newCounterVec("redis_dropped_total",
+		"Redis adapter messages not applied or not sent, by reason (malformed, too_large, unknown_type, queue_full, unavailable).", "hub", "reason")
+	mRedisRequestFailures = newCounterVec("redis_request_failures_total",
+		"Requests to the other nodes that ended without every answer (timeout or Redis down), by request.", "hub", "request")
+	mRedisUp = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: metricsNamespace, Subsystem: metricsSubsystem, Name: "redis_up",
+		Help: "1 while the Redis adapter's subscriber connection is up, 0 while it is down.",
+	}, []string{"hub"})
+
 	mLive = &liveCollector{
 		sockets: prometheus.NewDesc(metricsNamespace+"_"+metricsSubsystem+"_sockets",
 			"Sockets connected now, by namespace and transport.", []string{"hub", "namespace", "transport"}, nil),
@@ -72,6 +84,7 @@ var (
 	allCollectors = []prometheus.Collector{
 		mLive, mConnections, mRefused, mDisconnects, mPackets, mBytes, mBroadcasts, mAckTimeouts,
 		mSlowDropped, mLimited, mWebhookRequests, mWebhookDuration,
+		mRedisMessages, mRedisDropped, mRedisRequestFailures, mRedisUp,
 	}
 )
 
@@ -381,4 +394,39 @@ func provisionMetrics(ctx caddy.Context, hubName string) (*hubMetrics, error) {
 		return nil, err
 	}
 	return metricsFor(hubName), nil
+}
+
+// redisObserver counts a hub's Redis adapter. The label values are the
+// adapter's fixed sets; the counters are resolved on first use of each.
+func redisObserver(hubName string) redisadapter.Observer {
+	var (
+		mu       sync.Mutex
+		counters = map[[2]string]prometheus.Counter{}
+	)
+	// Only mRedisMessages goes through here: its two labels key the map.
+	count := func(vec *prometheus.CounterVec, a, b string) {
+		mu.Lock()
+		c, ok := counters[[2]string{a, b}]
+		if !ok {
+			c = vec.WithLabelValues(hubName, a, b)
+			counters[[2]string{a, b}] = c
+		}
+		mu.Unlock()
+		c.Inc()
+	}
+	return redisadapter.Observer{
+		OnPublish: func(kind string) { count(mRedisMessages, "out", kind) },
+		OnReceive: func(kind string) { count(mRedisMessages, "in", kind) },
+		OnDrop:    func(reason string) { mRedisDropped.WithLabelValues(hubName, reason).Inc() },
+		OnRequestFailed: func(request string) {
+			mRedisRequestFailures.WithLabelValues(hubName, request).Inc()
+		},
+		OnConnection: func(up bool) {
+			v := 0.0
+			if up {
+				v = 1
+			}
+			mRedisUp.WithLabelValues(hubName).Set(v)
+		},
+	}
 }

@@ -145,6 +145,11 @@ type Handler struct {
 	// backend as signed HTTP POSTs; an event's reply becomes its ack.
 	Webhook *Webhook `json:"webhook,omitempty"`
 
+	// Adapter says where the hub's rooms live: this process (memory, the
+	// default) or a Redis cluster shared with other Caddy and Node nodes.
+	// It is fixed for the life of a hub: a reload may not change it.
+	Adapter *AdapterConfig `json:"adapter,omitempty"`
+
 	// Limits bound what one client may send (event rate, names, rooms,
 	// packets per request) and make the server hold (its send backlog).
 	// Each has a default that no interactive client notices.
@@ -257,14 +262,27 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if pol.webhook != nil {
 		pol.webhook.client.SetObserver(h.metrics.webhookCall)
 	}
+	setup, err := h.Adapter.resolve(caddy.NewReplacer())
+	if err != nil {
+		pol.webhook.close()
+		return err
+	}
 	opts := h.serverOptions()
 	val, _, err := hubs.LoadOrNew(h.Name, func() (caddy.Destructor, error) {
-		return newHub(opts), nil
+		return newHubWith(opts, setup, h.Name, h.logger)
 	})
 	if err != nil {
+		pol.webhook.close()
 		return fmt.Errorf("loading socket.io hub %q: %w", h.Name, err)
 	}
 	hb := val.(*hub)
+	if hb.adapterIdentity != setup.identity {
+		_, _ = hubs.Delete(h.Name)
+		pol.webhook.close()
+		return fmt.Errorf("joining socket.io hub %q: %w", h.Name, errAdapterChanged)
+	}
+	opts.NewAdapter = hb.newAdapter
+	hb.advertise.Store(&setup.advertise)
 	settings, _ := json.Marshal(h)
 	entry, err := hb.push(pol, opts, configIdentity(ctx), string(settings))
 	if err != nil {
@@ -387,7 +405,7 @@ func matchPath(prefix, p string) bool {
 // checkAuthMode, checkAlgorithm, and each block's check at its end), so a
 // rule is written once for both paths.
 func (h *Handler) check() error {
-	return errors.Join(h.checkEngine(), h.Auth.check(), h.checkRules(), h.Webhook.check(), h.Limits.check(),
+	return errors.Join(h.checkEngine(), h.Auth.check(), h.checkRules(), h.Webhook.check(), h.Limits.check(), h.Adapter.check(),
 		h.Recovery.check(), h.Presence.check(h.Webhook))
 }
 

@@ -57,6 +57,13 @@ type Webhook struct {
 	// reason.
 	Disconnect string `json:"disconnect,omitempty"`
 
+	// ServerSide is the URL told of what another node of a cluster (the
+	// redis adapter) sends with serverSideEmit: type "server_side", the
+	// event and its args. When the sender waits (serverSideEmitWithAck),
+	// the first element of the reply's ack is this node's answer. Without
+	// it, this node does not answer, as a Node peer without a listener.
+	ServerSide string `json:"server_side,omitempty"`
+
 	// Secret signs every call (HMAC-SHA256, see webhook.Sign and the
 	// X-SocketIO-Signature header). Placeholders such as
 	// {env.WEBHOOK_SECRET} are resolved at load. Required.
@@ -113,8 +120,8 @@ func (wh *Webhook) check() error {
 	if err := wh.checkSecret(); err != nil {
 		errs = append(errs, err)
 	}
-	if len(wh.Events) == 0 && wh.Connect == "" && wh.Disconnect == "" {
-		bad("nothing to call: set events, connect or disconnect")
+	if len(wh.Events) == 0 && wh.Connect == "" && wh.Disconnect == "" && wh.ServerSide == "" {
+		bad("nothing to call: set events, connect, disconnect or server_side")
 	}
 	for _, r := range wh.Events {
 		if len(r.Match) == 0 {
@@ -129,7 +136,7 @@ func (wh *Webhook) check() error {
 			bad("events: %v", err)
 		}
 	}
-	for _, u := range []string{wh.Connect, wh.Disconnect} {
+	for _, u := range []string{wh.Connect, wh.Disconnect, wh.ServerSide} {
 		if u != "" {
 			if err := checkWebhookURL(u); err != nil {
 				bad("%v", err)
@@ -175,6 +182,7 @@ type webhooks struct {
 	routes     []WebhookRoute
 	connect    string
 	disconnect string
+	serverSide string
 	headers    []string
 	cookies    []string
 	queue      int
@@ -197,6 +205,7 @@ func (wh *Webhook) build(repl *caddy.Replacer, logger *zap.Logger) (*webhooks, e
 	w := &webhooks{
 		connect:    repl.ReplaceKnown(wh.Connect, ""),
 		disconnect: repl.ReplaceKnown(wh.Disconnect, ""),
+		serverSide: repl.ReplaceKnown(wh.ServerSide, ""),
 		headers:    slices.Clone(wh.Headers),
 		cookies:    slices.Clone(wh.Cookies),
 		queue:      cmp.Or(wh.Queue, DefaultWebhookQueue),
@@ -221,6 +230,11 @@ func (wh *Webhook) build(repl *caddy.Replacer, logger *zap.Logger) (*webhooks, e
 	if wh.Disconnect != "" {
 		if err := checkResolvedURL(w.disconnect); err != nil {
 			return nil, fmt.Errorf("webhook: disconnect: %w", err)
+		}
+	}
+	if wh.ServerSide != "" {
+		if err := checkResolvedURL(w.serverSide); err != nil {
+			return nil, fmt.Errorf("webhook: server_side: %w", err)
 		}
 	}
 	client, err := webhook.NewClient(webhook.Config{

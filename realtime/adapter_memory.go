@@ -2,14 +2,16 @@ package realtime
 
 import (
 	"context"
+	"fmt"
 	"sync"
-	"time"
 
 	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
 )
 
 // MemoryAdapter keeps the rooms of a namespace in this process. It is the
-// default Adapter.
+// default Adapter, and the local half of a cluster adapter, which embeds
+// it. It uses only the package's exported API (the namespace's
+// LocalSockets, DeliverLocal and NextAckID), so it could live outside.
 //
 // Every socket is in a room named by its id. That room is implicit: it is
 // not stored, so a socket that joins nothing else costs one map entry
@@ -61,12 +63,9 @@ func (a *MemoryAdapter) addAllLocked(id string, rooms []string) {
 	}
 }
 
-// addAllBounded is AddAll for Socket.Join: it adds nothing and returns an
-// error wrapping ErrTooManyRooms when id would be in more than limit rooms
-// (id-room and rooms it is in already not counted; limit < 0: no bound).
-// Count and add happen under one lock, so concurrent Joins cannot both
-// pass the bound.
-func (a *MemoryAdapter) addAllBounded(id string, rooms []string, limit int) error {
+// AddAllBounded implements BoundedAdder: count and add happen under one
+// lock, so concurrent Joins cannot both pass the bound.
+func (a *MemoryAdapter) AddAllBounded(id string, rooms []string, limit int) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if limit >= 0 {
@@ -92,7 +91,7 @@ func (a *MemoryAdapter) addAllBounded(id string, rooms []string, limit int) erro
 			n++
 		}
 		if n > limit {
-			return tooManyRooms(n, limit)
+			return fmt.Errorf("joining rooms: %w (%d, at most %d)", ErrTooManyRooms, n, limit)
 		}
 	}
 	a.addAllLocked(id, rooms)
@@ -151,6 +150,17 @@ func (a *MemoryAdapter) SocketRooms(id string) []string {
 		rooms = append(rooms, r)
 	}
 	return rooms
+}
+
+// HasRoom reports whether room has a local member (a socket id is the room
+// of its socket).
+func (a *MemoryAdapter) HasRoom(room string) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if _, isSocket := a.sids[room]; isSocket {
+		return true
+	}
+	return len(a.rooms[room]) > 0
 }
 
 // Rooms implements Adapter; each socket's id-room counts as a room of one.
@@ -217,70 +227,71 @@ func (a *MemoryAdapter) each(opts BroadcastOptions, fn func(id string)) {
 	}
 }
 
-// selected returns the local sockets that opts selects. It collects them
-// under the lock and returns, so callers act on them without holding it.
+// selected returns the local sockets that opts selects. It collects their
+// ids under the adapter's lock and looks them up after releasing it, so
+// that the namespace's lock is never taken under the adapter's (see
+// Adapter).
 func (a *MemoryAdapter) selected(opts BroadcastOptions) []*Socket {
+	return a.nsp.LocalSockets(a.Select(opts))
+}
+
+// Select lists the ids of the local sockets that opts selects, each once.
+func (a *MemoryAdapter) Select(opts BroadcastOptions) []string {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	var out []*Socket
-	a.nsp.mu.RLock()
-	a.each(opts, func(id string) {
-		if s := a.nsp.sockets[id]; s != nil {
-			out = append(out, s)
-		}
-	})
-	a.nsp.mu.RUnlock()
-	return out
+	var ids []string
+	a.each(opts, func(id string) { ids = append(ids, id) })
+	return ids
 }
 
 // Broadcast implements Adapter: the packet is encoded once and the same
 // messages are queued on every selected socket.
 func (a *MemoryAdapter) Broadcast(p *parser.Packet, opts BroadcastOptions) error {
-	msgs, err := encodePacket(p, true)
+	msgs, err := EncodeBroadcast(p)
 	if err != nil {
 		return err
 	}
-	for _, s := range a.selected(opts) {
-		s.writeMessages(msgs, opts.Flags.Volatile)
-	}
+	a.nsp.DeliverLocal(a.Select(opts), Delivery{Messages: msgs, Volatile: opts.Flags.Volatile})
 	return nil
 }
 
 // BroadcastWithAck implements Adapter.
 func (a *MemoryAdapter) BroadcastWithAck(p *parser.Packet, opts BroadcastOptions, onClientCount func(int), onAck func([]any)) error {
-	p.ID = a.nsp.nextAckID()
-	msgs, err := encodePacket(p, true)
+	sent, err := a.BroadcastWithAckLocal(p, opts, onAck)
 	if err != nil {
 		return err
 	}
-	targets := a.selected(opts)
-	sent := 0
-	for _, s := range targets {
-		if !s.addAck(p.ID, func(args []any, err error) {
-			if err == nil {
-				onAck(args)
-			}
-		}) {
-			continue
-		}
-		if s.writeMessages(msgs, opts.Flags.Volatile) {
-			sent++
-		} else {
-			s.removeAck(p.ID)
-		}
-	}
 	onClientCount(sent)
-	if t := opts.Flags.Timeout; t > 0 && sent > 0 {
-		// Forget the callbacks of clients that never answer, so a socket
-		// that ignores acks does not collect them until it disconnects.
-		id := p.ID
-		time.AfterFunc(t, func() {
-			for _, s := range targets {
-				s.removeAck(id)
-			}
-		})
-	}
 	return nil
+}
+
+// BroadcastWithAckLocal sends p, with a new ack id, to the selected local
+// sockets and returns how many it was sent to; onAck gets each answer
+// until opts.Flags.Timeout passes (for cluster adapters, which sum the
+// counts of every node).
+func (a *MemoryAdapter) BroadcastWithAckLocal(p *parser.Packet, opts BroadcastOptions, onAck func([]any)) (int, error) {
+	p.ID = a.nsp.NextAckID()
+	msgs, err := EncodeBroadcast(p)
+	if err != nil {
+		return 0, err
+	}
+	return a.nsp.DeliverLocal(a.Select(opts), Delivery{
+		Messages:   msgs,
+		Volatile:   opts.Flags.Volatile,
+		AckID:      p.ID,
+		OnAck:      onAck,
+		AckTimeout: opts.Flags.Timeout,
+	}), nil
+}
+
+// AllRooms implements Adapter: the local rooms.
+func (a *MemoryAdapter) AllRooms(context.Context) ([]string, error) {
+	rooms := a.Rooms()
+	out := make([]string, 0, len(rooms))
+	for r := range rooms {
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // FetchSockets implements Adapter.
@@ -295,29 +306,38 @@ func (a *MemoryAdapter) FetchSockets(_ context.Context, opts BroadcastOptions) (
 
 // AddSockets implements Adapter. A socket that may not join (too many
 // rooms, a name too long) is left as it is.
-func (a *MemoryAdapter) AddSockets(opts BroadcastOptions, rooms []string) {
+func (a *MemoryAdapter) AddSockets(_ context.Context, opts BroadcastOptions, rooms []string) error {
 	for _, s := range a.selected(opts) {
 		_ = s.Join(rooms...)
 	}
+	return nil
 }
 
 // DelSockets implements Adapter.
-func (a *MemoryAdapter) DelSockets(opts BroadcastOptions, rooms []string) {
+func (a *MemoryAdapter) DelSockets(_ context.Context, opts BroadcastOptions, rooms []string) error {
 	for _, s := range a.selected(opts) {
 		for _, r := range rooms {
 			s.Leave(r)
 		}
 	}
+	return nil
 }
 
 // DisconnectSockets implements Adapter.
-func (a *MemoryAdapter) DisconnectSockets(opts BroadcastOptions, close bool) {
+func (a *MemoryAdapter) DisconnectSockets(_ context.Context, opts BroadcastOptions, close bool) error {
 	for _, s := range a.selected(opts) {
 		s.Disconnect(close)
 	}
+	return nil
 }
+
+// ServerSideEmit implements Adapter: one process has no other node.
+func (a *MemoryAdapter) ServerSideEmit(context.Context, []any, func(any)) error { return nil }
 
 // Close implements Adapter.
 func (a *MemoryAdapter) Close() error { return nil }
 
-var _ Adapter = (*MemoryAdapter)(nil)
+var (
+	_ Adapter      = (*MemoryAdapter)(nil)
+	_ BoundedAdder = (*MemoryAdapter)(nil)
+)

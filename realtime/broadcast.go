@@ -146,23 +146,24 @@ func (b BroadcastOperator) EmitWithAck(ctx context.Context, event string, args .
 	}
 }
 
-// FetchSockets describes the selected sockets.
+// FetchSockets describes the selected sockets of every node.
 func (b BroadcastOperator) FetchSockets(ctx context.Context) ([]SocketInfo, error) {
 	return b.nsp.adapter.FetchSockets(ctx, b.options())
 }
 
-// SocketsJoin makes the selected sockets join rooms.
-func (b BroadcastOperator) SocketsJoin(rooms ...string) {
-	b.nsp.adapter.AddSockets(b.options(), rooms)
+// SocketsJoin makes the selected sockets (of every node) join rooms. An
+// error wraps ErrClusterUnavailable when other nodes were not reached.
+func (b BroadcastOperator) SocketsJoin(ctx context.Context, rooms ...string) error {
+	return b.nsp.adapter.AddSockets(ctx, b.options(), rooms)
 }
 
-// SocketsLeave makes the selected sockets leave rooms.
-func (b BroadcastOperator) SocketsLeave(rooms ...string) {
-	b.nsp.adapter.DelSockets(b.options(), rooms)
+// SocketsLeave makes the selected sockets (of every node) leave rooms.
+func (b BroadcastOperator) SocketsLeave(ctx context.Context, rooms ...string) error {
+	return b.nsp.adapter.DelSockets(ctx, b.options(), rooms)
 }
 
-// DisconnectSockets disconnects the selected sockets; with close, their
-// whole connections.
-func (b BroadcastOperator) DisconnectSockets(close bool) {
-	b.nsp.adapter.DisconnectSockets(b.options(), close)
+// DisconnectSockets disconnects the selected sockets (of every node); with
+// close, their whole connections.
+func (b BroadcastOperator) DisconnectSockets(ctx context.Context, close bool) error {
+	return b.nsp.adapter.DisconnectSockets(ctx, b.options(), close)
 }

@@ -224,6 +224,7 @@ func (c *conn) connect(p *parser.Packet) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		s.cancel()
 		c.srv.releaseNamespace(n)
 		return
 	}

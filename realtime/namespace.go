@@ -1,13 +1,18 @@
 package realtime
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
+	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
 )
 
 // Middleware runs for every socket before it is connected, in the order
@@ -40,7 +45,13 @@ type Namespace struct {
 	sockets      map[string]*Socket
 	middlewares  []Middleware
 	onConnection []func(*Socket)
+	onServerSide []ServerSideHandler
 }
+
+// ServerSideHandler gets what another node sent with ServerSideEmit: args
+// (the event name first). ack is nil unless the sender waits for answers;
+// calling it (once; later calls are ignored) sends one answer back.
+type ServerSideHandler func(args []any, ack func(reply any))
 
 // nsState is where a namespace is in its life.
 type nsState uint8
@@ -141,7 +152,178 @@ func (n *Namespace) Timeout(d time.Duration) BroadcastOperator { return n.operat
 // Emit sends an event to every socket of the namespace.
 func (n *Namespace) Emit(event string, args ...any) error { return n.operator().Emit(event, args...) }
 
-func (n *Namespace) nextAckID() int64 { return n.ackIDs.Add(1) - 1 }
+// NextAckID returns a new acknowledgement id of the namespace, for the
+// packet of a broadcast with acks (ids are unique per namespace and
+// process, so a local socket's answer finds its callback).
+func (n *Namespace) NextAckID() int64 { return n.ackIDs.Add(1) - 1 }
+
+func (n *Namespace) nextAckID() int64 { return n.NextAckID() }
+
+// EncodeBroadcast encodes p once for many recipients (the WebSocket frame
+// too is prepared once): the messages DeliverLocal takes. For a broadcast
+// with acks, p.ID is a NextAckID.
+func EncodeBroadcast(p *parser.Packet) ([]*engineio.Message, error) {
+	return encodePacket(p, true)
+}
+
+// Delivery is a broadcast already encoded, for DeliverLocal.
+type Delivery struct {
+	// Messages are EncodeBroadcast's, queued as they are on every socket.
+	Messages []*engineio.Message
+	// Volatile skips a socket whose transport is not ready to write,
+	// instead of queueing.
+	Volatile bool
+	// AckID is the id the packet was encoded with, when it asks for
+	// acknowledgements (parser.NoID, or 0 with no OnAck, when it does not).
+	AckID int64
+	// OnAck is called once per socket that answers, from its reader
+	// goroutine; a socket that disconnects first does not call it.
+	OnAck func(args []any)
+	// AckTimeout, when positive, forgets the callbacks of sockets that have
+	// not answered by then (so a socket that ignores acks does not collect
+	// them until it disconnects).
+	AckTimeout time.Duration
+}
+
+// DeliverLocal queues d on the connected local sockets among ids (unknown
+// ids are skipped: a socket may have left since it was selected) and
+// returns how many it was queued on. It is the primitive every Adapter
+// delivers with, for broadcasts of this node and of others; it takes the
+// namespace's lock for the lookup only, and never calls the adapter.
+func (n *Namespace) DeliverLocal(ids []string, d Delivery) int {
+	targets := n.LocalSockets(ids)
+	sent := 0
+	if d.OnAck == nil {
+		for _, s := range targets {
+			if s.writeMessages(d.Messages, d.Volatile) {
+				sent++
+			}
+		}
+		return sent
+	}
+	onAck := d.OnAck
+	acked := targets[:0]
+	for _, s := range targets {
+		if !s.addAck(d.AckID, func(args []any, err error) {
+			if err == nil {
+				onAck(args)
+			}
+		}) {
+			continue
+		}
+		if s.writeMessages(d.Messages, d.Volatile) {
+			sent++
+			acked = append(acked, s)
+		} else {
+			s.removeAck(d.AckID)
+		}
+	}
+	if t := d.AckTimeout; t > 0 && len(acked) > 0 {
+		id := d.AckID
+		time.AfterFunc(t, func() {
+			for _, s := range acked {
+				s.removeAck(id)
+			}
+		})
+	}
+	return sent
+}
+
+// LocalSockets returns the local sockets among ids, in their order,
+// skipping unknown ids, under one hold of the namespace's lock.
+func (n *Namespace) LocalSockets(ids []string) []*Socket {
+	if len(ids) == 0 {
+		return nil
+	}
+	out := make([]*Socket, 0, len(ids))
+	n.mu.RLock()
+	for _, id := range ids {
+		if s := n.sockets[id]; s != nil {
+			out = append(out, s)
+		}
+	}
+	n.mu.RUnlock()
+	return out
+}
+
+// OnServerSideEmit adds a handler of what other nodes send with
+// ServerSideEmit (Node's io.on(event) for serverSideEmit).
+func (n *Namespace) OnServerSideEmit(h ServerSideHandler) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.onServerSide = append(n.onServerSide, h)
+}
+
+// HandleServerSideEmit runs the server-side handlers for what another
+// node sent, for a cluster adapter. Only the first handler gets ack, as
+// only the first listener of an event answers in Node; with no handler,
+// nothing answers (the sender then times out, as with a Node peer that
+// has no listener). It reports whether a handler got ack.
+func (n *Namespace) HandleServerSideEmit(args []any, ack func(reply any)) bool {
+	n.mu.RLock()
+	hs := n.onServerSide
+	n.mu.RUnlock()
+	if len(hs) == 0 {
+		return false
+	}
+	var once sync.Once
+	var wrapped func(any)
+	if ack != nil {
+		wrapped = func(v any) { once.Do(func() { ack(v) }) }
+	}
+	for i, h := range hs {
+		a := wrapped
+		if i > 0 {
+			a = nil
+		}
+		n.safeServerSide(h, args, a)
+	}
+	return ack != nil
+}
+
+func (n *Namespace) safeServerSide(h ServerSideHandler, args []any, ack func(any)) {
+	defer func() {
+		if r := recover(); r != nil {
+			n.srv.logger().Error("server-side handler panicked", zap.String("namespace", n.name), zap.Any("panic", r))
+		}
+	}()
+	h(args, ack)
+}
+
+// ServerSideEmit sends an event to the server-side handlers of the other
+// nodes (not this one's), as Node's serverSideEmit does.
+func (n *Namespace) ServerSideEmit(ctx context.Context, event string, args ...any) error {
+	if parser.IsReservedEvent(event) {
+		return fmt.Errorf("emitting %q to the other nodes: %w", event, ErrReservedEvent)
+	}
+	return n.adapter.ServerSideEmit(ctx, append([]any{event}, args...), nil)
+}
+
+// ServerSideEmitWithAck is ServerSideEmit waiting for one answer per other
+// node, until each answered or ctx ends (ErrAckTimeout with the answers so
+// far). A node with no handler never answers.
+func (n *Namespace) ServerSideEmitWithAck(ctx context.Context, event string, args ...any) ([]any, error) {
+	if parser.IsReservedEvent(event) {
+		return nil, fmt.Errorf("emitting %q to the other nodes: %w", event, ErrReservedEvent)
+	}
+	var (
+		mu      sync.Mutex
+		replies = []any{}
+	)
+	err := n.adapter.ServerSideEmit(ctx, append([]any{event}, args...), func(v any) {
+		mu.Lock()
+		replies = append(replies, v)
+		mu.Unlock()
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	return slices.Clone(replies), err
+}
+
+// AllRooms lists the rooms of every node (socket id-rooms included).
+func (n *Namespace) AllRooms(ctx context.Context) ([]string, error) {
+	return n.adapter.AllRooms(ctx)
+}
 
 // broadcasted reports a broadcast to Observer.OnBroadcast.
 func (n *Namespace) broadcasted() {

@@ -1,6 +1,7 @@
 package realtime
 
 import (
+	"context"
 	"fmt"
 	"net/http/httptest"
 	"runtime"
@@ -152,13 +153,13 @@ func TestDynamicNamespaceLife(t *testing.T) {
 	c3.Send(`40/dyn-c,{"token":"good"}`)
 	c3.ExpectPrefix(`40/dyn-c,{"sid":`)
 	nc, _ := srv.Namespace("/dyn-c")
-	nc.To().DisconnectSockets(false)
+	_ = nc.To().DisconnectSockets(context.Background(), false)
 	c3.Expect("41/dyn-c,")
 	waitFor(t, "namespace dropped after a server disconnect", func() bool {
 		_, ok := srv.Namespace("/dyn-c")
 		return !ok
 	})
-	pinned.To().DisconnectSockets(false)
+	_ = pinned.To().DisconnectSockets(context.Background(), false)
 	c3.Expect("41/dyn-b,")
 	if n, ok := srv.Namespace("/dyn-b"); !ok || n != pinned {
 		t.Fatal("a dynamic namespace got from Of was dropped")

@@ -11,7 +11,7 @@ import (
 
 // otherAdapter hides the MemoryAdapter type, so Join takes the path for
 // adapters that cannot bound the count themselves.
-type otherAdapter struct{ *MemoryAdapter }
+type otherAdapter struct{ Adapter }
 
 // connectedSocket connects one raw client to "/" and returns its server
 // socket.

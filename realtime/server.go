@@ -15,12 +15,14 @@ import (
 // Server is a Socket.IO server: an http.Handler for the Socket.IO path (it
 // does not look at the path itself), and the namespaces behind it.
 //
-// Lock order: Server.mu, then Namespace.mu; an Adapter's lock, then
-// Namespace.mu (MemoryAdapter selects sockets that way). Nothing takes
-// Server.mu while holding a Namespace's or an Adapter's lock, and no
-// Adapter method is called with Server.mu held (a dropped namespace's
-// adapter is closed after it is released). conn.mu and Socket.mu are taken
-// alone.
+// Lock order: Server.mu, then Namespace.mu. An Adapter's lock is never
+// held together with a Namespace's: adapters collect socket ids under
+// their lock and call Namespace.LocalSockets or DeliverLocal after
+// releasing it, and the namespace calls no Adapter method under its own
+// (see Adapter). Nothing takes Server.mu while holding a Namespace's or an
+// Adapter's lock, and no Adapter method is called with Server.mu held (a
+// dropped namespace's adapter is closed after it is released). conn.mu and
+// Socket.mu are taken alone.
 //
 // Dynamic namespaces (OfFunc) are published, in nsps, only when a socket
 // has passed their middlewares: until then they wait in pending, where a

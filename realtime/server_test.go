@@ -295,15 +295,15 @@ func TestRoomsAndBroadcast(t *testing.T) {
 	if len(infos) != 1 {
 		t.Fatalf("fetch r2: %d sockets", len(infos))
 	}
-	nsp.In("r2").SocketsJoin("r3")
+	_ = nsp.In("r2").SocketsJoin(context.Background(), "r3")
 	if nsp.Rooms()["r3"] != 1 {
 		t.Fatalf("r3 after SocketsJoin: %v", nsp.Rooms())
 	}
-	nsp.In("r3").SocketsLeave("r2")
+	_ = nsp.In("r3").SocketsLeave(context.Background(), "r2")
 	if _, ok := nsp.Rooms()["r2"]; ok {
 		t.Fatalf("r2 still there after SocketsLeave: %v", nsp.Rooms())
 	}
-	nsp.In("r3").DisconnectSockets(false)
+	_ = nsp.In("r3").DisconnectSockets(context.Background(), false)
 	c.Expect("41")
 	if nsp.Len() != 2 {
 		t.Fatalf("%d sockets after disconnecting r3, want 2", nsp.Len())

@@ -55,7 +55,10 @@ type Socket struct {
 	state atomic.Int32 // socketConnecting, then socketConnected, then socketClosed
 
 	limiter *eventLimiter // nil when the event limit is off; reader goroutine only
-	joinMu  sync.Mutex    // serializes Join's count and add on adapters other than MemoryAdapter
+	joinMu  sync.Mutex    // serializes Join's count and add on adapters that are not BoundedAdders
+
+	ctx    context.Context // ends when the socket does (Context)
+	cancel context.CancelFunc
 
 	mu           sync.Mutex
 	handlers     map[string]EventHandler
@@ -73,6 +76,7 @@ func newSocket(n *Namespace, c *conn, auth map[string]any) *Socket {
 		conn:      c,
 		handshake: newHandshake(c.sess.Request(), auth),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if o := c.opts; o.rateLimited() {
 		s.limiter = newEventLimiter(o.EventRate, o.EventBurst, time.Now())
 	}
@@ -94,6 +98,11 @@ func (s *Socket) Handshake() *Handshake { return s.handshake }
 
 // Transport is the connection's current transport: "polling" or "websocket".
 func (s *Socket) Transport() string { return s.conn.sess.Transport() }
+
+// Context is a context that ends when the socket disconnects (or is
+// refused): for work done on the socket's behalf that must not outlive it.
+// It carries no values, and is not the handshake request's context.
+func (s *Socket) Context() context.Context { return s.ctx }
 
 // Connected reports whether the socket is still connected.
 func (s *Socket) Connected() bool { return s.state.Load() == socketConnected }
@@ -172,7 +181,8 @@ func (s *Socket) Local() any {
 	return s.local
 }
 
-// Info describes the socket.
+// Info describes the socket; its JSON is Node's fetchSockets shape (see
+// SocketInfo, and Handshake's MarshalJSON for what it leaves out).
 func (s *Socket) Info() SocketInfo {
 	return SocketInfo{
 		ID:        s.id,
@@ -209,8 +219,8 @@ func (s *Socket) Join(rooms ...string) error {
 		}
 	}
 	var err error
-	if a, ok := s.nsp.adapter.(*MemoryAdapter); ok {
-		err = a.addAllBounded(s.id, rooms, o.MaxRoomsPerSocket)
+	if a, ok := s.nsp.adapter.(BoundedAdder); ok {
+		err = a.AddAllBounded(s.id, rooms, o.MaxRoomsPerSocket)
 	} else {
 		err = s.joinOther(rooms, o.MaxRoomsPerSocket)
 	}
@@ -564,6 +574,7 @@ func (s *Socket) connect() {
 func (s *Socket) refuse() {
 	s.state.CompareAndSwap(socketConnecting, socketClosed)
 	s.nsp.adapter.DelAll(s.id)
+	s.cancel()
 }
 
 // onClose drops the socket once: handlers hear the reason, then it leaves
@@ -602,6 +613,7 @@ func (s *Socket) finishClose(reason string) {
 	for _, fn := range acks {
 		fn(nil, ErrSocketClosed)
 	}
+	s.cancel()
 	if fn := s.conn.opts.Observer.OnDisconnect; fn != nil {
 		fn(s, reason)
 	}

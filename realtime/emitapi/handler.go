@@ -225,7 +225,7 @@ func (h *Handler) post(ctx context.Context, route string, body []byte) (any, err
 		}
 		if !req.Ack {
 			if err := op.Emit(req.Event, req.Args...); err != nil {
-				return nil, errorf(http.StatusBadRequest, "emitting: %v", err)
+				return nil, failed("emitting", err)
 			}
 			return map[string]any{"ok": true}, nil
 		}
@@ -239,7 +239,7 @@ func (h *Handler) post(ctx context.Context, route string, body []byte) (any, err
 			if ctx.Err() != nil {
 				return nil, errorf(http.StatusServiceUnavailable, "request ended before the replies: %v", ctx.Err())
 			}
-			return nil, errorf(http.StatusBadRequest, "emitting: %v", err)
+			return nil, failed("emitting", err)
 		}
 		if replies == nil {
 			replies = [][]any{}
@@ -251,9 +251,12 @@ func (h *Handler) post(ctx context.Context, route string, body []byte) (any, err
 			return nil, err
 		}
 		if route == "join" {
-			req.operator(ns).SocketsJoin(req.Rooms...)
+			err = req.operator(ns).SocketsJoin(ctx, req.Rooms...)
 		} else {
-			req.operator(ns).SocketsLeave(req.Rooms...)
+			err = req.operator(ns).SocketsLeave(ctx, req.Rooms...)
+		}
+		if err != nil {
+			return nil, failed(route+"ing rooms", err)
 		}
 		return map[string]any{"ok": true}, nil
 	case *disconnectRequest:
@@ -261,10 +264,42 @@ func (h *Handler) post(ctx context.Context, route string, body []byte) (any, err
 		if err != nil {
 			return nil, err
 		}
-		req.operator(ns).DisconnectSockets(req.Close)
+		if err := req.operator(ns).DisconnectSockets(ctx, req.Close); err != nil {
+			return nil, failed("disconnecting sockets", err)
+		}
 		return map[string]any{"ok": true}, nil
 	}
 	return nil, errorf(http.StatusNotFound, "unknown endpoint %q", route)
+}
+
+// failed is the answer to an operation that did not complete: 503 when
+// the other nodes of a cluster could not be reached (or did not answer in
+// time; the local part was done), 400 otherwise (the request itself was
+// refused, e.g. a reserved event name).
+func failed(doing string, err error) error {
+	if errors.Is(err, realtime.ErrClusterUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return errorf(http.StatusServiceUnavailable, "%s: %v", doing, err)
+	}
+	return errorf(http.StatusBadRequest, "%s: %v", doing, err)
+}
+
+// countRooms sizes the rooms of the listed sockets (of every node, so the
+// sizes are the cluster's), leaving out each socket's own id-room.
+func countRooms(infos []realtime.SocketInfo) []roomEntry {
+	sizes := make(map[string]int)
+	for _, info := range infos {
+		for _, r := range info.Rooms {
+			if r != info.ID {
+				sizes[r]++
+			}
+		}
+	}
+	rooms := make([]roomEntry, 0, len(sizes))
+	for name, size := range sizes {
+		rooms = append(rooms, roomEntry{Name: name, Size: size})
+	}
+	slices.SortFunc(rooms, func(x, y roomEntry) int { return strings.Compare(x.Name, y.Name) })
+	return rooms
 }
 
 // socketEntry is one entry of GET .../sockets.
@@ -296,23 +331,15 @@ func (h *Handler) get(r *http.Request, route string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if route == "rooms" {
-		rooms := []roomEntry{}
-		for name, size := range ns.Rooms() {
-			if _, isSocket := ns.Socket(name); isSocket {
-				continue // a socket's own id-room
-			}
-			rooms = append(rooms, roomEntry{Name: name, Size: size})
-		}
-		slices.SortFunc(rooms, func(x, y roomEntry) int { return strings.Compare(x.Name, y.Name) })
-		return map[string]any{"rooms": rooms}, nil
-	}
 	if route == "presence" && h.opts.Presence == nil {
 		return nil, errorf(http.StatusNotFound, "presence is not configured for this server")
 	}
 	infos, err := t.operator(ns).FetchSockets(r.Context())
 	if err != nil {
-		return nil, errorf(http.StatusInternalServerError, "listing sockets: %v", err)
+		return nil, failed("listing "+route, err)
+	}
+	if route == "rooms" {
+		return map[string]any{"rooms": countRooms(infos)}, nil
 	}
 	if route == "presence" {
 		return map[string]any{"users": h.users(infos)}, nil
