@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"errors"
 	"slices"
 	"strconv"
 
@@ -195,8 +196,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}); err != nil {
 		return err
 	}
-	// Once the whole block is read: presence needs the webhook's secret.
-	if err := h.Presence.check(h.Webhook); err != nil {
+	// Once the whole block is read: presence needs the webhook's secret,
+	// and neither takes the redis adapter yet.
+	if err := errors.Join(h.Presence.check(h.Webhook, h.Adapter), h.Recovery.check(h.Adapter)); err != nil {
 		return d.Err(err.Error())
 	}
 	return nil
@@ -484,7 +486,7 @@ func (h *Handler) unmarshalRecovery(d *caddyfile.Dispenser) error {
 	}); err != nil {
 		return err
 	}
-	if err := r.check(); err != nil {
+	if err := r.check(nil); err != nil {
 		return d.Err(err.Error())
 	}
 	return nil

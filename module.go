@@ -406,7 +406,7 @@ func matchPath(prefix, p string) bool {
 // rule is written once for both paths.
 func (h *Handler) check() error {
 	return errors.Join(h.checkEngine(), h.Auth.check(), h.checkRules(), h.Webhook.check(), h.Limits.check(), h.Adapter.check(),
-		h.Recovery.check(), h.Presence.check(h.Webhook))
+		h.Recovery.check(h.Adapter), h.Presence.check(h.Webhook, h.Adapter))
 }
 
 // checkEngine validates the engine settings: path, timers, payload,

@@ -68,13 +68,19 @@ type PresenceConfig struct {
 	MaxSize int64 `json:"max_size,omitempty"`
 }
 
-// check validates the presence settings; nil is presence off.
-func (pc *PresenceConfig) check(wh *Webhook) error {
+// check validates the presence settings; nil is presence off. With the
+// redis adapter it is refused: each node would report its own users (two
+// onlines for a user on two nodes, an offline while it is still online
+// on another); summing over nodes is what is missing.
+func (pc *PresenceConfig) check(wh *Webhook, adapter *AdapterConfig) error {
 	if pc == nil {
 		return nil
 	}
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("presence: "+format, args...)) }
+	if adapter != nil && adapter.Type == AdapterRedis {
+		bad("not available with the redis adapter yet (each node would report its own users)")
+	}
 	if pc.Webhook != "" {
 		if err := checkWebhookURL(pc.Webhook); err != nil {
 			bad("webhook: %v", err)

@@ -59,15 +59,23 @@ func (r *Recovery) window() time.Duration {
 	return durationOr(r.MaxDisconnectionDuration, DefaultMaxDisconnectionDuration)
 }
 
-// check validates the recovery settings; nil is recovery off.
-func (r *Recovery) check() error {
+// check validates the recovery settings; nil is recovery off. With the
+// redis adapter it is refused: sessions and events are kept by one node,
+// so a client back on another node would get a new session, and one back
+// on the same node would miss the other nodes' events while being told it
+// recovered (a store on Redis Streams is what is missing).
+func (r *Recovery) check(adapter *AdapterConfig) error {
 	if r == nil {
 		return nil
 	}
+	var errs []error
 	if r.MaxDisconnectionDuration < 0 || r.Buffer < 0 || r.Sessions < 0 {
-		return errors.New("recovery: max_disconnection_duration, buffer and sessions must not be negative")
+		errs = append(errs, errors.New("recovery: max_disconnection_duration, buffer and sessions must not be negative"))
 	}
-	return nil
+	if adapter != nil && adapter.Type == AdapterRedis {
+		errs = append(errs, errors.New("recovery: not available with the redis adapter yet (sessions and missed events are kept by one node: a recovered client would miss the other nodes' events)"))
+	}
+	return errors.Join(errs...)
 }
 
 // options are the engine's recovery options; nil when off.
