@@ -87,4 +87,5 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePayload$$' -fuzztime 60s ./realtime/engineio/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePayloadMany$$' -fuzztime 60s -fuzzminimizetime 2s ./realtime/engineio/
 	$(GO) test -run '^$$' -fuzz FuzzNames -fuzztime 60s ./realtime/
+	$(GO) test -run '^$$' -fuzz FuzzRecoveryLookup -fuzztime 60s ./realtime/
 	$(GO) test -run '^$$' -fuzz FuzzAPIRequest -fuzztime 60s ./realtime/emitapi/

@@ -150,12 +150,16 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Hand
 // emitOptions are the emitapi options of this API over hub h: its body
 // bound, its logger, and how the sockets listing reads the module's state.
 func (a *API) emitOptions(h *hub) emitapi.Options {
-	return emitapi.Options{
+	o := emitapi.Options{
 		MaxBody: a.MaxBody,
 		Logger:  a.logger,
 		Subject: h.socketSubject,
 		Data:    h.socketHookData,
 	}
+	if h.policy.Load().presence != nil {
+		o.Presence = h.socketPresence
+	}
+	return o
 }
 
 // listedState is the module's state of a listed socket, nil when the

@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"errors"
 	"math"
 	"slices"
 	"strconv"
@@ -104,6 +105,18 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			max_namespaces          <n> | off
 //			max_pending_acks        <n> | off
 //		}
+//		recovery {
+//			max_disconnection_duration <duration>
+//			skip_middlewares           true|false
+//			buffer                     <size>
+//			sessions                   <size>
+//		}
+//		presence {
+//			webhook  <url>
+//			by       <template>
+//			grace    <duration>
+//			max_size <size>
+//		}
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -197,6 +210,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.unmarshalWebhook(d)
 		case "limits":
 			err = h.unmarshalLimits(d)
+		case "recovery":
+			err = h.unmarshalRecovery(d)
+		case "presence":
+			err = h.unmarshalPresence(d)
 		case "adapter":
 			err = h.unmarshalAdapter(d)
 		default:
@@ -205,6 +222,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return err
 	}); err != nil {
 		return err
+	}
+	// Once the whole block is read: presence needs the webhook's secret,
+	// and neither takes the redis adapter yet.
+	if err := errors.Join(h.Presence.check(h.Webhook, h.Adapter), h.Recovery.check(h.Adapter)); err != nil {
+		return d.Err(err.Error())
 	}
 	return nil
 }
@@ -548,6 +570,74 @@ func positiveInt(d *caddyfile.Dispenser, what, s string, dst *int) error {
 	}
 	*dst = n
 	return nil
+}
+
+// unmarshalRecovery parses the recovery subdirective of socketio; without
+// a block it turns recovery on with the defaults.
+func (h *Handler) unmarshalRecovery(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	r := &Recovery{}
+	h.Recovery = r
+	if err := eachSubdirective(d, "recovery: ", func(sub string) error {
+		switch sub {
+		case "max_disconnection_duration":
+			return durationArg(d, &r.MaxDisconnectionDuration)
+		case "skip_middlewares":
+			var s string
+			if err := oneArg(d, &s); err != nil {
+				return err
+			}
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				return d.Errf("recovery: skip_middlewares: want true or false, got %q", s)
+			}
+			r.SkipMiddlewares = &b
+			return nil
+		case "buffer":
+			return sizeArg(d, &r.Buffer)
+		case "sessions":
+			return sizeArg(d, &r.Sessions)
+		}
+		return d.Errf("recovery: unrecognized subdirective %q", sub)
+	}); err != nil {
+		return err
+	}
+	if err := r.check(nil); err != nil {
+		return d.Err(err.Error())
+	}
+	return nil
+}
+
+// unmarshalPresence parses the presence subdirective of socketio; without
+// a block it tracks users by {socketio.claims.sub} with no hook. Its check
+// needs the webhook block, which may come after it: Validate runs it.
+func (h *Handler) unmarshalPresence(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	pc := &PresenceConfig{}
+	h.Presence = pc
+	return eachSubdirective(d, "presence: ", func(sub string) error {
+		switch sub {
+		case "webhook":
+			if err := oneArg(d, &pc.Webhook); err != nil {
+				return err
+			}
+			if err := checkWebhookURL(pc.Webhook); err != nil {
+				return d.Errf("presence: webhook: %v", err)
+			}
+			return nil
+		case "by":
+			return oneArg(d, &pc.By)
+		case "grace":
+			return durationArg(d, &pc.Grace)
+		case "max_size":
+			return sizeArg(d, &pc.MaxSize)
+		}
+		return d.Errf("presence: unrecognized subdirective %q", sub)
+	})
 }
 
 // unmarshalWebhook parses the webhook subdirective of socketio.

@@ -48,6 +48,8 @@ type hub struct {
 	// serverSide counts server-side webhook calls in flight (bounded by
 	// maxServerSideCalls).
 	serverSide atomic.Int32
+
+	presence *presence // made by the first policy with presence (presence.go)
 }
 
 // hubEntry is one handler's settings on the hub.
@@ -173,6 +175,7 @@ func (h *hub) remove(e *hubEntry) {
 func (h *hub) activate(e *hubEntry) bool {
 	prev := h.policy.Swap(e.pol)
 	h.server.SetOptions(e.opts)
+	h.applyPresence(e.pol)
 	if prev != nil && prev.authKey == e.pol.authKey {
 		return false
 	}
@@ -191,6 +194,7 @@ func (h *hub) Destruct() error {
 		h.server.Drain(d)
 		h.leaveCluster()
 		h.subjects.Close()
+		h.closePresence()
 		return nil
 	}
 	done := make(chan struct{})
@@ -202,6 +206,7 @@ func (h *hub) Destruct() error {
 		h.server.Drain(d)
 		h.leaveCluster()
 		h.subjects.Close()
+		h.closePresence()
 	}()
 	return nil
 }

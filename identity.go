@@ -70,6 +70,9 @@ func (h *Handler) identityKeys() []string {
 	if h.Webhook != nil {
 		tpls = append(tpls, "{"+userIDKey+"}")
 	}
+	if h.Presence != nil {
+		tpls = append(tpls, h.Presence.By)
+	}
 	return identityKeys(tpls...)
 }
 

@@ -167,6 +167,15 @@ type Handler struct {
 	// Each has a default that no interactive client notices.
 	Limits *Limits `json:"limits,omitempty"`
 
+	// Recovery turns on connection state recovery (socket.io-client
+	// 4.6+): a client whose transport drops gets its socket back, with the
+	// events it missed, when it returns within the window. Default: off.
+	Recovery *Recovery `json:"recovery,omitempty"`
+
+	// Presence tracks which users are online and tells a backend when one
+	// comes online or goes offline. Default: off.
+	Presence *PresenceConfig `json:"presence,omitempty"`
+
 	hub     *hub
 	entry   *hubEntry
 	metrics *hubMetrics
@@ -420,7 +429,8 @@ func matchPath(prefix, p string) bool {
 // checkAuthMode, checkAlgorithm, and each block's check at its end), so a
 // rule is written once for both paths.
 func (h *Handler) check() error {
-	return errors.Join(h.checkEngine(), h.Compression.check(), h.Auth.check(), h.checkRules(), h.Webhook.check(), h.Limits.check(), h.Adapter.check())
+	return errors.Join(h.checkEngine(), h.Compression.check(), h.Auth.check(), h.checkRules(), h.Webhook.check(), h.Limits.check(), h.Adapter.check(),
+		h.Recovery.check(h.Adapter), h.Presence.check(h.Webhook, h.Adapter))
 }
 
 // checkEngine validates the engine settings: path, timers, payload,
@@ -598,6 +608,7 @@ func (h *Handler) serverOptions() realtime.Options {
 		},
 		ConnectTimeout: durationOr(h.ConnectTimeout, DefaultConnectTimeout),
 		Logger:         h.logger,
+		Recovery:       h.Recovery.options(),
 	}
 	h.Limits.apply(&o)
 	h.Compression.apply(&o)

@@ -51,6 +51,10 @@ type policy struct {
 	// onLimited counts its refusals (the hub's metrics; nil in tests).
 	maxPerSubject int
 	onLimited     func(*realtime.Socket, string)
+	// presence is nil without a presence block (presence.go); resume is
+	// set when recovered sockets skip the middlewares (recovery.go).
+	presence *presencePolicy
+	resume   bool
 	// authKey fingerprints what decides whether a connected socket stays
 	// authorized (namespaces, mode, resolved keys, claims checks, token
 	// sources): a reload that changes it re-verifies every socket.
@@ -155,8 +159,16 @@ func (h *Handler) buildPolicy(repl *caddy.Replacer, logger *zap.Logger) (*policy
 			return nil, err
 		}
 		w.tokens = p.sources
+		w.recovery = h.Recovery.enabled()
 		p.webhook = w
 	}
+	p.resume = h.Recovery.skips()
+	pp, err := h.Presence.build(repl, h.Recovery)
+	if err != nil {
+		p.webhook.close()
+		return nil, err
+	}
+	p.presence = pp
 	return p, nil
 }
 
@@ -360,6 +372,9 @@ func (h *hub) recheck(p *policy, gen uint64, s *realtime.Socket) {
 // connected applies the connection rules: join, announce, emit, and the
 // event handler.
 func (h *hub) connected(s *realtime.Socket) {
+	if s.Recovered() && h.policy.Load().resume {
+		h.resume(s)
+	}
 	// A reload between this socket's authorize and now was not applied to
 	// it by reverify (it was not in its namespace yet): apply it here.
 	if gen := h.generation.Load(); stateOf(s).authorizedBefore(gen) {
@@ -396,6 +411,7 @@ func (h *hub) connected(s *realtime.Socket) {
 			}
 		})
 	}
+	h.trackPresence(p, s)
 	s.OnAny(h.onEvent)
 }
 

@@ -18,12 +18,20 @@ type socketState struct {
 	expiry   *expiryTimer   // disconnects the socket when its token expires
 	hookData any            // what the connect hook attached to the socket
 	queue    *webhook.Queue // the socket's webhook FIFO, made on first use
+	presence string         // the user it counts for in the hub's presence; "" when not tracked
 }
 
 // attach gives a connecting socket its state. It is the namespace's first
 // middleware, so every other part of the module finds the state there.
 func (h *hub) attach(s *realtime.Socket) error {
-	s.SetLocal(&socketState{})
+	st := &socketState{}
+	if old, ok := s.Local().(*socketState); ok && s.Recovered() {
+		// A recovered socket going through the middlewares again: it keeps
+		// what the connect hook attached unless the hook's new reply
+		// replaces it, and its FIFO (its notices stay in order).
+		st.hookData, st.queue = old.getHookData(), old.webhookQueue()
+	}
+	s.SetLocal(st)
 	return nil
 }
 
@@ -80,4 +88,18 @@ func (st *socketState) webhookQueue() *webhook.Queue {
 		st.queue = &webhook.Queue{}
 	}
 	return st.queue
+}
+
+// setPresence records the user the socket counts for in the hub's
+// presence.
+func (st *socketState) setPresence(user string) {
+	st.mu.Lock()
+	st.presence = user
+	st.mu.Unlock()
+}
+
+func (st *socketState) getPresence() string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.presence
 }

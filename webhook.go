@@ -190,6 +190,8 @@ type webhooks struct {
 	// tokens are where the policy reads the JWT; those handshake values
 	// are never copied into a call.
 	tokens []auth.Source
+	// recovery is on: the CONNECT auth's pid and offset are recovery's.
+	recovery bool
 
 	client *webhook.Client
 }
@@ -381,7 +383,14 @@ func (h *hub) webhookConnect(s *realtime.Socket) error {
 			return &realtime.ConnectError{Message: "webhook failed: bad reply"}
 		}
 	}
-	// Registered before the socket connects, so no disconnect is missed.
+	h.disconnectNotice(s, q)
+	return nil
+}
+
+// disconnectNotice arranges the disconnect call of a socket, on its FIFO
+// q. It is registered before the socket connects, so no disconnect is
+// missed.
+func (h *hub) disconnectNotice(s *realtime.Socket, q *webhook.Queue) {
 	s.OnDisconnect(func(s *realtime.Socket, reason string) {
 		cur := h.policy.Load().webhook
 		if cur == nil || cur.disconnect == "" {
@@ -389,18 +398,20 @@ func (h *hub) webhookConnect(s *realtime.Socket) error {
 		}
 		b := cur.body(s, "disconnect")
 		b.Reason = reason
+		b.Recoverable = s.KeptForRecovery(reason)
 		// Over the queue bound on purpose: the notice is never dropped.
 		q.Push(webhookJob{w: cur, url: cur.disconnect, body: b, s: s}.job(), cur.queue+1)
 	})
-	return nil
 }
 
 func (w *webhooks) connectBody(s *realtime.Socket) *webhook.Body {
 	b := w.body(s, "connect")
+	b.Recovered = s.Recovered()
 	if hs := s.Handshake(); hs != nil {
-		// The verified claims are in the body; the raw token never is.
+		// The verified claims are in the body; the raw token never is,
+		// nor the pid that proves a recovery session.
 		for k, v := range hs.Auth {
-			if w.isToken(auth.SourceAuth, k) {
+			if w.isToken(auth.SourceAuth, k) || (w.recovery && recoveryFields(k)) {
 				continue
 			}
 			if b.Auth == nil {

@@ -412,11 +412,6 @@ func TestClusterWithNode(t *testing.T) {
 	})
 }
 
-func asBytes(v any) []byte {
-	b, _ := v.([]byte)
-	return b
-}
-
 // waitRoomSize waits until the node's emit API lists room with size n
 // (the API counts the sockets of every node).
 func waitRoomSize(t *testing.T, n *clusterNode, room string, size int) {

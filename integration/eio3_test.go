@@ -198,11 +198,6 @@ func TestEIO3HeartbeatLive(t *testing.T) {
 	}
 }
 
-func asBytes(v any) []byte {
-	b, _ := v.([]byte)
-	return b
-}
-
 // TestEIO3OffLive: without allow_eio3 (the default) the 2.5 client gets
 // Node's 400 with code 5 and never connects; 4.8 is unaffected. The
 // Caddyfile.example site serves as the config without the option.

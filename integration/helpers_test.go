@@ -259,3 +259,10 @@ func (p *caddyProc) shutdown() {
 		p.t.Errorf("caddy did not exit after kill")
 	}
 }
+
+// asBytes is v as the bytes a Node client decoded from a binary argument
+// (nil when it is not binary).
+func asBytes(v any) []byte {
+	b, _ := v.([]byte)
+	return b
+}

@@ -69,7 +69,13 @@ func (b BroadcastOperator) Emit(event string, args ...any) error {
 	if parser.IsReservedEvent(event) {
 		return fmt.Errorf("broadcasting %q: %w", event, ErrReservedEvent)
 	}
-	err := b.nsp.adapter.Broadcast(eventPacket(b.nsp.name, parser.NoID, event, args), b.options())
+	p, opts := eventPacket(b.nsp.name, parser.NoID, event, args), b.options()
+	var err error
+	if st := b.nsp.recordStore(opts.Flags); st != nil {
+		err = b.nsp.broadcastRecorded(st, p, opts)
+	} else {
+		err = b.nsp.adapter.Broadcast(p, opts)
+	}
 	if err == nil {
 		b.nsp.broadcasted()
 	}

@@ -227,7 +227,13 @@ func (c *conn) connect(p *parser.Packet) {
 		return
 	}
 	auth, _ := p.Data.(map[string]any)
-	s := newSocket(n, c, auth)
+	var s *Socket
+	sess, offset := c.recoverSession(n, auth)
+	if sess != nil {
+		s = restoredSocket(n, c, auth, sess)
+	} else {
+		s = newSocket(n, c, auth)
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -241,7 +247,10 @@ func (c *conn) connect(p *parser.Packet) {
 	c.connecting[name] = true
 	c.mu.Unlock()
 
-	err := n.runMiddlewares(s)
+	var err error
+	if o, _ := c.srv.recovery(); sess == nil || o == nil || o.RunMiddlewares {
+		err = n.runMiddlewares(s)
+	}
 
 	c.mu.Lock()
 	delete(c.connecting, name)
@@ -278,8 +287,12 @@ func (c *conn) connect(p *parser.Packet) {
 			Data: c.connectErrorData(err)}))
 		return
 	}
-	c.srv.admitNamespace(n, s)
-	s.connect()
+	if sess != nil {
+		c.connectRecovered(n, s, offset)
+	} else {
+		c.srv.admitNamespace(n, s)
+		s.connect()
+	}
 	n.fireConnection(s)
 }
 

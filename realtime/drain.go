@@ -39,6 +39,7 @@ func (s *Server) Drain(d time.Duration) {
 	for _, n := range s.Namespaces() {
 		s.closeAdapter(n)
 	}
+	s.closeRecovery()
 }
 
 // spreadClose closes conns over d: the i-th of n, in a random order, at a

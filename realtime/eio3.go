@@ -48,9 +48,9 @@ func socketID(c *conn, nsp string) string {
 // none for a v3 client.
 func connectReplyData(s *Socket) any {
 	if s.conn.v3 {
-		return nil
+		return nil // 2.x clients get a bare CONNECT (and no pid)
 	}
-	return map[string]any{"sid": s.id}
+	return s.connectReply()
 }
 
 // connectErrorData is the payload of a CONNECT_ERROR for a refusal by err.

@@ -27,6 +27,10 @@ type Namespace struct {
 	srv     *Server
 	adapter Adapter
 	ackIDs  atomic.Int64
+	// recMu serialises recording an event for recovery with delivering
+	// it, and a recovered socket's replay with its admission (recovery.go).
+	// Lock order: recMu before Server.mu and the adapter's lock.
+	recMu sync.Mutex
 
 	// Life of a namespace, for the Server (see Server's lock order):
 	// dynamic is set for a namespace an OfFunc created (and cleared by Of);

@@ -134,6 +134,9 @@ type Options struct {
 	OnLimited func(s *Socket, limit string)
 	// Observer is told what the server does, for counting (metrics).
 	Observer Observer
+	// Recovery, when set, turns connection state recovery on (see
+	// RecoveryOptions). Default: off.
+	Recovery *RecoveryOptions
 
 	// clock starts the acknowledgement timeouts' timers
 	// (EmitWithAckFunc); nil is the time package. Only this package's
@@ -240,6 +243,10 @@ func (o Options) withDefaults() Options {
 	}
 	o.MaxNamespacesPerConn = limitOr(o.MaxNamespacesPerConn, DefaultMaxNamespacesPerConn)
 	o.MaxPendingAcks = limitOr(o.MaxPendingAcks, DefaultMaxPendingAcks)
+	if o.Recovery != nil {
+		r := o.Recovery.withDefaults()
+		o.Recovery = &r
+	}
 	return o
 }
 

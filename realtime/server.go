@@ -34,6 +34,9 @@ import (
 type Server struct {
 	engine *engineio.Server
 	opts   atomic.Pointer[Options]
+	// recStore is the recovery store, made when recovery is first on
+	// (recovery.go).
+	recStore atomic.Pointer[recoveryStoreRef]
 
 	mu        sync.RWMutex
 	nsps      map[string]*Namespace // published namespaces
@@ -62,6 +65,7 @@ func NewServer(opts Options) *Server {
 	}
 	s.limits = newConnLimits(opts.LimitTableBytes)
 	s.opts.Store(&opts)
+	s.setupRecovery(&opts)
 	s.engine = engineio.NewServer(s.engineOptions(opts))
 	s.Of("/")
 	return s
@@ -81,6 +85,7 @@ func (s *Server) engineOptions(opts Options) engineio.Options {
 // applies to namespaces created from now on.
 func (s *Server) SetOptions(opts Options) {
 	opts = opts.withDefaults()
+	s.setupRecovery(&opts)
 	s.opts.Store(&opts)
 	s.engine.SetOptions(s.engineOptions(opts))
 }

@@ -49,6 +49,8 @@ type Socket struct {
 	nsp       *Namespace
 	conn      *conn
 	handshake *Handshake
+	pid       string // the recovery session's private id; "" when recovery is off
+	recovered bool   // a recovered session (set before it connects)
 
 	state atomic.Int32 // socketConnecting, then socketConnected, then socketClosed
 
@@ -78,6 +80,9 @@ func newSocket(n *Namespace, c *conn, auth map[string]any) *Socket {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if o := c.opts; o.rateLimited() {
 		s.limiter = newEventLimiter(o.EventRate, o.EventBurst, time.Now())
+	}
+	if o, _ := n.srv.recovery(); o != nil {
+		s.pid = newID()
 	}
 	return s
 }
@@ -293,7 +298,11 @@ func (s *Socket) Emit(event string, args ...any) error {
 	if parser.IsReservedEvent(event) {
 		return fmt.Errorf("emitting %q: %w", event, ErrReservedEvent)
 	}
-	return s.send(eventPacket(s.nsp.name, parser.NoID, event, args))
+	p := eventPacket(s.nsp.name, parser.NoID, event, args)
+	if st := s.nsp.recordStore(BroadcastFlags{}); st != nil {
+		return s.sendRecorded(st, p)
+	}
+	return s.send(p)
 }
 
 // EmitWithAck sends an event and waits for the client's acknowledgement, until
@@ -610,9 +619,11 @@ func (s *Socket) finishClose(reason string) {
 	for _, fn := range fns {
 		s.safeCall("disconnect", func() { fn(s, reason) })
 	}
+	kept := s.sessionToKeep(reason)
 	s.nsp.adapter.DelAll(s.id)
 	s.nsp.srv.leaveNamespace(s.nsp, s)
 	s.conn.remove(s)
+	s.keepSession(kept)
 	s.mu.Lock()
 	acks := s.acks
 	s.acks = nil

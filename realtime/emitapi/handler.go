@@ -53,6 +53,10 @@ type Options struct {
 	// (omitted when nil), e.g. what a webhook stored for it. Nil lists
 	// none: a socket's data may hold what a backend should not see.
 	Data func(realtime.SocketInfo) any
+
+	// Presence returns the user a socket counts for in presence ("" when
+	// none), for GET .../presence. Nil: that endpoint answers 404.
+	Presence func(realtime.SocketInfo) string
 }
 
 // Handler answers emit API requests against one realtime.Server. It is
@@ -81,6 +85,7 @@ var routes = map[string]string{
 	"disconnect": http.MethodPost,
 	"sockets":    http.MethodGet,
 	"rooms":      http.MethodGet,
+	"presence":   http.MethodGet,
 }
 
 // Route returns the endpoint a request path names: its last segment once
@@ -113,7 +118,7 @@ func (h *Handler) handle(w http.ResponseWriter, r *http.Request) (int, any) {
 	route := Route(r.URL.Path)
 	method, ok := routes[route]
 	if !ok {
-		return http.StatusNotFound, errorBody(fmt.Sprintf("unknown endpoint %q (want emit, join, leave, disconnect, sockets or rooms)", route))
+		return http.StatusNotFound, errorBody(fmt.Sprintf("unknown endpoint %q (want emit, join, leave, disconnect, sockets, rooms or presence)", route))
 	}
 	if r.Method != method {
 		w.Header().Set("Allow", method)
@@ -326,12 +331,18 @@ func (h *Handler) get(r *http.Request, route string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if route == "presence" && h.opts.Presence == nil {
+		return nil, errorf(http.StatusNotFound, "presence is not configured for this server")
+	}
 	infos, err := t.operator(ns).FetchSockets(r.Context())
 	if err != nil {
 		return nil, failed("listing "+route, err)
 	}
 	if route == "rooms" {
 		return map[string]any{"rooms": countRooms(infos)}, nil
+	}
+	if route == "presence" {
+		return map[string]any{"users": h.users(infos)}, nil
 	}
 	out := make([]socketEntry, 0, len(infos))
 	for _, info := range infos {
@@ -358,4 +369,21 @@ func (h *Handler) get(r *http.Request, route string) (any, error) {
 	}
 	slices.SortFunc(out, func(x, y socketEntry) int { return strings.Compare(x.ID, y.ID) })
 	return map[string]any{"sockets": out}, nil
+}
+
+// users lists, sorted and each once, the users that the sockets count
+// for in presence: who is online among the selected sockets.
+func (h *Handler) users(infos []realtime.SocketInfo) []string {
+	seen := make(map[string]struct{})
+	out := []string{}
+	for _, info := range infos {
+		u := h.opts.Presence(info)
+		if _, dup := seen[u]; dup || u == "" {
+			continue
+		}
+		seen[u] = struct{}{}
+		out = append(out, u)
+	}
+	slices.Sort(out)
+	return out
 }

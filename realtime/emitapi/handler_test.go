@@ -199,7 +199,7 @@ func TestErrors(t *testing.T) {
 		want                     string
 	}{
 		{"ok", "POST", "emit", `{"event":"x"}`, 200, ""},
-		{"unknown endpoint", "POST", "shout", `{}`, 404, `unknown endpoint "shout" (want emit, join, leave, disconnect, sockets or rooms)`},
+		{"unknown endpoint", "POST", "shout", `{}`, 404, `unknown endpoint "shout" (want emit, join, leave, disconnect, sockets, rooms or presence)`},
 		{"GET emit", "GET", "emit", ``, 405, "emit takes POST, not GET"},
 		{"POST sockets", "POST", "sockets", `{}`, 405, "sockets takes GET"},
 		{"empty body", "POST", "emit", ``, 400, "empty body"},
@@ -559,5 +559,32 @@ func TestAckRequestEnds(t *testing.T) {
 	wg.Wait()
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "request ended before the replies: context canceled") {
 		t.Fatalf("%d %s", rec.Code, rec.Body.String())
+	}
+}
+
+// TestPresenceListing: GET presence lists the users of the selected
+// sockets, sorted and each once, sockets without a user left out; 404
+// without the accessor.
+func TestPresenceListing(t *testing.T) {
+	user := func(info realtime.SocketInfo) string { s, _ := info.Data["user"].(string); return s }
+	ts := newTestServer(t, Options{Presence: user})
+	for _, u := range []string{"bob", "alice", "bob", ""} {
+		c := ts.dial(t, url.Values{"user": {u}})
+		c.connect()
+	}
+	status, out, _ := call(t, "GET", ts.api+"presence?namespace=/", "")
+	if status != 200 || mustJSON(t, out["users"]) != `["alice","bob"]` {
+		t.Fatalf("presence: %d %v", status, out)
+	}
+	status, out, _ = call(t, "GET", ts.api+"presence?namespace=/&room=nobody-here", "")
+	if status != 200 || mustJSON(t, out["users"]) != `[]` {
+		t.Fatalf("presence of an empty room: %d %v", status, out)
+	}
+	none := newTestServer(t, Options{})
+	if status, _, _ := call(t, "GET", none.api+"presence?namespace=/", ""); status != 404 {
+		t.Fatalf("presence without an accessor: %d, want 404", status)
+	}
+	if status, _, _ := call(t, "POST", ts.api+"presence", "{}"); status != 405 {
+		t.Fatalf("POST presence: %d, want 405", status)
 	}
 }

@@ -229,14 +229,14 @@ func newSession(srv *Server, cfg *config, r *http.Request, ws *websocket.Conn) *
 	req.Body = http.NoBody
 	req.GetBody = nil
 	s := &Session{
-		id:         id,
-		srv:        srv,
-		cfg:        cfg,
-		req:        req,
-		log:        sessionLogger{base: cfg.Logger, sid: id},
-		done:       make(chan struct{}),
-		handler:    nopHandler{},
-		transport:  TransportPolling,
+		id:        id,
+		srv:       srv,
+		cfg:       cfg,
+		req:       req,
+		log:       sessionLogger{base: cfg.Logger, sid: id},
+		done:      make(chan struct{}),
+		handler:   nopHandler{},
+		transport: TransportPolling,
 	}
 	if cfg.AllowEIO3 {
 		s.v3 = newEIO3(r)

@@ -4,10 +4,12 @@ import "encoding/json"
 
 // Body is the JSON every call carries.
 type Body struct {
-	// Type is "connect", "event" or "disconnect", the same as HookHeader.
+	// Type is "connect", "event" or "disconnect", the same as HookHeader;
+	// or "online" or "offline" for a presence call, which carries only
+	// User.
 	Type      string `json:"type"`
-	Namespace string `json:"namespace"`
-	Socket    string `json:"socket"`
+	Namespace string `json:"namespace,omitempty"`
+	Socket    string `json:"socket,omitempty"`
 	Event     string `json:"event,omitempty"`
 	// Args are the event's arguments (binary ones as base64 strings).
 	Args []any `json:"args,omitzero"`
@@ -15,9 +17,20 @@ type Body struct {
 	Ack bool `json:"ack,omitempty"`
 	// Reason is why a socket disconnected.
 	Reason string `json:"reason,omitempty"`
+	// Recovered, on a connect call, says the socket is a session its
+	// client recovered (connection state recovery): same socket id, rooms
+	// and data as before it dropped.
+	Recovered bool `json:"recovered,omitempty"`
+	// Recoverable, on a disconnect call, says the socket's session is
+	// kept for recovery: its client may come back as the same socket
+	// (a connect call with recovered true follows then).
+	Recoverable bool `json:"recoverable,omitempty"`
+	// User, on a presence call, is the user who came online or went
+	// offline.
+	User string `json:"user,omitempty"`
 	// Rooms are the socket's rooms, sorted, its own room left out; never
-	// null.
-	Rooms []string `json:"rooms"`
+	// null on a socket's call, absent on a presence call.
+	Rooms []string `json:"rooms,omitzero"`
 	// Claims are the verified JWT claims, when auth is on.
 	Claims map[string]any `json:"claims,omitempty"`
 	// Data is what the connect hook attached to the socket.

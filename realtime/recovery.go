@@ -1,0 +1,354 @@
+package realtime
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
+	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
+)
+
+// Connection state recovery, as socket.io 4.6+ does it (its
+// connectionStateRecovery option): a socket that drops for a transport
+// reason keeps its session (id, rooms, data) for a while, and a client
+// that reconnects with the session's pid and the offset of the last event
+// it got is given the same socket back, with every event it missed.
+//
+// On the wire: with recovery on, the CONNECT reply carries "pid" beside
+// "sid"; every EVENT that asks no ack and is not volatile (broadcasts and
+// Socket.Emit alike) carries an offset as its last argument, a string the
+// client keeps (socket.io-client only takes a string last argument); the
+// reconnecting client sends {"pid": ..., "offset": ..., <auth>} as its
+// CONNECT payload and gets the missed events first, then the CONNECT reply
+// with the same sid and pid. Clients see the offset as an extra argument
+// of their listeners, as with Node.
+
+// Recovery defaults, Node's where it has one.
+const (
+	// DefaultMaxDisconnectionDuration is how long a dropped socket's
+	// session is kept (Node's maxDisconnectionDuration: 2 minutes).
+	DefaultMaxDisconnectionDuration = 2 * time.Minute
+	// DefaultRecoveryBufferBytes bounds the events one namespace keeps for
+	// replay, in bytes.
+	DefaultRecoveryBufferBytes = 8 << 20
+	// DefaultRecoverySessionBytes bounds the sessions one namespace keeps,
+	// in bytes.
+	DefaultRecoverySessionBytes = 8 << 20
+)
+
+// RecoveryOptions turn connection state recovery on (Options.Recovery).
+type RecoveryOptions struct {
+	// MaxDisconnectionDuration is how long the session of a socket that
+	// dropped is kept, and how long an event stays buffered for replay.
+	// Default: 2m.
+	MaxDisconnectionDuration time.Duration
+	// RunMiddlewares runs the namespace's middlewares for a recovered
+	// socket too (it has its rooms and data back when they run, and a
+	// refusal loses the session). Default false: a recovered socket is
+	// connected at once, as Node's skipMiddlewares (true by default) does.
+	RunMiddlewares bool
+	// BufferBytes bounds the events one namespace keeps, their encoding
+	// and rooms counted. When a new event does not fit, the oldest are
+	// dropped; a client whose offset was among them is not recovered (it
+	// gets a new session, recovered false), the others are. An event
+	// larger than the whole buffer empties it. Default: 8 MiB.
+	BufferBytes int64
+	// SessionBytes bounds the sessions one namespace keeps (ids, rooms,
+	// data as JSON); over it the oldest sessions are forgotten. Default:
+	// 8 MiB.
+	SessionBytes int64
+	// NewStore makes the store of the server's sessions and events.
+	// Default: NewMemoryRecoveryStore, this process only.
+	NewStore func(RecoveryOptions) RecoveryStore
+}
+
+func (o RecoveryOptions) withDefaults() RecoveryOptions {
+	if o.MaxDisconnectionDuration <= 0 {
+		o.MaxDisconnectionDuration = DefaultMaxDisconnectionDuration
+	}
+	if o.BufferBytes <= 0 {
+		o.BufferBytes = DefaultRecoveryBufferBytes
+	}
+	if o.SessionBytes <= 0 {
+		o.SessionBytes = DefaultRecoverySessionBytes
+	}
+	if o.NewStore == nil {
+		o.NewStore = func(o RecoveryOptions) RecoveryStore { return NewMemoryRecoveryStore(o) }
+	}
+	return o
+}
+
+// RecoverySession is what is kept of a socket that dropped.
+type RecoverySession struct {
+	Namespace string
+	// ID is the socket id, PID the private id the client proves the
+	// session with.
+	ID, PID string
+	// Rooms are the socket's rooms, its id-room included.
+	Rooms []string
+	// Data is the socket's data (Socket.Set).
+	Data map[string]any
+	// Local is the embedding application's value (Socket.SetLocal). A
+	// store that serialises sessions (on Redis) cannot keep it: it must
+	// then be rebuilt from Data by the application.
+	Local any
+	// DisconnectedAt is when the socket dropped.
+	DisconnectedAt time.Time
+}
+
+// RecoveryStore keeps the sessions of dropped sockets and the events they
+// may have missed. The memory store serves one process; a cluster store
+// (Redis Streams, as @socket.io/redis-streams-adapter) implements the
+// same methods with the events and sessions shared by the nodes. Its
+// methods are called with no lock of the server held, but a namespace's
+// Append, Missed and the delivery of the event are serialised (see
+// Namespace.recMu), so they must not block for long.
+type RecoveryStore interface {
+	// Append gives an event of namespace nsp its offset, stores it for the
+	// sockets opts selects and returns its messages: encode makes them,
+	// with the offset as the event's last argument.
+	Append(nsp string, opts BroadcastOptions, encode func(offset string) ([]*engineio.Message, error)) ([]*engineio.Message, error)
+	// Save keeps the session of a socket that dropped, for
+	// MaxDisconnectionDuration.
+	Save(sess *RecoverySession)
+	// Take removes and returns the session pid of namespace nsp if it
+	// dropped less than MaxDisconnectionDuration ago and the events after
+	// offset are all still buffered; else it returns false and keeps it.
+	Take(nsp, pid, offset string) (*RecoverySession, bool)
+	// Missed returns, in order, the messages of the events after offset
+	// that a socket in rooms would have got; false when some of them are
+	// no longer buffered.
+	Missed(nsp, offset string, rooms []string) ([][]*engineio.Message, bool)
+	// Close releases the store (its timer).
+	Close() error
+}
+
+// recoverableReasons are the disconnect reasons after which a session is
+// kept: the transport went, not the client or the server's decision
+// (Node's RECOVERABLE_DISCONNECT_REASONS).
+var recoverableReasons = map[string]bool{
+	engineio.ReasonTransportError: true,
+	engineio.ReasonTransportClose: true,
+	engineio.ReasonForcedClose:    true,
+	engineio.ReasonPingTimeout:    true,
+	ReasonServerShutdown:          true,
+	"forced server close":         true,
+}
+
+// IsRecoverable reports whether a socket that disconnected for reason
+// keeps its session when recovery is on.
+func IsRecoverable(reason string) bool { return recoverableReasons[reason] }
+
+// recovery is the server's recovery options and store, or nil when it is
+// off. The store is made with the first options that turn recovery on
+// and kept (with its sessions) when a reload turns it off and on again.
+func (s *Server) recovery() (*RecoveryOptions, RecoveryStore) {
+	o := s.opts.Load().Recovery
+	if o == nil {
+		return nil, nil
+	}
+	ref := s.recStore.Load()
+	if ref == nil || ref.store == nil {
+		return nil, nil // closed
+	}
+	return o, ref.store
+}
+
+// setupRecovery makes the store when opts turn recovery on first.
+func (s *Server) setupRecovery(opts *Options) {
+	if opts.Recovery == nil || s.recStore.Load() != nil {
+		return
+	}
+	s.recStore.CompareAndSwap(nil, &recoveryStoreRef{store: opts.Recovery.NewStore(*opts.Recovery)})
+}
+
+// closeRecovery closes the store, if any.
+func (s *Server) closeRecovery() {
+	if ref := s.recStore.Swap(&recoveryStoreRef{}); ref != nil && ref.store != nil {
+		if err := ref.store.Close(); err != nil {
+			s.logger().Warn("closing the recovery store", zap.Error(err))
+		}
+	}
+}
+
+// recoveryStoreRef boxes the store for an atomic pointer; a nil store is
+// a closed server's.
+type recoveryStoreRef struct{ store RecoveryStore }
+
+// KeptForRecovery reports whether a socket that disconnects for reason
+// keeps its session: recovery is on and the reason is recoverable. A
+// disconnect handler can tell a socket that may come back from one that
+// is gone.
+func (s *Socket) KeptForRecovery(reason string) bool {
+	o, _ := s.nsp.srv.recovery()
+	return o != nil && s.pid != "" && IsRecoverable(reason)
+}
+
+// Recovered reports whether the socket is a session recovered by its
+// client (same id, rooms and data; missed events replayed).
+func (s *Socket) Recovered() bool { return s.recovered }
+
+// recorded reports whether an emit with these flags gets an offset and is
+// kept for replay: recovery on, no ack, not volatile (the same rule as
+// Node's SessionAwareAdapter).
+func (n *Namespace) recordStore(flags BroadcastFlags) RecoveryStore {
+	if flags.Volatile {
+		return nil
+	}
+	_, st := n.srv.recovery()
+	return st
+}
+
+// withOffset returns a copy of an event packet with offset appended to
+// its arguments.
+func withOffset(p *parser.Packet, offset string) *parser.Packet {
+	q := *p
+	data, _ := p.Data.([]any)
+	q.Data = append(slices.Clip(data), offset)
+	return &q
+}
+
+// broadcastRecorded stores an event and broadcasts it with its offset.
+// recMu makes the order of a namespace's events in the store the order
+// its sockets receive them in, which replaying "what came after the
+// offset" relies on.
+func (n *Namespace) broadcastRecorded(st RecoveryStore, p *parser.Packet, opts BroadcastOptions) error {
+	n.recMu.Lock()
+	defer n.recMu.Unlock()
+	var sent *parser.Packet
+	if _, err := st.Append(n.name, opts, func(offset string) ([]*engineio.Message, error) {
+		sent = withOffset(p, offset)
+		return encodePacket(sent, false)
+	}); err != nil {
+		return fmt.Errorf("recording event for recovery: %w", err)
+	}
+	return n.adapter.Broadcast(sent, opts)
+}
+
+// sendRecorded stores an event for one socket (its id-room) and queues it
+// with its offset, as Node routes socket.emit through the adapter when
+// recovery is on.
+func (s *Socket) sendRecorded(st RecoveryStore, p *parser.Packet) error {
+	if !s.Connected() {
+		return ErrSocketClosed
+	}
+	n := s.nsp
+	n.recMu.Lock()
+	defer n.recMu.Unlock()
+	msgs, err := st.Append(n.name, BroadcastOptions{Rooms: []string{s.id}}, func(offset string) ([]*engineio.Message, error) {
+		return encodePacket(withOffset(p, offset), false)
+	})
+	if err != nil {
+		return fmt.Errorf("recording event for recovery: %w", err)
+	}
+	if !s.Connected() {
+		return ErrSocketClosed
+	}
+	return s.conn.write(msgs)
+}
+
+// sessionToKeep is what a socket that disconnects for reason leaves for
+// its client to recover, or nil. It is read before the socket leaves its
+// rooms and saved once it has (keepSession), so that a client quick to
+// come back is not taken out of the rooms it got back.
+func (s *Socket) sessionToKeep(reason string) *RecoverySession {
+	if !s.KeptForRecovery(reason) {
+		return nil
+	}
+	return &RecoverySession{
+		Namespace:      s.nsp.name,
+		ID:             s.id,
+		PID:            s.pid,
+		Rooms:          s.Rooms(),
+		Data:           s.Data(),
+		Local:          s.Local(),
+		DisconnectedAt: time.Now(),
+	}
+}
+
+// keepSession saves a session from sessionToKeep.
+func (s *Socket) keepSession(sess *RecoverySession) {
+	if sess == nil {
+		return
+	}
+	if _, st := s.nsp.srv.recovery(); st != nil {
+		st.Save(sess)
+	}
+}
+
+// recoverSession finds the session a CONNECT's auth payload asks for:
+// string "pid" and "offset" naming a session still kept whose missed
+// events are all buffered. Nil otherwise: the socket is new.
+func (c *conn) recoverSession(n *Namespace, auth map[string]any) (*RecoverySession, string) {
+	o, st := c.srv.recovery()
+	if o == nil {
+		return nil, ""
+	}
+	pid, ok1 := auth["pid"].(string)
+	offset, ok2 := auth["offset"].(string)
+	if !ok1 || !ok2 {
+		return nil, ""
+	}
+	sess, ok := st.Take(n.name, pid, offset)
+	if !ok || sess.ID == "" || sess.Namespace != n.name {
+		return nil, ""
+	}
+	if _, live := n.Socket(sess.ID); live {
+		return nil, "" // a socket with the id is connected: never two
+	}
+	return sess, offset
+}
+
+// restoredSocket is the socket of a recovered session, in its rooms again
+// (before the middlewares, as Node), with its data and local value.
+func restoredSocket(n *Namespace, c *conn, auth map[string]any, sess *RecoverySession) *Socket {
+	s := newSocket(n, c, auth)
+	s.id, s.pid = sess.ID, sess.PID
+	s.data = maps.Clone(sess.Data)
+	s.local = sess.Local
+	s.recovered = true // what middlewares see; connectRecovered has the last word
+	n.adapter.AddAll(s.id, sess.Rooms)
+	return s
+}
+
+// connectRecovered connects a restored socket: under the namespace's
+// recovery lock, the events it missed are queued first, then the CONNECT
+// reply, and it is admitted so that the next event reaches it live; no
+// event falls between. When the events after offset are no longer all
+// buffered (the middlewares took long and the buffer moved on), the
+// socket connects with a new pid, so that its client sees recovered
+// false: it keeps its id and rooms but knows it may have missed events.
+func (c *conn) connectRecovered(n *Namespace, s *Socket, offset string) {
+	_, st := c.srv.recovery()
+	n.recMu.Lock()
+	defer n.recMu.Unlock()
+	s.recovered = false
+	if st != nil {
+		if missed, ok := st.Missed(n.name, offset, s.Rooms()); ok {
+			s.recovered = true
+			for _, msgs := range missed {
+				_ = c.write(msgs)
+			}
+		}
+	}
+	if !s.recovered {
+		s.pid = newID()
+	}
+	c.srv.admitNamespace(n, s)
+	s.connect()
+}
+
+// connectReply is the CONNECT reply's payload: the sid, and the pid when
+// recovery is on, in Node's order.
+func (s *Socket) connectReply() any {
+	return connectReplyPayload{Sid: s.id, Pid: s.pid}
+}
+
+type connectReplyPayload struct {
+	Sid string `json:"sid"`
+	Pid string `json:"pid,omitempty"`
+}

@@ -1,0 +1,438 @@
+package realtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
+	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
+)
+
+// recoveryEnv is a server with recovery on, its store on a manual clock,
+// and every socket of "/" put in room "r" when it connects.
+type recoveryEnv struct {
+	t     *testing.T
+	srv   *Server
+	ts    *httptest.Server
+	store *MemoryRecoveryStore
+	clock *manualClock
+}
+
+func newRecoveryEnv(t *testing.T, ro RecoveryOptions, setup func(*Server)) *recoveryEnv {
+	t.Helper()
+	e := &recoveryEnv{t: t, clock: newManualClock()}
+	ro.NewStore = func(o RecoveryOptions) RecoveryStore {
+		e.store = NewMemoryRecoveryStore(o)
+		e.store.clock, e.store.now = e.clock, e.clock.now
+		return e.store
+	}
+	e.srv = NewServer(Options{
+		Engine:         engineio.Options{PingInterval: 200 * time.Millisecond, PingTimeout: time.Second, AllowedOrigins: []string{"*"}},
+		ConnectTimeout: 2 * time.Second,
+		Recovery:       &ro,
+	})
+	e.srv.Of("/").OnConnection(func(s *Socket) {
+		if !s.Recovered() {
+			_ = s.Join("r")
+			s.Set("n", 1)
+		}
+	})
+	if setup != nil {
+		setup(e.srv)
+	}
+	e.ts = httptest.NewServer(e.srv)
+	t.Cleanup(func() {
+		e.srv.Close()
+		e.ts.Close()
+	})
+	return e
+}
+
+// connectReply is a parsed CONNECT reply.
+type connectReply struct{ Sid, Pid string }
+
+// connect opens a WebSocket and connects "/" with payload.
+func (e *recoveryEnv) connect(payload string) (*testkit.WS, connectReply) {
+	e.t.Helper()
+	c := dialRaw(e.t, e.ts, "")
+	c.Send("40" + payload)
+	return c, readConnect(e.t, c)
+}
+
+func readConnect(t *testing.T, c *testkit.WS) connectReply {
+	t.Helper()
+	got := c.ExpectPrefix("40{")
+	var r connectReply
+	if err := json.Unmarshal([]byte(got[2:]), &r); err != nil || len(r.Sid) != 20 || len(r.Pid) != 20 {
+		t.Fatalf("CONNECT reply %q: want sid and pid of 20 characters (%v)", got, err)
+	}
+	return r
+}
+
+// event reads an EVENT frame and returns its arguments.
+func event(t *testing.T, c *testkit.WS) []any {
+	t.Helper()
+	got := c.ExpectPrefix("42[")
+	var args []any
+	if err := json.Unmarshal([]byte(got[2:]), &args); err != nil {
+		t.Fatalf("event %q: %v", got, err)
+	}
+	return args
+}
+
+// offsetOf is an event's offset: its last argument, a string.
+func offsetOf(t *testing.T, args []any) string {
+	t.Helper()
+	off, ok := args[len(args)-1].(string)
+	if !ok || off == "" {
+		t.Fatalf("event %v: last argument is not an offset", args)
+	}
+	return off
+}
+
+// drop cuts the client's TCP connection and waits until the server has
+// processed the close (the session, if any, is then kept).
+func (e *recoveryEnv) drop(c *testkit.WS) {
+	e.t.Helper()
+	c.Close()
+	for deadline := time.Now().Add(5 * time.Second); e.srv.Of("/").Len() > 0 || e.srv.ConnCount() > 0; {
+		if time.Now().After(deadline) {
+			e.t.Fatal("the server did not see the connection go within 5s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the server's state, bounded
+	}
+}
+
+func recoverPayload(pid, offset string) string {
+	return fmt.Sprintf(`{"pid":%q,"offset":%q,"token":"t"}`, pid, offset)
+}
+
+// TestRecoveryWire: with recovery on, the CONNECT reply carries a pid;
+// broadcasts and private emits carry an offset as their last argument
+// (binary ones too), volatile emits and emits with an ack do not.
+func TestRecoveryWire(t *testing.T) {
+	e := newRecoveryEnv(t, RecoveryOptions{}, nil)
+	c, r := e.connect("")
+	nsp := e.srv.Of("/")
+	s, _ := nsp.Socket(r.Sid)
+
+	if err := nsp.Emit("all", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if args := event(t, c); len(args) != 3 || args[0] != "all" || args[1] != "a" {
+		t.Fatalf("broadcast = %v, want [all a <offset>]", args)
+	}
+	_ = s.Emit("private", 1)
+	if args := event(t, c); len(args) != 3 || args[0] != "private" {
+		t.Fatalf("private emit = %v, want [private 1 <offset>]", args)
+	}
+	_ = nsp.To("r").Emit("bin", []byte{1, 2})
+	head := c.ExpectPrefix("451-[")
+	if !strings.Contains(head, `{"_placeholder":true,"num":0},"`) {
+		t.Fatalf("binary event %q: want the offset after the placeholder", head)
+	}
+	if f := c.Next(2 * time.Second); !f.Binary {
+		t.Fatalf("attachment frame %q not binary", f.Data)
+	}
+	_ = nsp.Volatile().Emit("vol", "v")
+	c.Expect(`42["vol","v"]`)
+	_ = s.EmitWithAckFunc(time.Second, "ask", []any{"q"}, func([]any, error) {})
+	if got := c.ExpectPrefix(`42`); !strings.HasSuffix(got, `["ask","q"]`) {
+		t.Fatalf("emit with an ack = %q, want no offset", got)
+	}
+}
+
+// TestRecoveryRestore: a client whose transport dropped comes back with
+// pid and offset and gets its socket back: same id, same rooms and data,
+// the events it missed exactly once and in order (volatile and ack'd
+// ones not), before the CONNECT reply with the same sid and pid; events
+// go on reaching it live.
+func TestRecoveryRestore(t *testing.T) {
+	e := newRecoveryEnv(t, RecoveryOptions{}, nil)
+	nsp := e.srv.Of("/")
+	c, r := e.connect(`{"token":"t"}`)
+	_ = nsp.Emit("m", 0) // to all: the join of "r" may still be under way
+	last := offsetOf(t, event(t, c))
+	e.drop(c)
+
+	for i := 1; i <= 3; i++ {
+		_ = nsp.To("r").Emit("m", i)
+	}
+	_ = nsp.Volatile().Emit("m", "volatile")
+	_ = nsp.To("other").Emit("m", "not for it")
+	_ = nsp.Except("r").Emit("m", "not for it either")
+	_ = nsp.Emit("m", 4)
+
+	c2 := dialRaw(t, e.ts, "")
+	c2.Send("40" + recoverPayload(r.Pid, last))
+	var got []any
+	var offsets []string
+	for range 4 {
+		args := event(t, c2)
+		got = append(got, args[1])
+		offsets = append(offsets, offsetOf(t, args))
+	}
+	if want := []any{1.0, 2.0, 3.0, 4.0}; !slices.Equal(got, want) {
+		t.Fatalf("replayed %v, want %v", got, want)
+	}
+	if !slices.IsSorted(offsets) || slices.Contains(offsets, last) {
+		t.Fatalf("offsets %q after %q: not in order", offsets, last)
+	}
+	if back := readConnect(t, c2); back != r {
+		t.Fatalf("CONNECT reply %+v, want the same sid and pid %+v", back, r)
+	}
+	s, ok := nsp.Socket(r.Sid)
+	if !ok || !s.Recovered() {
+		t.Fatal("the socket is not back under its id, recovered")
+	}
+	if rooms := s.Rooms(); !slices.Contains(rooms, "r") || !slices.Contains(rooms, r.Sid) {
+		t.Fatalf("rooms %v, want r and its own", rooms)
+	}
+	if v, _ := s.Get("n"); v != 1 {
+		t.Fatalf("data n = %v, want 1", v)
+	}
+	_ = nsp.To("r").Emit("m", 5)
+	if args := event(t, c2); args[1] != 5.0 {
+		t.Fatalf("live event %v, want 5", args)
+	}
+	c2.Quiet(100 * time.Millisecond)
+}
+
+// TestRecoveryNotRecovered: each way a reconnect must get a new session:
+// a deliberate disconnect, a return after the window, a bogus pid or
+// offset, an offset that the buffer dropped, a pid taken already.
+func TestRecoveryNotRecovered(t *testing.T) {
+	tests := []struct {
+		name string
+		// leave ends the first connection; then come returns the payload
+		// of the reconnect from the first reply and the last offset.
+		leave func(e *recoveryEnv, c *testkit.WS)
+		come  func(e *recoveryEnv, r connectReply, last string) string
+	}{
+		{"client namespace disconnect", func(e *recoveryEnv, c *testkit.WS) {
+			c.Send("41")
+			e.drop(c)
+		}, func(_ *recoveryEnv, r connectReply, last string) string { return recoverPayload(r.Pid, last) }},
+		{"server disconnect", func(e *recoveryEnv, c *testkit.WS) {
+			for _, s := range e.srv.Of("/").Sockets() {
+				s.Disconnect(false)
+			}
+			e.drop(c)
+		}, func(_ *recoveryEnv, r connectReply, last string) string { return recoverPayload(r.Pid, last) }},
+		{"after the window", func(e *recoveryEnv, c *testkit.WS) {
+			e.drop(c)
+			e.clock.advance(2*time.Minute + time.Millisecond)
+		}, func(_ *recoveryEnv, r connectReply, last string) string { return recoverPayload(r.Pid, last) }},
+		{"bogus pid", func(e *recoveryEnv, c *testkit.WS) { e.drop(c) },
+			func(_ *recoveryEnv, _ connectReply, last string) string {
+				return recoverPayload("AAAAAAAAAAAAAAAAAAAA", last)
+			}},
+		{"bogus offset", func(e *recoveryEnv, c *testkit.WS) { e.drop(c) },
+			func(_ *recoveryEnv, r connectReply, _ string) string { return recoverPayload(r.Pid, "zz!") }},
+		{"offset from the future", func(e *recoveryEnv, c *testkit.WS) { e.drop(c) },
+			func(_ *recoveryEnv, r connectReply, last string) string { return recoverPayload(r.Pid, last+"0") }},
+		{"no offset", func(e *recoveryEnv, c *testkit.WS) { e.drop(c) },
+			func(_ *recoveryEnv, r connectReply, _ string) string { return fmt.Sprintf(`{"pid":%q}`, r.Pid) }},
+		{"pid not a string", func(e *recoveryEnv, c *testkit.WS) { e.drop(c) },
+			func(_ *recoveryEnv, _ connectReply, last string) string {
+				return fmt.Sprintf(`{"pid":1,"offset":%q}`, last)
+			}},
+		{"offset dropped by the buffer", func(e *recoveryEnv, c *testkit.WS) {
+			e.drop(c)
+			for range 40 { // 40 events of ~100 bytes: over the 2 KiB buffer
+				_ = e.srv.Of("/").Emit("fill", strings.Repeat("x", 64))
+			}
+		}, func(_ *recoveryEnv, r connectReply, last string) string { return recoverPayload(r.Pid, last) }},
+		{"taken already", func(e *recoveryEnv, c *testkit.WS) { e.drop(c) },
+			func(e *recoveryEnv, r connectReply, last string) string {
+				c, back := e.connect(recoverPayload(r.Pid, last))
+				if back != r {
+					e.t.Fatalf("first recovery: %+v, want %+v", back, r)
+				}
+				e.t.Cleanup(c.Close) // connected: the same pid again gets a new session
+				return recoverPayload(r.Pid, last)
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newRecoveryEnv(t, RecoveryOptions{BufferBytes: 2048}, nil)
+			c, r := e.connect("")
+			_ = e.srv.Of("/").Emit("m", 0)
+			last := offsetOf(t, event(t, c))
+			tt.leave(e, c)
+			payload := tt.come(e, r, last)
+			c2 := dialRaw(t, e.ts, "")
+			c2.Send("40" + payload)
+			back := readConnect(t, c2)
+			if back.Sid == r.Sid || back.Pid == r.Pid {
+				t.Fatalf("reconnect got %+v, the first session was %+v: want a new one", back, r)
+			}
+			s, ok := e.srv.Of("/").Socket(back.Sid)
+			if !ok || s.Recovered() {
+				t.Fatal("the new socket is missing or says recovered")
+			}
+		})
+	}
+}
+
+// TestRecoveryMiddlewares: with RunMiddlewares a recovered socket goes
+// through them with its rooms and data back (a refusal loses it); by
+// default they are skipped.
+func TestRecoveryMiddlewares(t *testing.T) {
+	for _, run := range []bool{false, true} {
+		t.Run(fmt.Sprint("run=", run), func(t *testing.T) {
+			seen := make(chan string, 4)
+			e := newRecoveryEnv(t, RecoveryOptions{RunMiddlewares: run}, func(srv *Server) {
+				srv.Of("/").Use(func(s *Socket) error {
+					seen <- fmt.Sprintf("recovered=%v rooms=%d", s.Recovered(), len(s.Rooms()))
+					if a := s.Handshake().Auth; a != nil && a["refuse"] == true {
+						return &ConnectError{Message: "no"}
+					}
+					return nil
+				})
+			})
+			c, r := e.connect("")
+			<-seen
+			_ = e.srv.Of("/").Emit("m", 0)
+			last := offsetOf(t, event(t, c))
+			e.drop(c)
+			c2, back := e.connect(recoverPayload(r.Pid, last))
+			if back != r {
+				t.Fatalf("reconnect got %+v, want %+v", back, r)
+			}
+			select {
+			case got := <-seen:
+				if !run {
+					t.Fatalf("middleware ran for a recovered socket: %s", got)
+				}
+				if got != "recovered=true rooms=2" {
+					t.Fatalf("middleware saw %s, want its two rooms back", got)
+				}
+			default:
+				if run {
+					t.Fatal("middleware did not run for the recovered socket")
+				}
+			}
+			if !run {
+				return
+			}
+			// A refusal of the recovered socket: refused, and its rooms go.
+			_ = e.srv.Of("/").Emit("m", 1)
+			last = offsetOf(t, event(t, c2))
+			e.drop(c2)
+			c3 := dialRaw(t, e.ts, "")
+			c3.Send(`40{"pid":"` + r.Pid + `","offset":"` + last + `","refuse":true}`)
+			c3.ExpectPrefix(`44{"message":"no"`)
+			if rooms := e.srv.Of("/").Adapter().SocketRooms(r.Sid); len(rooms) != 0 {
+				t.Fatalf("refused recovered socket left in rooms %v", rooms)
+			}
+		})
+	}
+}
+
+// TestRecoveryBounds: what clients can make the store hold is bounded in
+// bytes, events and sessions alike, and the window's timer drops what
+// aged out.
+func TestRecoveryBounds(t *testing.T) {
+	const cap = 64 << 10
+	e := newRecoveryEnv(t, RecoveryOptions{BufferBytes: cap, SessionBytes: cap}, nil)
+	nsp := e.srv.Of("/")
+	for i := range 5000 {
+		_ = nsp.To(fmt.Sprint("room-", i)).Emit("m", strings.Repeat("x", 100))
+	}
+	if got := e.store.Bytes(); got > cap || got < cap/2 {
+		t.Fatalf("events hold %d bytes, want at most (and near) %d", got, cap)
+	}
+	for i := range 5000 {
+		e.store.Save(&RecoverySession{Namespace: "/", ID: fmt.Sprintf("%020d", i), PID: fmt.Sprintf("p%019d", i),
+			Rooms: []string{strings.Repeat("r", 200)}, Data: map[string]any{"k": strings.Repeat("d", 100)}, DisconnectedAt: e.clock.now()})
+	}
+	if got := e.store.Bytes(); got > 2*cap {
+		t.Fatalf("events and sessions hold %d bytes, want at most %d", got, 2*cap)
+	}
+	e.clock.advance(3 * time.Minute)
+	if got := e.store.Bytes(); got != 0 {
+		t.Fatalf("after the window the store holds %d bytes, want 0", got)
+	}
+	e.clock.advance(3 * time.Minute)
+	if n := len(e.store.nsps); n != 0 {
+		t.Fatalf("%d namespace buffers left after two idle windows", n)
+	}
+	if e.clock.pending() != 0 {
+		t.Fatal("the sweep timer is still armed with nothing to sweep")
+	}
+	// A huge event empties the buffer: earlier offsets are not recovered.
+	c, r := e.connect("")
+	_ = nsp.Emit("m", 0)
+	last := offsetOf(t, event(t, c))
+	e.drop(c)
+	_ = nsp.Emit("big", strings.Repeat("x", cap+1))
+	c2, back := e.connect(recoverPayload(r.Pid, last))
+	defer c2.Close()
+	if back.Sid == r.Sid {
+		t.Fatal("recovered across an event the buffer could not hold")
+	}
+}
+
+// TestOffsetText: offsets round-trip, and parseOffset refuses what
+// formatOffset cannot write.
+func TestOffsetText(t *testing.T) {
+	for _, v := range []uint64{1, 63, 64, 1_700_000_000_000, 1<<60 - 1} {
+		if got, ok := parseOffset(formatOffset(v)); !ok || got != v {
+			t.Errorf("parseOffset(formatOffset(%d)) = %d, %v", v, got, ok)
+		}
+	}
+	for _, bad := range []string{"", "a.b", "é", "12345678901", " 1"} {
+		if _, ok := parseOffset(bad); ok {
+			t.Errorf("parseOffset(%q) accepted", bad)
+		}
+	}
+}
+
+// FuzzRecoveryLookup feeds a client's pid and offset, as a CONNECT's auth
+// payload carries them, to the store: no input panics, only the real pid
+// takes the session, and an offset the store accepts names an event it
+// gave (nothing outside its window).
+func FuzzRecoveryLookup(f *testing.F) {
+	m := NewMemoryRecoveryStore(RecoveryOptions{})
+	m.clock = newManualClock()
+	var offsets []string
+	for i := range 3 {
+		_, _ = m.Append("/", BroadcastOptions{Rooms: []string{"r"}}, func(off string) ([]*engineio.Message, error) {
+			offsets = append(offsets, off)
+			return []*engineio.Message{engineio.TextMessageString(fmt.Sprintf(`2["m",%d,%q]`, i, off))}, nil
+		})
+	}
+	const pid = "PPPPPPPPPPPPPPPPPPPP"
+	for _, seed := range []struct{ pid, offset string }{
+		{pid, offsets[0]}, {pid, offsets[2]}, {pid, "zz"}, {"", ""}, {pid, "0"}, {"x", offsets[1]},
+		{pid, "__________"}, {pid, "\xff"}, {pid, offsets[2] + "0"},
+	} {
+		f.Add(seed.pid, seed.offset)
+	}
+	f.Fuzz(func(t *testing.T, p, offset string) {
+		m.Save(&RecoverySession{Namespace: "/", ID: "IIIIIIIIIIIIIIIIIIII", PID: pid, Rooms: []string{"r"}})
+		missed, ok := m.Missed("/", offset, []string{"r"})
+		if ok && !slices.Contains(offsets, offset) {
+			v, _ := parseOffset(offset)
+			if v <= m.base || v-m.base > m.seq {
+				t.Fatalf("offset %q accepted outside the store's", offset)
+			}
+		}
+		if len(missed) > len(offsets) {
+			t.Fatalf("%d events missed of %d", len(missed), len(offsets))
+		}
+		sess, took := m.Take("/", p, offset)
+		if took && (p != pid || sess.ID != "IIIIIIIIIIIIIIIIIIII") {
+			t.Fatalf("pid %q took session %+v", p, sess)
+		}
+		if took != (p == pid && ok) {
+			t.Fatalf("Take(%q, %q) = %v, Missed ok = %v", p, offset, took, ok)
+		}
+	})
+}
