@@ -86,7 +86,10 @@ type Handler struct {
 
 	// Origins lists the browser origins (scheme://host[:port]) allowed to
 	// connect; "*" allows any. Default: same origin only. Requests without
-	// an Origin header (non-browser clients) are always allowed.
+	// an Origin header (non-browser clients) are always allowed. A page
+	// that connects with credentials (withCredentials, as the admin UI
+	// does) needs its origin listed: "*" answers it without credentials,
+	// which browsers refuse, unless the origin is also listed.
 	Origins []string `json:"origins,omitempty"`
 
 	// Drain spreads the closing of the hub's connections over this long,
