@@ -32,6 +32,7 @@ import (
 type Server struct {
 	engine *engineio.Server
 	opts   atomic.Pointer[Options]
+	watch  atomic.Pointer[watcherRef] // the Watcher, nil when none (watch.go)
 
 	mu        sync.RWMutex
 	nsps      map[string]*Namespace // published namespaces
@@ -65,6 +66,7 @@ func NewServer(opts Options) *Server {
 func (s *Server) engineOptions(opts Options) engineio.Options {
 	eo := opts.Engine
 	eo.OnSession = s.onSession
+	eo.Observer = s.watchEngine(eo.Observer)
 	return eo
 }
 

@@ -282,7 +282,20 @@ func (s *Socket) Emit(event string, args ...any) error {
 	if parser.IsReservedEvent(event) {
 		return fmt.Errorf("emitting %q: %w", event, ErrReservedEvent)
 	}
-	return s.send(eventPacket(s.nsp.name, parser.NoID, event, args))
+	p := eventPacket(s.nsp.name, parser.NoID, event, args)
+	if err := s.send(p); err != nil {
+		return err
+	}
+	s.sentEvent(p)
+	return nil
+}
+
+// sentEvent tells the Watcher that the event packet p was queued for s.
+func (s *Socket) sentEvent(p *parser.Packet) {
+	if w := s.nsp.srv.watcher(); w != nil {
+		data, _ := p.Data.([]any)
+		w.EventSent(s, data)
+	}
 }
 
 // EmitWithAck sends an event and waits for the client's acknowledgement, until
@@ -361,10 +374,12 @@ func (s *Socket) emitWithAckFunc(event string, args []any, fn func([]any, error)
 	if !s.addAck(id, fn) {
 		return 0, ErrSocketClosed
 	}
-	if err := s.send(eventPacket(s.nsp.name, id, event, args)); err != nil {
+	p := eventPacket(s.nsp.name, id, event, args)
+	if err := s.send(p); err != nil {
 		s.removeAck(id)
 		return 0, err
 	}
+	s.sentEvent(p)
 	return id, nil
 }
 
@@ -483,6 +498,9 @@ func (s *Socket) onEvent(p *parser.Packet) {
 		}
 		return
 	}
+	if w := s.nsp.srv.watcher(); w != nil {
+		w.EventReceived(s, all)
+	}
 	args := all[1:]
 	var ack AckFunc
 	if p.ID != parser.NoID {
@@ -549,6 +567,9 @@ func (s *Socket) connect() {
 	s.nsp.adapter.AddAll(s.id, []string{s.id})
 	_ = s.send(&parser.Packet{Type: parser.Connect, Namespace: s.nsp.name, ID: parser.NoID,
 		Data: map[string]any{"sid": s.id}})
+	if w := s.nsp.srv.watcher(); w != nil {
+		w.SocketConnected(s)
+	}
 }
 
 // refuse drops a socket that a middleware refused, with any room it joined.
@@ -580,6 +601,9 @@ func (s *Socket) finishClose(reason string) {
 	s.mu.Unlock()
 	for _, fn := range fns {
 		s.safeCall("disconnect", func() { fn(s, reason) })
+	}
+	if w := s.nsp.srv.watcher(); w != nil {
+		w.SocketDisconnected(s, reason)
 	}
 	s.nsp.adapter.DelAll(s.id)
 	s.nsp.srv.leaveNamespace(s.nsp, s)
