@@ -90,14 +90,16 @@ const (
 
 // eventBudget is the token bucket of forwarded events.
 type eventBudget struct {
-	mu     sync.Mutex
-	tokens float64
-	last   time.Time
-	now    func() time.Time
+	mu          sync.Mutex
+	tokens      float64
+	last        time.Time
+	rate, burst float64 // ViewEventRate, ViewEventBurst; tests change them
+	now         func() time.Time
 }
 
 func (b *eventBudget) init() {
-	b.tokens = ViewEventBurst
+	b.rate, b.burst = ViewEventRate, ViewEventBurst
+	b.tokens = b.burst
 	b.now = time.Now
 	b.last = b.now()
 }
@@ -107,7 +109,7 @@ func (b *eventBudget) take() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
-	b.tokens = min(ViewEventBurst, b.tokens+now.Sub(b.last).Seconds()*ViewEventRate)
+	b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
 	b.last = now
 	if b.tokens < 1 {
 		return false
