@@ -54,8 +54,8 @@ const (
 // Refusal messages. The UI reopens its login form on exactly "invalid
 // credentials" and shows any other message as an error.
 const (
-	msgWrongLogin = "invalid credentials"
-	msgTooManyLogins      = "too many login attempts, try again later"
+	msgWrongLogin    = "invalid credentials"
+	msgTooManyLogins = "too many login attempts, try again later"
 )
 
 var (
