@@ -85,6 +85,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			max_packets        <n>
 //			attachment_timeout <duration>
 //		}
+//		admin_ui {
+//			username      <user>
+//			password_hash <bcrypt hash>
+//			readonly
+//			namespace     <name>
+//		}
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -164,6 +170,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.unmarshalWebhook(d)
 		case "limits":
 			err = h.unmarshalLimits(d)
+		case "admin_ui":
+			err = h.unmarshalAdminUI(d)
 		default:
 			return d.Errf("unrecognized subdirective %q", sub)
 		}
@@ -171,7 +179,46 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}); err != nil {
 		return err
 	}
+	// The admin namespace is checked against namespaces, which may come
+	// after the block.
+	if err := h.AdminUI.check(h.Namespaces); err != nil {
+		return d.Err(err.Error())
+	}
 	return nil
+}
+
+// unmarshalAdminUI parses the admin_ui subdirective of socketio.
+//
+//	admin_ui {
+//		username      <user>
+//		password_hash <bcrypt hash>
+//		readonly
+//		namespace     <name>
+//	}
+func (h *Handler) unmarshalAdminUI(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	a := &AdminUI{}
+	h.AdminUI = a
+	return eachSubdirective(d, "admin_ui: ", func(sub string) error {
+		switch sub {
+		case "username":
+			return oneArg(d, &a.Username)
+		case "password_hash":
+			return oneArg(d, &a.PasswordHash)
+		case "readonly":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.ReadOnly = true
+			return nil
+		case "namespace":
+			return oneArg(d, &a.Namespace)
+		default:
+			return d.Errf("admin_ui: unrecognized subdirective %q", sub)
+		}
+	})
 }
 
 func (h *Handler) unmarshalAuth(d *caddyfile.Dispenser) error {

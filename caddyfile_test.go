@@ -106,6 +106,12 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"limits bad burst", "socketio {\n\tlimits {\n\t\tevent_rate 10 -1\n\t}\n}", `burst: want a positive number, got "-1", at Caddyfile:3`},
 		{"limits zero rooms", "socketio {\n\tlimits {\n\t\tmax_rooms 0\n\t}\n}", `limits: max_rooms: want a positive number, got "0", at Caddyfile:3`},
 		{"limits bad buffer", "socketio {\n\tlimits {\n\t\tsend_buffer 1MiB lots\n\t}\n}", `limits: send_buffer: invalid size "lots", at Caddyfile:3`},
+		{"admin_ui unknown", "socketio {\n\tadmin_ui {\n\t\tusername a\n\t\tpassword x\n\t}\n}", `admin_ui: unrecognized subdirective "password", at Caddyfile:4`},
+		{"admin_ui readonly arg", "socketio {\n\tadmin_ui {\n\t\treadonly yes\n\t}\n}", "at Caddyfile:3"},
+		{"admin_ui no username", "socketio {\n\tadmin_ui {\n\t\tpassword_hash {env.H}\n\t}\n}", "admin_ui: username is required"},
+		{"admin_ui bad hash", "socketio {\n\tadmin_ui {\n\t\tusername a\n\t\tpassword_hash secret\n\t}\n}", "admin_ui: password_hash: not a bcrypt hash"},
+		{"admin_ui main namespace", "socketio {\n\tadmin_ui {\n\t\tusername a\n\t\tpassword_hash {env.H}\n\t\tnamespace /\n\t}\n}", `namespace "/": must start with / and not be the main namespace`},
+		{"admin_ui served namespace", "socketio {\n\tadmin_ui {\n\t\tusername a\n\t\tpassword_hash {env.H}\n\t}\n\tnamespaces / /adm*\n}", `admin_ui: namespace "/admin" is also served by namespaces "/adm*"`},
 		{"limits repeated", "socketio {\n\tlimits {\n\t\tmax_rooms 3\n\t\tmax_rooms 4\n\t}\n}", `limits: max_rooms: subdirective given twice, at Caddyfile:4`},
 	}
 	for _, tc := range cases {

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/adminui"
 	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 )
 
@@ -23,6 +24,7 @@ var hubs = caddy.NewUsagePool()
 // active policy on every call.
 type hub struct {
 	server  *realtime.Server
+	admin   *adminui.UI // the admin UI's namespace, disabled without admin_ui
 	policy  atomic.Pointer[policy]
 	backoff *webhook.Backoff // refusals of the connect hook, across reloads
 	// generation counts the policies activated; a socket records the one
@@ -49,6 +51,7 @@ func newHub(opts realtime.Options) *hub {
 	h.server = realtime.NewServer(opts)
 	h.setupNamespace(h.server.Of("/"))
 	h.server.OfFunc(func(name string) bool { return h.policy.Load().allowsNamespace(name) }, h.setupNamespace)
+	h.admin = adminui.New(h.server, opts.Logger) // after the application's namespaces
 	return h
 }
 
@@ -122,6 +125,7 @@ func (h *hub) remove(e *hubEntry) {
 func (h *hub) activate(e *hubEntry) bool {
 	prev := h.policy.Swap(e.pol)
 	h.server.SetOptions(e.opts)
+	h.configureAdminUI(e.pol)
 	if prev != nil && prev.authKey == e.pol.authKey {
 		return false
 	}
@@ -135,6 +139,7 @@ func (h *hub) activate(e *hubEntry) bool {
 // the process does not end before; when a reload dropped the hub (the new
 // config already serves), the drain goes on in the background.
 func (h *hub) Destruct() error {
+	h.admin.Close()
 	d := h.policy.Load().drain
 	if d <= 0 || caddy.Exiting() {
 		h.server.Drain(d)

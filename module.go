@@ -5,6 +5,7 @@
 package socketio
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +20,9 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-socketio/caddy-socketio/internal/glob"
 	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/adminui"
 	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
 	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
 	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
@@ -153,6 +156,10 @@ type Handler struct {
 	// Each has a default that no interactive client notices.
 	Limits *Limits `json:"limits,omitempty"`
 
+	// AdminUI serves the @socket.io/admin-ui dashboard's namespace on this
+	// hub. Default: none.
+	AdminUI *AdminUI `json:"admin_ui,omitempty"`
+
 	hub     *hub
 	entry   *hubEntry
 	metrics *hubMetrics
@@ -244,9 +251,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("registering socket.io metrics: %w", err)
 	}
 	h.metrics = hm
-	pol, err := h.buildPolicy(caddy.NewReplacer(), h.logger)
+	repl := caddy.NewReplacer()
+	pol, err := h.buildPolicy(repl, h.logger)
 	if err != nil {
 		return err
+	}
+	if pol.adminUI, err = h.uiConfig(repl); err != nil {
+		pol.webhook.close()
+		return fmt.Errorf("admin_ui: %w", err)
 	}
 	if pol.webhook != nil {
 		pol.webhook.client.SetObserver(h.metrics.webhookCall)
@@ -381,7 +393,46 @@ func matchPath(prefix, p string) bool {
 // checkAuthMode, checkAlgorithm, and each block's check at its end), so a
 // rule is written once for both paths.
 func (h *Handler) check() error {
-	return errors.Join(h.checkEngine(), h.Auth.check(), h.checkRules(), h.Webhook.check(), h.Limits.check())
+	return errors.Join(h.checkEngine(), h.Auth.check(), h.checkRules(), h.Webhook.check(), h.Limits.check(),
+		h.AdminUI.check(h.Namespaces))
+}
+
+// check validates the admin_ui block; namespaces are the handler's (its
+// namespace must not be one of them, or the application's rules would
+// serve it). A hash given as a placeholder is checked once resolved, at
+// Provision.
+func (a *AdminUI) check(namespaces []string) error {
+	if a == nil {
+		return nil
+	}
+	var errs []error
+	if a.Username == "" {
+		errs = append(errs, errors.New("username is required"))
+	}
+	switch {
+	case a.PasswordHash == "":
+		errs = append(errs, errors.New("password_hash is required"))
+	case !strings.Contains(a.PasswordHash, "{"):
+		if err := adminui.CheckHash(a.PasswordHash); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := adminui.CheckNamespace(a.Namespace); err != nil {
+		errs = append(errs, err)
+	}
+	ns := cmp.Or(a.Namespace, adminui.DefaultNamespace)
+	if len(namespaces) == 0 {
+		namespaces = []string{"/"}
+	}
+	for _, pat := range namespaces {
+		if glob.Match(pat, ns) {
+			errs = append(errs, fmt.Errorf("namespace %q is also served by namespaces %q: choose another for the admin UI", ns, pat))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("admin_ui: %w", err)
+	}
+	return nil
 }
 
 // checkEngine validates the engine settings: path, timers, payload,

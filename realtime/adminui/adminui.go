@@ -72,8 +72,8 @@ type config struct {
 // Check validates a Config without using it.
 func (c Config) Check() error {
 	var errs []error
-	if c.Namespace != "" && (!strings.HasPrefix(c.Namespace, "/") || c.Namespace == "/") {
-		errs = append(errs, fmt.Errorf("namespace %q: must start with / and not be the main namespace", c.Namespace))
+	if err := CheckNamespace(c.Namespace); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Username == "" {
 		errs = append(errs, errors.New("username is required"))
@@ -84,6 +84,14 @@ func (c Config) Check() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// CheckNamespace accepts an admin namespace name ("" is the default).
+func CheckNamespace(ns string) error {
+	if ns != "" && (!strings.HasPrefix(ns, "/") || ns == "/") {
+		return fmt.Errorf("namespace %q: must start with / and not be the main namespace", ns)
+	}
+	return nil
 }
 
 func newConfig(c Config) (*config, error) {
