@@ -25,8 +25,9 @@ const (
 	// is refused at once, without a comparison.
 	LoginCPUShare = 0.25
 	// LoginBurst is the most the budget holds: the comparisons that may run
-	// back to back after a quiet period.
-	LoginBurst = 2 * time.Second
+	// back to back after a quiet period (five at bcrypt cost 14, the
+	// default of `caddy hash-password`, on a typical core).
+	LoginBurst = 5 * time.Second
 	// LoginWait bounds how long a login waits for the comparison running
 	// before it (they run one at a time) before it is refused.
 	LoginWait = 3 * time.Second
