@@ -40,21 +40,7 @@ const (
 // lookup, the log line and the ack.
 func (u *UI) action(name string, do func(n *realtime.Namespace, args []any) error) realtime.EventHandler {
 	return func(s *realtime.Socket, args []any, ack realtime.AckFunc) {
-		err := func() error {
-			c := u.cfg.Load()
-			if c == nil || c.ReadOnly {
-				return errReadOnly
-			}
-			nsp, ok := stringArg(args, 0)
-			if !ok {
-				return errBadArguments
-			}
-			n, found := u.srv.Namespace(nsp)
-			if !found {
-				return errNoNamespace
-			}
-			return do(n, args[1:])
-		}()
+		err := u.run(do, args)
 		lvl := zap.InfoLevel
 		if err != nil {
 			lvl = zap.DebugLevel
@@ -77,6 +63,23 @@ func (u *UI) action(name string, do func(n *realtime.Namespace, args []any) erro
 		}
 		_ = ack(map[string]any{"ok": true})
 	}
+}
+
+// run checks an action's config and namespace, then does it.
+func (u *UI) run(do func(n *realtime.Namespace, args []any) error, args []any) error {
+	c := u.cfg.Load()
+	if c == nil || c.ReadOnly {
+		return errReadOnly
+	}
+	nsp, ok := stringArg(args, 0)
+	if !ok {
+		return errBadArguments
+	}
+	n, found := u.srv.Namespace(nsp)
+	if !found {
+		return errNoNamespace
+	}
+	return do(n, args[1:])
 }
 
 // target is the namespace, or the sockets in the room filter when it is
