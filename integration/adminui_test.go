@@ -1,12 +1,16 @@
 package integration
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -315,4 +319,78 @@ func getHeaders(t *testing.T, u string, header http.Header) http.Header {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	return resp.Header
+}
+
+// adminUIBrowserResult is the JSON line testdata/browser/admin-ui.cjs prints.
+type adminUIBrowserResult struct {
+	OK          bool     `json:"ok"`
+	Error       string   `json:"error"`
+	Refused     bool     `json:"refused"`
+	Connected   bool     `json:"connected"`
+	SocketShown bool     `json:"socketShown"`
+	Blocked     []string `json:"blocked"`
+	Screenshot  string   `json:"screenshot"`
+	Logs        []string `json:"logs"`
+}
+
+// TestBrowserAdminUI opens the real dashboard (the npm package's ui/dist,
+// served by Caddy's file_server) in a headless Chromium cut off from the
+// Internet, logs in (a wrong password first) and finds a connected
+// socket on its Sockets page. The screenshot is kept in testdata/artifacts/.
+func TestBrowserAdminUI(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs Chromium and a real Caddy: skipped under -short (the fast loop)")
+	}
+	root := testkit.RepoRoot(t)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		testkit.SkipOrFail(t, "finding node for the browser test: %v", err)
+	}
+	if _, err := os.Stat(chromiumPath); err != nil {
+		testkit.SkipOrFail(t, "finding chromium: %v (apt-get install chromium)", err)
+	}
+	modules := filepath.Join(root, "testdata", "node_modules")
+	for _, pkg := range []string{"playwright-core", "@socket.io/admin-ui"} {
+		if _, err := os.Stat(filepath.Join(modules, pkg, "package.json")); err != nil {
+			testkit.SkipOrFail(t, "finding %s: %v (cd testdata && npm ci)", pkg, err)
+		}
+	}
+	c := startAdminUICaddy(t)
+	user := testkit.DialWS(t, c.BaseURL+"/socket.io/", nil, nil)
+	t.Cleanup(user.Close)
+	id := user.ConnectSocket("")
+
+	artifacts := filepath.Join(root, "testdata", "artifacts")
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join("browser", "admin-ui.cjs"),
+		c.BaseURL, "ops", adminUIPassword, id, filepath.Join(artifacts, "admin-ui.png"))
+	cmd.Dir = filepath.Join(root, "testdata")
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "CHROMIUM_PATH="+chromiumPath)
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var res adminUIBrowserResult
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil {
+		t.Fatalf("admin-ui.cjs: %v; no JSON result (%v):\n%s\n%s", runErr, err, stdout.String(), stderr.String())
+	}
+	if !res.OK || runErr != nil {
+		t.Fatalf("admin-ui.cjs failed (%v): %s\nlogs: %q\ncaddy log:\n%s", runErr, res.Error, res.Logs, c.Log)
+	}
+	// Offline, the two stylesheets of index.html are what it reaches for.
+	var fonts, icons bool
+	for _, u := range res.Blocked {
+		fonts = fonts || strings.HasPrefix(u, "https://fonts.googleapis.com/")
+		icons = icons || strings.HasPrefix(u, "https://cdn.jsdelivr.net/npm/@mdi/font")
+	}
+	if !fonts || !icons {
+		t.Errorf("blocked %q, want the Google Fonts and @mdi/font stylesheets", res.Blocked)
+	}
+	t.Logf("screenshot %s; blocked %q", res.Screenshot, res.Blocked)
 }
