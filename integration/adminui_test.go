@@ -275,6 +275,35 @@ func TestAdminUILive(t *testing.T) {
 		}
 	})
 
+	// Last: it spends this client IP's logins.
+	defer t.Run("login flood", func(t *testing.T) {
+		throttled := 0
+		for i := range 8 {
+			_, err := connectAdmin(t, drv, fmt.Sprint("flood-", i), base, "/socket.io", map[string]any{"username": "ops", "password": "guess"})
+			var ce *nodeclient.ConnectError
+			if !errors.As(err, &ce) {
+				t.Fatalf("attempt %d: %v", i, err)
+			}
+			if ce.Message == "too many login attempts, try again later" {
+				throttled++
+			} else if ce.Message != "invalid credentials" {
+				t.Fatalf("attempt %d: %q", i, ce.Message)
+			}
+		}
+		if throttled == 0 {
+			t.Error("8 wrong logins in a row from one IP were all compared")
+		}
+		// The admin's remembered session still logs in, and the
+		// application's clients are not affected.
+		if _, err := connectAdmin(t, drv, "admin-during-flood", base, "/socket.io", map[string]any{"sessionId": sessionID}); err != nil {
+			t.Errorf("session login during the flood: %v", err)
+		}
+		user := drv.Connect("user-during-flood", "4", base, map[string]any{"reconnection": false})
+		if _, err := user.WaitConnect(clientWait); err != nil {
+			t.Errorf("application client during the flood: %v", err)
+		}
+	})
+
 	t.Run("the admin namespace is not the application's", func(t *testing.T) {
 		// The application's room requests do not reach it.
 		reply, err := admin.EmitWithAck(clientWait, "join", "/admin", "x")
@@ -328,6 +357,7 @@ type adminUIBrowserResult struct {
 	Refused     bool     `json:"refused"`
 	Connected   bool     `json:"connected"`
 	SocketShown bool     `json:"socketShown"`
+	Disconnect  bool     `json:"disconnected"`
 	Blocked     []string `json:"blocked"`
 	Screenshot  string   `json:"screenshot"`
 	Logs        []string `json:"logs"`
@@ -335,8 +365,9 @@ type adminUIBrowserResult struct {
 
 // TestBrowserAdminUI opens the real dashboard (the npm package's ui/dist,
 // served by Caddy's file_server) in a headless Chromium cut off from the
-// Internet, logs in (a wrong password first) and finds a connected
-// socket on its Sockets page. The screenshot is kept in testdata/artifacts/.
+// Internet, logs in (a wrong password first), finds a connected socket on
+// its Sockets page and disconnects it with the row's button. The
+// screenshot is kept in testdata/artifacts/.
 func TestBrowserAdminUI(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -392,5 +423,7 @@ func TestBrowserAdminUI(t *testing.T) {
 	if !fonts || !icons {
 		t.Errorf("blocked %q, want the Google Fonts and @mdi/font stylesheets", res.Blocked)
 	}
+	// The row's button disconnected the socket.
+	user.Expect("41")
 	t.Logf("screenshot %s; blocked %q", res.Screenshot, res.Blocked)
 }

@@ -5,7 +5,9 @@
 // stylesheets fail), and uses it as a person would:
 //   1. the login form, with a wrong password: the form says so;
 //   2. the right password: the form closes and the dashboard connects;
-//   3. the Sockets page lists the socket whose id is given.
+//   3. the Sockets page lists the socket whose id is given;
+//   4. its row's disconnect button (an icon, blank offline) disconnects it:
+//      the row goes.
 //
 // Usage: node admin-ui.cjs <site url> <user> <password> <socket id> <screenshot.png>
 //
@@ -82,6 +84,20 @@ async function main() {
     result.socketShown = true;
     await page.screenshot({ path: shot, fullPage: true });
     result.screenshot = shot;
+    // The row's button disconnects the socket (a click on the row opens
+    // its details); back on the list, its row is gone.
+    await page.locator("tbody tr", { hasText: socketId }).locator("button").click();
+    await page.evaluate(() => (location.hash = "#/sockets/"));
+    try {
+      await page.waitForFunction(
+        (id) => ![...document.querySelectorAll("tbody tr")].some((tr) => tr.textContent.includes(id)),
+        socketId,
+        { timeout: STEP_MS },
+      );
+    } catch (e) {
+      throw new Error(`the socket is still listed after its disconnect button: ${await page.textContent("body")}`);
+    }
+    result.disconnected = true;
     result.ok = true;
   } finally {
     await browser.close();
