@@ -117,6 +117,12 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //			grace    <duration>
 //			max_size <size>
 //		}
+//		admin_ui {
+//			username      <user>
+//			password_hash <bcrypt hash>
+//			readonly
+//			namespace     <name>
+//		}
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -216,6 +222,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = h.unmarshalPresence(d)
 		case "adapter":
 			err = h.unmarshalAdapter(d)
+		case "admin_ui":
+			err = h.unmarshalAdminUI(d)
 		default:
 			return d.Errf("unrecognized subdirective %q", sub)
 		}
@@ -224,8 +232,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return err
 	}
 	// Once the whole block is read: presence needs the webhook's secret,
-	// and neither takes the redis adapter yet.
-	if err := errors.Join(h.Presence.check(h.Webhook, h.Adapter), h.Recovery.check(h.Adapter)); err != nil {
+	// neither takes the redis adapter yet, and the admin namespace is
+	// checked against namespaces, which may come after its block.
+	if err := errors.Join(h.Presence.check(h.Webhook, h.Adapter), h.Recovery.check(h.Adapter), h.AdminUI.check(h.Namespaces)); err != nil {
 		return d.Err(err.Error())
 	}
 	return nil
@@ -276,6 +285,40 @@ func (h *Handler) unmarshalAdapter(d *caddyfile.Dispenser) error {
 		return d.Err(err.Error())
 	}
 	return nil
+}
+
+// unmarshalAdminUI parses the admin_ui subdirective of socketio.
+//
+//	admin_ui {
+//		username      <user>
+//		password_hash <bcrypt hash>
+//		readonly
+//		namespace     <name>
+//	}
+func (h *Handler) unmarshalAdminUI(d *caddyfile.Dispenser) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	a := &AdminUI{}
+	h.AdminUI = a
+	return eachSubdirective(d, "admin_ui: ", func(sub string) error {
+		switch sub {
+		case "username":
+			return oneArg(d, &a.Username)
+		case "password_hash":
+			return oneArg(d, &a.PasswordHash)
+		case "readonly":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			a.ReadOnly = true
+			return nil
+		case "namespace":
+			return oneArg(d, &a.Namespace)
+		default:
+			return d.Errf("admin_ui: unrecognized subdirective %q", sub)
+		}
+	})
 }
 
 func (h *Handler) unmarshalAuth(d *caddyfile.Dispenser) error {

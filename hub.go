@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/adminui"
 	"github.com/caddy-socketio/caddy-socketio/realtime/redisadapter"
 	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 )
@@ -24,6 +25,7 @@ var hubs = caddy.NewUsagePool()
 // active policy on every call.
 type hub struct {
 	server  *realtime.Server
+	admin   *adminui.UI // the admin UI's namespace, disabled without admin_ui
 	policy  atomic.Pointer[policy]
 	backoff *webhook.Backoff // refusals of the connect hook, across reloads
 	// subjects counts the sockets of each token subject, across reloads
@@ -91,6 +93,7 @@ func newHubOn(opts realtime.Options, cl *redisadapter.Cluster, identity string) 
 	h.server = realtime.NewServer(opts)
 	h.setupNamespace(h.server.Of("/"))
 	h.server.OfFunc(func(name string) bool { return h.policy.Load().allowsNamespace(name) }, h.setupNamespace)
+	h.admin = adminui.New(h.server, opts.Logger) // after the application's namespaces
 	return h
 }
 
@@ -176,6 +179,7 @@ func (h *hub) activate(e *hubEntry) bool {
 	prev := h.policy.Swap(e.pol)
 	h.server.SetOptions(e.opts)
 	h.applyPresence(e.pol)
+	h.configureAdminUI(e.pol)
 	if prev != nil && prev.authKey == e.pol.authKey {
 		return false
 	}
@@ -189,6 +193,7 @@ func (h *hub) activate(e *hubEntry) bool {
 // the process does not end before; when a reload dropped the hub (the new
 // config already serves), the drain goes on in the background.
 func (h *hub) Destruct() error {
+	h.admin.Close()
 	d := h.policy.Load().drain
 	if d <= 0 || caddy.Exiting() {
 		h.server.Drain(d)

@@ -5,6 +5,7 @@
 package socketio
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +20,9 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/caddy-socketio/caddy-socketio/internal/glob"
 	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/adminui"
 	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
 	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
 	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
@@ -98,7 +101,10 @@ type Handler struct {
 
 	// Origins lists the browser origins (scheme://host[:port]) allowed to
 	// connect; "*" allows any. Default: same origin only. Requests without
-	// an Origin header (non-browser clients) are always allowed.
+	// an Origin header (non-browser clients) are always allowed. A page
+	// that connects with credentials (withCredentials, as the admin UI
+	// does) needs its origin listed: "*" answers it without credentials,
+	// which browsers refuse, unless the origin is also listed.
 	Origins []string `json:"origins,omitempty"`
 
 	// Drain spreads the closing of the hub's connections over this long,
@@ -175,6 +181,10 @@ type Handler struct {
 	// Presence tracks which users are online and tells a backend when one
 	// comes online or goes offline. Default: off.
 	Presence *PresenceConfig `json:"presence,omitempty"`
+
+	// AdminUI serves the @socket.io/admin-ui dashboard's namespace on this
+	// hub. Default: none.
+	AdminUI *AdminUI `json:"admin_ui,omitempty"`
 
 	hub     *hub
 	entry   *hubEntry
@@ -270,9 +280,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("registering socket.io metrics: %w", err)
 	}
 	h.metrics = hm
-	pol, err := h.buildPolicy(caddy.NewReplacer(), h.logger)
+	repl := caddy.NewReplacer()
+	pol, err := h.buildPolicy(repl, h.logger)
 	if err != nil {
 		return err
+	}
+	if pol.adminUI, err = h.uiConfig(repl); err != nil {
+		pol.webhook.close()
+		return fmt.Errorf("admin_ui: %w", err)
 	}
 	if pol.webhook != nil {
 		pol.webhook.client.SetObserver(h.metrics.webhookCall)
@@ -430,7 +445,45 @@ func matchPath(prefix, p string) bool {
 // rule is written once for both paths.
 func (h *Handler) check() error {
 	return errors.Join(h.checkEngine(), h.Compression.check(), h.Auth.check(), h.checkRules(), h.Webhook.check(), h.Limits.check(), h.Adapter.check(),
-		h.Recovery.check(h.Adapter), h.Presence.check(h.Webhook, h.Adapter))
+		h.Recovery.check(h.Adapter), h.Presence.check(h.Webhook, h.Adapter), h.AdminUI.check(h.Namespaces))
+}
+
+// check validates the admin_ui block; namespaces are the handler's (its
+// namespace must not be one of them, or the application's rules would
+// serve it). A hash given as a placeholder is checked once resolved, at
+// Provision.
+func (a *AdminUI) check(namespaces []string) error {
+	if a == nil {
+		return nil
+	}
+	var errs []error
+	if a.Username == "" {
+		errs = append(errs, errors.New("username is required"))
+	}
+	switch {
+	case a.PasswordHash == "":
+		errs = append(errs, errors.New("password_hash is required"))
+	case !strings.Contains(a.PasswordHash, "{"):
+		if err := adminui.CheckHash(a.PasswordHash); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := adminui.CheckNamespace(a.Namespace); err != nil {
+		errs = append(errs, err)
+	}
+	ns := cmp.Or(a.Namespace, adminui.DefaultNamespace)
+	if len(namespaces) == 0 {
+		namespaces = []string{"/"}
+	}
+	for _, pat := range namespaces {
+		if glob.Match(pat, ns) {
+			errs = append(errs, fmt.Errorf("namespace %q is also served by namespaces %q: choose another for the admin UI", ns, pat))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("admin_ui: %w", err)
+	}
+	return nil
 }
 
 // checkEngine validates the engine settings: path, timers, payload,

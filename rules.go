@@ -18,6 +18,7 @@ import (
 	"github.com/caddy-socketio/caddy-socketio/internal/glob"
 	"github.com/caddy-socketio/caddy-socketio/internal/utf8cut"
 	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/adminui"
 	"github.com/caddy-socketio/caddy-socketio/realtime/auth"
 )
 
@@ -42,7 +43,8 @@ type policy struct {
 	relay      []string
 	logAll     bool
 	logEvents  []string
-	webhook    *webhooks // nil without a webhook; closed by the handler's Cleanup
+	webhook    *webhooks       // nil without a webhook; closed by the handler's Cleanup
+	adminUI    *adminui.Config // nil without admin_ui (adminui.go)
 	// identity lists the {http.*} placeholders captured at each handshake:
 	// those the templates use, and the user id for a webhook.
 	identity []string
@@ -348,8 +350,10 @@ func (h *hub) reverify() {
 
 // recheck re-verifies one socket if it was authorized before generation gen.
 func (h *hub) recheck(p *policy, gen uint64, s *realtime.Socket) {
-	st := stateOf(s)
-	if !st.authorizedBefore(gen) {
+	st, ours := s.Local().(*socketState)
+	if !ours || !st.authorizedBefore(gen) {
+		// Checked under gen already, or not admitted by the module's
+		// middlewares (an admin UI socket): not the policy's to check.
 		return
 	}
 	claims, err := p.check(s)

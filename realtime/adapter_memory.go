@@ -35,15 +35,22 @@ func NewMemoryAdapter(n *Namespace) *MemoryAdapter {
 
 // AddAll implements Adapter.
 func (a *MemoryAdapter) AddAll(id string, rooms []string) {
+	w := a.watcher()
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.addAllLocked(id, rooms)
+	joined := a.addAllLocked(id, rooms, w != nil)
+	a.mu.Unlock()
+	a.tellJoined(w, id, joined)
 }
 
-func (a *MemoryAdapter) addAllLocked(id string, rooms []string) {
+// addAllLocked adds id to rooms; with track, it returns the rooms id was
+// not in before (its id-room first when id was unknown), for the Watcher.
+func (a *MemoryAdapter) addAllLocked(id string, rooms []string, track bool) (joined []string) {
 	mine, known := a.sids[id]
 	if !known {
 		a.sids[id] = nil
+		if track {
+			joined = append(joined, id)
+		}
 	}
 	for _, r := range rooms {
 		if r == id {
@@ -53,6 +60,11 @@ func (a *MemoryAdapter) addAllLocked(id string, rooms []string) {
 			mine = make(map[string]struct{}, len(rooms))
 			a.sids[id] = mine
 		}
+		if track {
+			if _, in := mine[r]; !in {
+				joined = append(joined, r)
+			}
+		}
 		mine[r] = struct{}{}
 		members := a.rooms[r]
 		if members == nil {
@@ -61,13 +73,36 @@ func (a *MemoryAdapter) addAllLocked(id string, rooms []string) {
 		}
 		members[id] = struct{}{}
 	}
+	return joined
+}
+
+// watcher is the Watcher of the namespace's server, or nil.
+func (a *MemoryAdapter) watcher() Watcher {
+	if a.nsp == nil || a.nsp.srv == nil {
+		return nil
+	}
+	return a.nsp.srv.watcher()
+}
+
+// tellJoined and tellLeft tell w (when set) of room changes, once a.mu is
+// released.
+func (a *MemoryAdapter) tellJoined(w Watcher, id string, rooms []string) {
+	for _, r := range rooms {
+		w.RoomJoined(a.nsp, r, id)
+	}
+}
+
+func (a *MemoryAdapter) tellLeft(w Watcher, id string, rooms []string) {
+	for _, r := range rooms {
+		w.RoomLeft(a.nsp, r, id)
+	}
 }
 
 // AddAllBounded implements BoundedAdder: count and add happen under one
 // lock, so concurrent Joins cannot both pass the bound.
 func (a *MemoryAdapter) AddAllBounded(id string, rooms []string, limit int) error {
+	w := a.watcher()
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if limit >= 0 {
 		mine := a.sids[id]
 		n := len(mine)
@@ -91,21 +126,29 @@ func (a *MemoryAdapter) AddAllBounded(id string, rooms []string, limit int) erro
 			n++
 		}
 		if n > limit {
+			a.mu.Unlock()
 			return fmt.Errorf("joining rooms: %w (%d, at most %d)", ErrTooManyRooms, n, limit)
 		}
 	}
-	a.addAllLocked(id, rooms)
+	joined := a.addAllLocked(id, rooms, w != nil)
+	a.mu.Unlock()
+	a.tellJoined(w, id, joined)
 	return nil
 }
 
 // Del implements Adapter. A socket stays in its own id-room.
 func (a *MemoryAdapter) Del(id, room string) {
+	w := a.watcher()
 	a.mu.Lock()
-	defer a.mu.Unlock()
+	_, had := a.sids[id][room]
 	if mine := a.sids[id]; mine != nil {
 		delete(mine, room)
 	}
 	a.delFromRoom(id, room)
+	a.mu.Unlock()
+	if had && w != nil {
+		w.RoomLeft(a.nsp, room, id)
+	}
 }
 
 func (a *MemoryAdapter) delFromRoom(id, room string) {
@@ -119,12 +162,25 @@ func (a *MemoryAdapter) delFromRoom(id, room string) {
 
 // DelAll implements Adapter.
 func (a *MemoryAdapter) DelAll(id string) {
+	w := a.watcher()
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	for r := range a.sids[id] {
+	mine, known := a.sids[id]
+	var left []string
+	if known && w != nil {
+		left = make([]string, 0, 1+len(mine))
+		left = append(left, id)
+	}
+	for r := range mine {
 		a.delFromRoom(id, r)
+		if w != nil {
+			left = append(left, r)
+		}
 	}
 	delete(a.sids, id)
+	a.mu.Unlock()
+	if w != nil {
+		a.tellLeft(w, id, left)
+	}
 }
 
 // Sockets implements Adapter.
@@ -251,7 +307,8 @@ func (a *MemoryAdapter) Broadcast(p *parser.Packet, opts BroadcastOptions) error
 	if err != nil {
 		return err
 	}
-	a.nsp.DeliverLocal(a.Select(opts), Delivery{Messages: msgs, Volatile: opts.Flags.Volatile})
+	data, _ := p.Data.([]any)
+	a.nsp.DeliverLocal(a.Select(opts), Delivery{Messages: msgs, Volatile: opts.Flags.Volatile, Event: data})
 	return nil
 }
 
@@ -275,12 +332,14 @@ func (a *MemoryAdapter) BroadcastWithAckLocal(p *parser.Packet, opts BroadcastOp
 	if err != nil {
 		return 0, err
 	}
+	data, _ := p.Data.([]any)
 	return a.nsp.DeliverLocal(a.Select(opts), Delivery{
 		Messages:   msgs,
 		Volatile:   opts.Flags.Volatile,
 		AckID:      p.ID,
 		OnAck:      onAck,
 		AckTimeout: opts.Flags.Timeout,
+		Event:      data,
 	}), nil
 }
 

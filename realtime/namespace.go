@@ -183,6 +183,9 @@ type Delivery struct {
 	// not answered by then (so a socket that ignores acks does not collect
 	// them until it disconnects).
 	AckTimeout time.Duration
+	// Event is the packet's data (event name first), told to the server's
+	// Watcher for each socket it was queued on; nil skips that.
+	Event []any
 }
 
 // DeliverLocal queues d on the connected local sockets among ids (unknown
@@ -193,10 +196,17 @@ type Delivery struct {
 func (n *Namespace) DeliverLocal(ids []string, d Delivery) int {
 	targets := n.LocalSockets(ids)
 	sent := 0
+	var w Watcher
+	if d.Event != nil {
+		w = n.srv.watcher()
+	}
 	if d.OnAck == nil {
 		for _, s := range targets {
 			if s.writeMessages(d.Messages, d.Volatile) {
 				sent++
+				if w != nil {
+					w.EventSent(s, d.Event)
+				}
 			}
 		}
 		return sent
@@ -214,6 +224,9 @@ func (n *Namespace) DeliverLocal(ids []string, d Delivery) int {
 		if s.writeMessages(d.Messages, d.Volatile) {
 			sent++
 			acked = append(acked, s)
+			if w != nil {
+				w.EventSent(s, d.Event)
+			}
 		} else {
 			s.removeAck(d.AckID)
 		}

@@ -37,6 +37,7 @@ type Server struct {
 	// recStore is the recovery store, made when recovery is first on
 	// (recovery.go).
 	recStore atomic.Pointer[recoveryStoreRef]
+	watch    atomic.Pointer[watcherRef] // the Watcher, nil when none (watch.go)
 
 	mu        sync.RWMutex
 	nsps      map[string]*Namespace // published namespaces
@@ -77,6 +78,7 @@ func (s *Server) engineOptions(opts Options) engineio.Options {
 	// allowHandshake runs the caller's own AllowRequest first, read from
 	// the options current at each handshake.
 	eo.AllowRequest = s.allowHandshake
+	eo.Observer = s.watchEngine(eo.Observer)
 	return eo
 }
 

@@ -299,10 +299,25 @@ func (s *Socket) Emit(event string, args ...any) error {
 		return fmt.Errorf("emitting %q: %w", event, ErrReservedEvent)
 	}
 	p := eventPacket(s.nsp.name, parser.NoID, event, args)
+	var err error
 	if st := s.nsp.recordStore(BroadcastFlags{}); st != nil {
-		return s.sendRecorded(st, p)
+		err = s.sendRecorded(st, p)
+	} else {
+		err = s.send(p)
 	}
-	return s.send(p)
+	if err != nil {
+		return err
+	}
+	s.sentEvent(p)
+	return nil
+}
+
+// sentEvent tells the Watcher that the event packet p was queued for s.
+func (s *Socket) sentEvent(p *parser.Packet) {
+	if w := s.nsp.srv.watcher(); w != nil {
+		data, _ := p.Data.([]any)
+		w.EventSent(s, data)
+	}
 }
 
 // EmitWithAck sends an event and waits for the client's acknowledgement, until
@@ -381,10 +396,12 @@ func (s *Socket) emitWithAckFunc(event string, args []any, fn func([]any, error)
 	if err := s.registerAck(id, fn); err != nil {
 		return 0, err
 	}
-	if err := s.send(eventPacket(s.nsp.name, id, event, args)); err != nil {
+	p := eventPacket(s.nsp.name, id, event, args)
+	if err := s.send(p); err != nil {
 		s.removeAck(id)
 		return 0, err
 	}
+	s.sentEvent(p)
 	return id, nil
 }
 
@@ -519,6 +536,9 @@ func (s *Socket) onEvent(p *parser.Packet) {
 		}
 		return
 	}
+	if w := s.nsp.srv.watcher(); w != nil {
+		w.EventReceived(s, all)
+	}
 	args := all[1:]
 	var ack AckFunc
 	if p.ID != parser.NoID {
@@ -585,6 +605,9 @@ func (s *Socket) connect() {
 	s.nsp.adapter.AddAll(s.id, []string{s.id})
 	_ = s.send(&parser.Packet{Type: parser.Connect, Namespace: s.nsp.name, ID: parser.NoID,
 		Data: connectReplyData(s)})
+	if w := s.nsp.srv.watcher(); w != nil {
+		w.SocketConnected(s)
+	}
 }
 
 // refuse drops a socket that a middleware refused, with any room it joined.
@@ -618,6 +641,9 @@ func (s *Socket) finishClose(reason string) {
 	s.mu.Unlock()
 	for _, fn := range fns {
 		s.safeCall("disconnect", func() { fn(s, reason) })
+	}
+	if w := s.nsp.srv.watcher(); w != nil {
+		w.SocketDisconnected(s, reason)
 	}
 	kept := s.sessionToKeep(reason)
 	s.nsp.adapter.DelAll(s.id)

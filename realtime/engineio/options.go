@@ -81,7 +81,10 @@ type Options struct {
 	// schemes other than http and https never match); "*" allows any
 	// origin; otherwise exact origins like "https://example.com"
 	// (scheme://host[:port]). Requests without an Origin header are always
-	// allowed (non-browser clients).
+	// allowed (non-browser clients). An allowed origin is echoed with
+	// Access-Control-Allow-Credentials: true, which pages connecting with
+	// credentials need; under "*" only the origins also listed are, the
+	// others get "*" without credentials.
 	AllowedOrigins []string
 	// RequestScheme returns the scheme, "http" or "https", under which the
 	// client reached the server, for the same-origin check. Set it behind a

@@ -359,13 +359,31 @@ func (srv *Server) refuse(w http.ResponseWriter, r *http.Request, cfg *config, e
 
 // setCORS adds the CORS headers for an allowed origin, on every response
 // including errors, so browsers can read the error.
+//
+// A page that connects with credentials (socket.io-client's
+// withCredentials, as @socket.io/admin-ui does) needs its own origin
+// echoed with Access-Control-Allow-Credentials: true; browsers refuse a
+// "*" answer to a credentialed request. So a listed origin is echoed with
+// credentials even when "*" is listed too; any other origin under "*"
+// gets "*", without credentials, so that "*" never lets every site's
+// pages make credentialed requests. (A same-origin page needs no CORS.)
 func setCORS(h http.Header, cfg *config, origin string) {
-	if cfg.anyOrigin {
-		h.Set("Access-Control-Allow-Origin", "*")
+	if origin == "" {
+		if cfg.anyOrigin {
+			h.Set("Access-Control-Allow-Origin", "*")
+		}
 		return
 	}
-	if origin == "" {
-		return
+	if cfg.anyOrigin {
+		if len(cfg.origins) == 0 {
+			h.Set("Access-Control-Allow-Origin", "*")
+			return
+		}
+		if _, listed := cfg.origins[normalizeOrigin(origin)]; !listed {
+			h.Set("Access-Control-Allow-Origin", "*")
+			h.Add("Vary", "Origin")
+			return
+		}
 	}
 	h.Set("Access-Control-Allow-Origin", origin)
 	h.Set("Access-Control-Allow-Credentials", "true")

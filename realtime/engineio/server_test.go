@@ -273,6 +273,11 @@ func TestCORSHeaders(t *testing.T) {
 		{"any origin success", []string{"*"}, "https://a.com", "EIO=4&transport=polling", "*", "", "", 200, false},
 		{"any origin error", []string{"*"}, "https://a.com", "EIO=4", "*", "", "", 400, false},
 		{"any origin without Origin", []string{"*"}, "", "EIO=4&transport=polling", "*", "", "", 200, false},
+		// A page with withCredentials (the admin UI) needs its origin
+		// echoed: listed next to "*", it is; unlisted, it stays "*".
+		{"listed beside any echoed", []string{"*", "https://admin.example"}, "https://admin.example", "EIO=4&transport=polling", "https://admin.example", "true", "Origin", 200, false},
+		{"listed beside any, case", []string{"https://Admin.example/", "*"}, "https://admin.EXAMPLE", "EIO=4&transport=polling", "https://admin.EXAMPLE", "true", "Origin", 200, false},
+		{"unlisted beside any gets star", []string{"*", "https://admin.example"}, "https://evil.example", "EIO=4&transport=polling", "*", "", "Origin", 200, false},
 		{"listed origin echoed", []string{"https://a.com"}, "https://a.com", "EIO=4&transport=polling", "https://a.com", "true", "Origin", 200, false},
 		{"listed origin on error", []string{"https://a.com"}, "https://a.com", "EIO=5&transport=polling", "https://a.com", "true", "Origin", 400, false},
 		{"refused origin gets no CORS", []string{"https://a.com"}, "https://b.com", "EIO=4&transport=polling", "", "", "", 403, true},

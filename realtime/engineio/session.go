@@ -103,6 +103,15 @@ type Handler interface {
 	OnClose(reason string)
 }
 
+// UpgradeHandler is a Handler that wants to know when its session has
+// switched from polling to WebSocket. OnUpgrade runs once, on the
+// upgrading request's goroutine, after the switch and before the first
+// message read over the WebSocket is delivered.
+type UpgradeHandler interface {
+	Handler
+	OnUpgrade()
+}
+
 type nopHandler struct{}
 
 func (nopHandler) OnMessage([]byte, bool) {}

@@ -154,6 +154,12 @@ func (srv *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Sessi
 	if ce := s.log.Check(zap.DebugLevel, "upgraded to websocket"); ce != nil {
 		ce.Write()
 	}
+	s.mu.Lock()
+	h := s.handler
+	s.mu.Unlock()
+	if u, ok := h.(UpgradeHandler); ok {
+		u.OnUpgrade()
+	}
 	srv.runWebSocket(s, c)
 }
 

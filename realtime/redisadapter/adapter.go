@@ -518,13 +518,14 @@ func (a *Adapter) onBroadcast(channel string, payload []byte) {
 		a.c.dropped("malformed", "broadcast opts are not lists of rooms", channel, len(payload), nil)
 		return
 	}
-	msgs, err := realtime.EncodeBroadcast(&parser.Packet{Type: parser.Event, Namespace: a.name, ID: parser.NoID, Data: forClients(data, 0)})
+	event := forClients(data, 0)
+	msgs, err := realtime.EncodeBroadcast(&parser.Packet{Type: parser.Event, Namespace: a.name, ID: parser.NoID, Data: event})
 	if err != nil {
 		a.c.dropped("malformed", "broadcast packet does not encode", channel, len(payload), err)
 		return
 	}
 	a.c.received("broadcast")
-	a.nsp.DeliverLocal(a.Select(opts), realtime.Delivery{Messages: msgs, Volatile: opts.Flags.Volatile})
+	a.nsp.DeliverLocal(a.Select(opts), realtime.Delivery{Messages: msgs, Volatile: opts.Flags.Volatile, Event: asList(event)})
 }
 
 // readOpts reads {rooms, except, flags}; every part may be missing (other
@@ -767,3 +768,9 @@ var (
 	_ realtime.Adapter      = (*Adapter)(nil)
 	_ realtime.BoundedAdder = (*Adapter)(nil)
 )
+
+// asList is v as a packet's data list (nil when it is not one).
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
