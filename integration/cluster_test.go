@@ -528,6 +528,14 @@ func TestClusterRedisOutage(t *testing.T) {
 	if time.Since(start) > 2*time.Second {
 		t.Fatalf("the emit API took %v to fail", time.Since(start))
 	}
+	// An emit reaches this node's sockets and says the others were not.
+	st, out = n1.api(t, http.MethodPost, "emit", map[string]any{"to": []string{"r"}, "event": "api-during"})
+	if st != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(out["error"]), "cluster unavailable") {
+		t.Fatalf("emit during the outage: %d %v", st, out)
+	}
+	if _, err := a2.WaitEvent("api-during", clientWait); err != nil {
+		t.Fatalf("the local socket did not get the emit: %v", err)
+	}
 	r.Start()
 	restarted := time.Now()
 	for {
