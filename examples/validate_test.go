@@ -21,6 +21,8 @@ var exampleFiles = []string{
 	"examples/https/Caddyfile",
 	"examples/emit-api/Caddyfile",
 	"examples/backend/Caddyfile",
+	"examples/cluster/Caddyfile",
+	"examples/cluster/lb.Caddyfile",
 }
 
 // docFiles are the documents whose Caddyfile blocks must load as copied.

@@ -58,6 +58,8 @@ func run(args []string, stdout io.Writer) error {
 	path := fs.String("path", "/socket.io/", "Socket.IO path")
 	pids := fs.String("server-pid", "", "server process ids, comma-separated and summed, for RSS and CPU from /proc (empty: none)")
 	useTLS := fs.Bool("tls", false, "connect with wss:// (the certificate is not verified: loopback only)")
+	addr2 := fs.String("addr2", "", "fanout: a second server (another node of a cluster) that every other subscriber connects to; the publisher stays on -addr")
+	pid2 := fs.Int("server-pid2", 0, "the -addr2 server's process id; its CPU and RSS are added (the same as a second -server-pid)")
 	label := fs.String("label", "", "name of the server under test, copied into the result")
 	as := fs.String("as", "", "scenario name in the result, to tell two runs of one scenario apart (compare.sh: fanout5k)")
 	jsonOut := fs.Bool("json", false, "print the result as one JSON line instead of a table")
@@ -113,10 +115,18 @@ func run(args []string, stdout io.Writer) error {
 	if err := checkLoopback(ctx, *addr); err != nil {
 		return err
 	}
+	if *addr2 != "" {
+		if err := checkLoopback(ctx, *addr2); err != nil {
+			return err
+		}
+	}
 	initClockTicks()
 	co := common{
 		Target: target{Addr: *addr, Path: *path, TLS: *useTLS}, Label: *label,
 		Concurrency: *conc, DialTimeout: *dialTimeout,
+	}
+	if *addr2 != "" {
+		co.Target2 = &target{Addr: *addr2, Path: *path, TLS: *useTLS}
 	}
 	for _, p := range strings.Split(*pids, ",") {
 		if p = strings.TrimSpace(p); p == "" {
@@ -126,6 +136,9 @@ func run(args []string, stdout io.Writer) error {
 			return fmt.Errorf("-server-pid: %q is not a process id", p)
 		}
 		co.Watch.pids = append(co.Watch.pids, p)
+	}
+	if *pid2 > 0 {
+		co.Watch.pids = append(co.Watch.pids, strconv.Itoa(*pid2))
 	}
 	if len(co.Watch.pids) > 0 {
 		if _, ok := co.Watch.server(); !ok {
