@@ -2,8 +2,13 @@ package integration
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -220,5 +225,88 @@ func TestEIO3OffLive(t *testing.T) {
 	}
 	if evs := v2.EventsNamed("welcome"); len(evs) != 0 {
 		t.Errorf("v2 got a welcome with allow_eio3 off")
+	}
+}
+
+// TestEIO3JSONPBrowser: socket.io-client 2.x with forceJSONP in a real
+// headless Chromium (script tags and hidden forms: only a browser does
+// JSONP) against a real Caddy with allow_eio3. From a page of the site's
+// origin two clients connect, get their welcome, relay a message with
+// quotes, U+2028 and </script> in it, and get a room request's ack; from a
+// page of another origin (the same server under "localhost") the JSONP
+// handshake is refused, so that page reads nothing.
+func TestEIO3JSONPBrowser(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("runs Chromium and a real Caddy: skipped under -short (the fast loop)")
+	}
+	root := testkit.RepoRoot(t)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		testkit.SkipOrFail(t, "finding node for the browser test: %v", err)
+	}
+	if _, err := os.Stat(chromiumPath); err != nil {
+		testkit.SkipOrFail(t, "finding chromium: %v (apt-get install chromium)", err)
+	}
+	modules := filepath.Join(root, "testdata", "node_modules")
+	for _, p := range []string{"playwright-core/package.json", "socket.io-client-v2/dist/socket.io.js"} {
+		if _, err := os.Stat(filepath.Join(modules, p)); err != nil {
+			testkit.SkipOrFail(t, "finding %s: %v (cd testdata && npm ci)", p, err)
+		}
+	}
+	sc := siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)}
+	cfg := eio3Config(sc, "")
+	cfg = strings.Replace(cfg, "\troot * testdata/www\n", "\troot * testdata/www\n\thandle_path /v2/* {\n\t\troot * testdata/node_modules/socket.io-client-v2/dist\n\t\tfile_server\n\t}\n", 1)
+	c := startCaddyConfig(t, sc, cfg)
+
+	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
+	defer cancel()
+	other := fmt.Sprintf("http://localhost:%d", sc.Port)
+	cmd := exec.CommandContext(ctx, node, filepath.Join("browser", "eio3-jsonp.cjs"), c.BaseURL, other)
+	cmd.Dir = filepath.Join(root, "testdata")
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir(), "CHROMIUM_PATH="+chromiumPath)
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	if stderr.Len() > 0 {
+		t.Logf("eio3-jsonp.cjs stderr:\n%s", stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	var res struct {
+		OK    bool   `json:"ok"`
+		Error string `json:"error"`
+		Same  struct {
+			Transports []string       `json:"transports"`
+			Welcome    []string       `json:"welcome"`
+			Relayed    []string       `json:"relayed"`
+			Ack        map[string]any `json:"ack"`
+			Errors     []string       `json:"errors"`
+			Timeout    bool           `json:"timeout"`
+		} `json:"same"`
+		Other struct {
+			Transports []string `json:"transports"`
+			Welcome    []string `json:"welcome"`
+			Errors     []string `json:"errors"`
+			Timeout    bool     `json:"timeout"`
+		} `json:"other"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &res); err != nil || !res.OK || runErr != nil {
+		t.Fatalf("eio3-jsonp.cjs: %v %v %s\n%s\ncaddy log:\n%s", runErr, err, res.Error, stdout.String(), c.Log)
+	}
+	s := res.Same
+	if s.Timeout || len(s.Transports) == 0 || s.Transports[0] != "jsonp" || len(s.Welcome) != 2 ||
+		!strings.HasPrefix(s.Welcome[0], "id ") {
+		t.Errorf("same origin: %+v", s)
+	}
+	if want := "hi \"\u2028</script> from a"; len(s.Relayed) != 1 || s.Relayed[0] != want {
+		t.Errorf("relayed %q, want %q", s.Relayed, want)
+	}
+	if s.Ack["ok"] != true || s.Ack["room"] != "extra-j" {
+		t.Errorf("room request ack %v", s.Ack)
+	}
+	o := res.Other
+	if len(o.Transports) != 0 || len(o.Welcome) != 0 || len(o.Errors) == 0 {
+		t.Errorf("other origin connected over JSONP: %+v", o)
 	}
 }

@@ -116,6 +116,11 @@ func TestEIO3PollingEncoding(t *testing.T) {
 			}
 		})
 	}
+	// An empty payload is "0:" (Node's encodePayload; this server never
+	// answers a GET with nothing, but the encoder keeps Node's form).
+	if got := string(appendPayloadV3Text(nil, nil)); got != "0:" {
+		t.Errorf("empty payload %q", got)
+	}
 	// Text only: text framing even without b64; an astral character
 	// counts two UTF-16 units.
 	sid := ts.v3Handshake("EIO=3&transport=polling")
@@ -536,5 +541,22 @@ func TestEIO3PingFlood(t *testing.T) {
 	ts.v3Post(sid, "1:2", "text/plain")
 	if code, _, body := ts.v3Get(sid, ""); code != 200 || body != "2:4a1:32:4b1:3" {
 		t.Errorf("GET: %d %q", code, body)
+	}
+}
+
+// A binary POST body belongs to v3: on a v4 session it is a bad request
+// that closes the session, with AllowEIO3 on or off (Node: 400).
+func TestEIO4BinaryPostRefused(t *testing.T) {
+	for _, allow := range []bool{false, true} {
+		ts := newTServer(t, Options{AllowEIO3: allow})
+		sid := ts.handshake()
+		r := ts.session()
+		code, _, body := ts.do("POST", "EIO=4&transport=polling&sid="+sid, "\x00\x02\xff4a", http.Header{"Content-Type": {"application/octet-stream"}})
+		if code != 400 || !strings.Contains(body, `"code":3`) {
+			t.Errorf("allow_eio3 %v: %d %q", allow, code, body)
+		}
+		if reason := r.waitClose(t); reason != ReasonTransportError {
+			t.Errorf("OnClose(%q)", reason)
+		}
 	}
 }
