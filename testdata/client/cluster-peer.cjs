@@ -126,7 +126,7 @@ async function main() {
       return true;
     },
     async server_side_emit_with_ack(c) {
-      return toWire(await io.timeout(c.timeout || 2000).serverSideEmitWithAck(...fromWire(c.args)));
+      return toWire(await io.serverSideEmitWithAck(...fromWire(c.args)));
     },
     async sse_log() {
       return sseLog;
