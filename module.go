@@ -161,9 +161,10 @@ type Handler struct {
 	path    string
 	match   string // path lowercased, as matchPath compares
 	logger  *zap.Logger
-	// forwardKey names the cluster forwarder held in forwarders (see
-	// forward.go); "" for none.
+	// forwardKey names the cluster forwarder held in forwarders, and
+	// forwarder is it (see forward.go); "" and nil for none.
 	forwardKey string
+	forwarder  engineio.Forwarder
 }
 
 // AuthConfig configures JWT verification of the Socket.IO handshake.
@@ -261,11 +262,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		pol.webhook.close()
 		return err
 	}
-	opts := h.serverOptions()
-	if opts.Engine.Forwarder, err = h.acquireForwarder(setup); err != nil {
+	if err := h.acquireForwarder(setup); err != nil {
 		pol.webhook.close()
 		return err
 	}
+	opts := h.serverOptions()
 	val, _, err := hubs.LoadOrNew(h.Name, func() (caddy.Destructor, error) {
 		return newHubWith(opts, setup, h.Name, h.logger)
 	})
@@ -580,6 +581,7 @@ func (h *Handler) serverOptions() realtime.Options {
 			DisableUpgrades: h.AllowUpgrades != nil && !*h.AllowUpgrades,
 			AllowedOrigins:  slices.Clone(h.Origins),
 			RequestScheme:   requestScheme,
+			Forwarder:       h.forwarder,
 			Logger:          h.logger,
 		},
 		ConnectTimeout: durationOr(h.ConnectTimeout, DefaultConnectTimeout),
