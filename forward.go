@@ -8,7 +8,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/caddy-socketio/caddy-socketio/realtime/cluster"
-	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
 )
 
 // forwarders holds the cluster forwarders (realtime/cluster) of the hubs
@@ -35,15 +34,16 @@ func (f *forwarder) Destruct() error {
 	return nil
 }
 
-// acquireForwarder returns the forwarder for a hub on the Redis adapter
-// (nil for the memory adapter): a request for a session that another
-// node of the cluster holds is forwarded to it, and this node's session
-// ids name it when it advertises an address. Nothing is written to Redis
-// before the hub's first session (see cluster.Forwarder.NodeID), so
-// `caddy validate` leaves the cluster alone. releaseForwarder undoes it.
-func (h *Handler) acquireForwarder(setup *adapterSetup) (engineio.Forwarder, error) {
+// acquireForwarder takes the forwarder of a hub on the Redis adapter
+// (none for the memory adapter) into h.forwarder, for serverOptions: a
+// request for a session that another node of the cluster holds is
+// forwarded to it, and this node's session ids name it when it
+// advertises an address. Nothing is written to Redis before the hub's
+// first session (see cluster.Forwarder.NodeID), so `caddy validate`
+// leaves the cluster alone. releaseForwarder undoes it.
+func (h *Handler) acquireForwarder(setup *adapterSetup) error {
 	if setup == nil || setup.redisOptions == nil {
-		return nil, nil
+		return nil
 	}
 	key := setup.identity + "\x00" + setup.advertise
 	val, _, err := forwarders.LoadOrNew(key, func() (caddy.Destructor, error) {
@@ -67,10 +67,11 @@ func (h *Handler) acquireForwarder(setup *adapterSetup) (engineio.Forwarder, err
 		return &forwarder{rdb: rdb, reg: reg, fwd: fwd}, nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("starting the cluster forwarder: %w", err)
+		return fmt.Errorf("starting the cluster forwarder: %w", err)
 	}
 	h.forwardKey = key
-	return val.(*forwarder).fwd, nil
+	h.forwarder = val.(*forwarder).fwd
+	return nil
 }
 
 // releaseForwarder lets go of the handler's forwarder, if any.
@@ -81,5 +82,5 @@ func (h *Handler) releaseForwarder() {
 	if _, err := forwarders.Delete(h.forwardKey); err != nil {
 		h.logger.Warn("closing the cluster forwarder", zap.Error(err))
 	}
-	h.forwardKey = ""
+	h.forwardKey, h.forwarder = "", nil
 }

@@ -192,9 +192,10 @@ type Handler struct {
 	path    string
 	match   string // path lowercased, as matchPath compares
 	logger  *zap.Logger
-	// forwardKey names the cluster forwarder held in forwarders (see
-	// forward.go); "" for none.
+	// forwardKey names the cluster forwarder held in forwarders, and
+	// forwarder is it (see forward.go); "" and nil for none.
 	forwardKey string
+	forwarder  engineio.Forwarder
 }
 
 // AuthConfig configures JWT verification of the Socket.IO handshake.
@@ -298,11 +299,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	pol.onLimited = h.metrics.onLimited
-	opts := h.serverOptions()
-	if opts.Engine.Forwarder, err = h.acquireForwarder(setup); err != nil {
+	if err := h.acquireForwarder(setup); err != nil {
 		pol.webhook.close()
 		return err
 	}
+	opts := h.serverOptions()
 	val, _, err := hubs.LoadOrNew(h.Name, func() (caddy.Destructor, error) {
 		return newHubWith(opts, setup, h.Name, h.logger)
 	})
@@ -657,6 +658,7 @@ func (h *Handler) serverOptions() realtime.Options {
 			AllowEIO3:       h.AllowEIO3,
 			AllowedOrigins:  slices.Clone(h.Origins),
 			RequestScheme:   requestScheme,
+			Forwarder:       h.forwarder,
 			Logger:          h.logger,
 		},
 		ConnectTimeout: durationOr(h.ConnectTimeout, DefaultConnectTimeout),

@@ -344,3 +344,90 @@ func pollSession(base string, n, rounds int) error {
 	}
 	return nil
 }
+
+// TestStickyNodeReloadAndStop: a reload of one node does not wait for the
+// polls it forwards (they are released, as its own are) and drops no
+// session; stopping it ends only its own sessions, quickly, while the
+// other node's clients go on through the balancer (which retries the
+// remaining upstream).
+func TestStickyNodeReloadAndStop(t *testing.T) {
+	testkit.CaddyBinary(t)
+	rs := testkit.StartRedis(t)
+	names := []string{"node-a", "node-b"}
+	var nodes []*caddyProc
+	var cfgs, upstreams []string
+	for _, name := range names {
+		sc := siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)}
+		cfg := stickyNodeConfig(name, sc.Port, sc.AdminPort, rs.URL())
+		nodes = append(nodes, startCaddyConfig(t, sc, cfg))
+		cfgs = append(cfgs, cfg)
+		upstreams = append(upstreams, fmt.Sprintf("127.0.0.1:%d", sc.Port))
+	}
+	sc := siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)}
+	lbCfg := strings.Replace(stickyBalancerConfig(sc.Port, sc.AdminPort, upstreams...),
+		"lb_policy round_robin", "lb_policy round_robin\n\t\tlb_try_duration 5s\n\t\tfail_duration 30s", 1)
+	lb := startCaddyConfig(t, sc, lbCfg)
+
+	drv := nodeclient.Start(t)
+	const n = 8
+	clients := make([]*nodeclient.Client, n)
+	owner := make([]string, n)
+	for i := range clients {
+		clients[i] = drv.Connect(fmt.Sprintf("c%d", i), "4", lb.BaseURL, map[string]any{
+			"transports": []any{"polling"}, "reconnection": false,
+		})
+	}
+	for i, cl := range clients {
+		if _, err := cl.WaitConnect(clientWait); err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		args, err := cl.WaitEvent("welcome", clientWait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		owner[i], _ = args[0].(string)
+	}
+	acks := func(when string, only string) {
+		t.Helper()
+		for i, cl := range clients {
+			if only != "" && owner[i] != only {
+				continue
+			}
+			if _, err := cl.EmitWithAck(clientWait, "join", "room-"+when); err != nil {
+				t.Fatalf("%s: client %d (on %s): %v", when, i, owner[i], err)
+			}
+		}
+	}
+	acks("before", "")
+
+	// Reload node-b with a changed welcome: its HTTP server shuts down
+	// while it holds forwarded polls of node-a's sessions.
+	b := nodes[1]
+	b.writeConfig(strings.Replace(cfgs[1], `emit welcome "node-b"`, `emit welcome "node-b2"`, 1))
+	start := time.Now()
+	b.command("reload", "--config", b.cfgPath, "--adapter", "caddyfile", "--address", b.admin, "--force")
+	reload := time.Since(start)
+	t.Logf("caddy reload of node-b: %v", reload.Round(time.Millisecond))
+	if reload > 5*time.Second {
+		t.Errorf("reload took %v: held by forwarded polls?", reload)
+	}
+	acks("after-reload", "")
+
+	start = time.Now()
+	b.Stop()
+	stop := time.Since(start)
+	t.Logf("caddy stop of node-b: %v", stop.Round(time.Millisecond))
+	if stop > 5*time.Second {
+		t.Errorf("stop took %v", stop)
+	}
+	acks("after-stop", "node-a")
+	for i, cl := range clients {
+		gone := false
+		for _, ev := range cl.Events() {
+			gone = gone || ev.Type == "disconnect"
+		}
+		if owner[i] == "node-a" && gone {
+			t.Errorf("client %d on node-a disconnected when node-b stopped: %v", i, cl.Events())
+		}
+	}
+}

@@ -24,7 +24,7 @@ const testTimeout = 10 * time.Second
 // node is one engine with its registry and forwarder, on a loopback port
 // it advertises: an echo server (every message comes back).
 type node struct {
-	t    *testing.T
+	t    testing.TB
 	url  string // http://127.0.0.1:port/engine.io/
 	addr string
 	eng  *engineio.Server
@@ -61,7 +61,7 @@ func startRedis(t *testing.T) *testkit.Redis {
 	return testkit.StartRedis(t)
 }
 
-func startNode(t *testing.T, rs *testkit.Redis, o nodeOpts) *node {
+func startNode(t testing.TB, rs *testkit.Redis, o nodeOpts) *node {
 	t.Helper()
 	hs := httptest.NewUnstartedServer(nil)
 	n := &node{t: t, hs: hs, addr: hs.Listener.Addr().String()}
@@ -306,6 +306,17 @@ func TestHostileRequests(t *testing.T) {
 		p.MustPost("4alive") // the session on A is untouched
 		if _, body := p.Get(); body != "4alive" {
 			t.Fatalf("A's session: %q", body)
+		}
+	})
+
+	t.Run("oversized POST is refused by the owner, session kept", func(t *testing.T) {
+		big := "4" + strings.Repeat("x", 2*engineio.DefaultMaxPayload)
+		if status, _, _ := request(t, http.MethodPost, b.url, p.SID, big, nil); status != http.StatusRequestEntityTooLarge {
+			t.Fatalf("%d, want 413", status)
+		}
+		p.MustPost("4small")
+		if _, body := p.Get(); body != "4small" {
+			t.Fatalf("after the refusal: %q", body)
 		}
 	})
 

@@ -92,6 +92,25 @@ type Forwarder struct {
 	forwarded atomic.Int64
 	failed    atomic.Int64
 	refused   atomic.Int64
+	lastWarn  atomic.Int64 // unix nanoseconds of the last warning (see warn)
+}
+
+// warnEvery bounds the forwarder's warnings, which clients can cause (a
+// flood of requests past MaxForwards, a flood for a node that times out):
+// within it, further ones are logged at debug.
+const warnEvery = time.Second
+
+// warn logs at WARN at most once per warnEvery, at DEBUG otherwise.
+func (f *Forwarder) warn(msg string, fields ...zap.Field) {
+	now := time.Now().UnixNano()
+	last := f.lastWarn.Load()
+	level := zap.DebugLevel
+	if now-last >= int64(warnEvery) && f.lastWarn.CompareAndSwap(last, now) {
+		level = zap.WarnLevel
+	}
+	if ce := f.log.Check(level, msg); ce != nil {
+		ce.Write(fields...)
+	}
 }
 
 // NewForwarder returns a forwarder over o.Registry.
@@ -198,9 +217,7 @@ func (f *Forwarder) ServeForeign(w http.ResponseWriter, r *http.Request, sid str
 	default:
 		f.mu.Unlock()
 		f.refused.Add(1)
-		if ce := f.log.Check(zap.WarnLevel, "too many forwarded requests at once; refusing"); ce != nil {
-			ce.Write(zap.Int("max", cap(f.slots)))
-		}
+		f.warn("too many forwarded requests at once; refusing", zap.Int("max", cap(f.slots)))
 		http.Error(w, "too many forwarded requests", http.StatusServiceUnavailable)
 		return true
 	}
@@ -252,7 +269,8 @@ func (f *Forwarder) ServeForeign(w http.ResponseWriter, r *http.Request, sid str
 	}
 	// Nothing was written: the owner was not reached, or the request ended
 	// first.
-	if poll && r.Context().Err() != nil || f.ctx.Err() != nil {
+	stopped := r.Context().Err() != nil || f.ctx.Err() != nil
+	if poll && stopped {
 		// A waiting GET released by the engine (a reload or shutdown of
 		// this node's HTTP server), or by Close: answered as the engine
 		// answers its own, with a noop, so the client polls again (through
@@ -261,13 +279,13 @@ func (f *Forwarder) ServeForeign(w http.ResponseWriter, r *http.Request, sid str
 		writeNoop(w)
 		return true
 	}
-	if r.Context().Err() == nil {
+	if !stopped {
 		f.failed.Add(1)
 		var op *net.OpError
 		if errors.As(proxyErr, &op) && op.Op == "dial" {
 			f.reg.markDown(id)
 		}
-		f.log.Warn("forwarding to the node that holds the session failed", zap.String("node", id),
+		f.warn("forwarding to the node that holds the session failed", zap.String("node", id),
 			zap.String("address", addr), zap.Error(proxyErr))
 	}
 	return false
