@@ -37,6 +37,9 @@ type Server struct {
 	// recStore is the recovery store, made when recovery is first on
 	// (recovery.go).
 	recStore atomic.Pointer[recoveryStoreRef]
+	// recLive finds a connected socket by namespace and pid, for a client
+	// that comes back before its old transport was seen to go.
+	recLive sync.Map // livePID -> *Socket
 
 	mu        sync.RWMutex
 	nsps      map[string]*Namespace // published namespaces
