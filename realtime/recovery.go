@@ -158,9 +158,16 @@ func (s *Server) recovery() (*RecoveryOptions, RecoveryStore) {
 	return o, ref.store
 }
 
-// setupRecovery makes the store when opts turn recovery on first.
+// setupRecovery makes the store when opts turn recovery on first, and
+// hands later options (a reload) to a store that takes them.
 func (s *Server) setupRecovery(opts *Options) {
-	if opts.Recovery == nil || s.recStore.Load() != nil {
+	if opts.Recovery == nil {
+		return
+	}
+	if ref := s.recStore.Load(); ref != nil {
+		if st, ok := ref.store.(interface{ SetOptions(RecoveryOptions) }); ok {
+			st.SetOptions(*opts.Recovery)
+		}
 		return
 	}
 	s.recStore.CompareAndSwap(nil, &recoveryStoreRef{store: opts.Recovery.NewStore(*opts.Recovery)})

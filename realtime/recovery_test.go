@@ -526,3 +526,29 @@ func TestRecoveryTakeOver(t *testing.T) {
 	}
 	old.Quiet(100 * time.Millisecond) // the old connection gets nothing more
 }
+
+// TestRecoveryReload: new recovery options reach the store of a running
+// server (a reload), and turning recovery off stops the offsets and pids.
+func TestRecoveryReload(t *testing.T) {
+	e := newRecoveryEnv(t, RecoveryOptions{}, nil)
+	o := *e.srv.opts.Load()
+	r := *o.Recovery
+	r.MaxDisconnectionDuration = 5 * time.Second
+	o.Recovery = &r
+	e.srv.SetOptions(o)
+	e.store.mu.Lock()
+	got := e.store.opts.MaxDisconnectionDuration
+	e.store.mu.Unlock()
+	if got != 5*time.Second {
+		t.Fatalf("store window %v after the reload, want 5s", got)
+	}
+	o.Recovery = nil
+	e.srv.SetOptions(o)
+	c := dialRaw(t, e.ts, "")
+	c.Send("40")
+	if got := c.ExpectPrefix(`40{"sid":"`); strings.Contains(got, "pid") {
+		t.Fatalf("recovery off, CONNECT reply %q carries a pid", got)
+	}
+	_ = e.srv.Of("/").Emit("m", 1)
+	c.Expect(`42["m",1]`)
+}
