@@ -1,6 +1,8 @@
 # The commands of the README and docs/, and their helpers.
 #   make example   runs Caddyfile.example on :8080 (the tutorial's site);
 #                  PORT=8081 ADMIN=localhost:2999 move it off taken ports
+#   make cluster   redis-server and two Caddy nodes (examples/cluster/) behind
+#                  a Caddy load balancer on :8080 (docs/cluster.md)
 #   make test      runs every test (Go unit, protocol, real clients, Caddy, browser)
 #   make test-short  the fast loop: in-process tests only
 #   make test-live   the live tests only: integration/ and examples/
@@ -14,7 +16,7 @@ export JWT_SECRET
 NODE_STAMP := testdata/node_modules/.installed
 BUNDLE     := testdata/www/vendor/socket.io.min.js
 
-.PHONY: example test test-short test-live lint deps token bench conformance fuzz
+.PHONY: example cluster test test-short test-live lint deps token bench conformance fuzz
 
 # npm ci only when the lock file changed since the last install.
 $(NODE_STAMP): testdata/package.json testdata/package-lock.json
@@ -34,6 +36,9 @@ ADMIN ?= localhost:2019
 
 example: deps
 	@PORT='$(PORT)' ADMIN='$(ADMIN)' GO='$(GO)' scripts/example.sh
+
+cluster: deps
+	@GO='$(GO)' scripts/cluster.sh
 
 token:
 	@$(GO) run ./cmd/caddy socketio-token --sub demo-user --ttl 24h
@@ -78,3 +83,4 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzNames -fuzztime 60s ./realtime/
 	$(GO) test -run '^$$' -fuzz FuzzRecoveryLookup -fuzztime 60s ./realtime/
 	$(GO) test -run '^$$' -fuzz FuzzAPIRequest -fuzztime 60s ./realtime/emitapi/
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./realtime/redisadapter/

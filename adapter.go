@@ -258,3 +258,18 @@ func (h *hub) serverSideEvents(ns *realtime.Namespace) {
 		}
 	})
 }
+
+// broadcastFailed logs a broadcast that failed. One that reached the
+// local sockets but not the other nodes (Redis down) is a debug entry: the
+// adapter logs the outage itself, once, and counts every message it could
+// not send (caddy_socketio_redis_dropped_total), so an outage does not
+// write a warning per relay.
+func broadcastFailed(logger *zap.Logger, msg string, err error, fields ...zap.Field) {
+	level := zap.WarnLevel
+	if errors.Is(err, realtime.ErrClusterUnavailable) {
+		level = zap.DebugLevel
+	}
+	if ce := logger.Check(level, msg); ce != nil {
+		ce.Write(append(fields, zap.Error(err))...)
+	}
+}

@@ -57,11 +57,6 @@ type hubEntry struct {
 	settings string // the handler's JSON config, to compare handlers of one load
 }
 
-func newHub(opts realtime.Options) *hub {
-	h, _ := newHubWith(opts, &adapterSetup{}, "", nil)
-	return h
-}
-
 // newHubWith makes a hub whose namespaces use the adapter of setup: for
 // redis, the hub joins the cluster now (without waiting for Redis) and
 // leaves it in Destruct.

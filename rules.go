@@ -414,7 +414,7 @@ func (h *hub) announce(p *policy, s *realtime.Socket, v *socketView, room string
 	rv := *v
 	rv.Room = room
 	if err := s.Namespace().To(room).Emit(m.Event, p.text(&rv, m.Text)); err != nil {
-		p.logger.Warn("announcement failed", zap.String("room", room), zap.Error(err))
+		broadcastFailed(p.logger, "announcement failed", err, zap.String("room", room))
 	}
 }
 
@@ -427,7 +427,7 @@ func (h *hub) announceLeave(p *policy, s *realtime.Socket, v *socketView, room s
 	rv := *v
 	rv.Room = room
 	if err := s.Namespace().To(room).Except(s.ID()).Emit(m.Event, p.text(&rv, m.Text)); err != nil {
-		p.logger.Warn("leave announcement failed", zap.String("room", room), zap.Error(err))
+		broadcastFailed(p.logger, "leave announcement failed", err, zap.String("room", room))
 	}
 }
 
@@ -449,7 +449,7 @@ func (h *hub) onEvent(s *realtime.Socket, event string, args []any, ack realtime
 		rooms := slices.DeleteFunc(s.Rooms(), func(r string) bool { return r == s.ID() })
 		if len(rooms) > 0 {
 			if err := s.To(rooms...).Emit(event, args...); err != nil {
-				p.logger.Warn("relay failed", zap.String("event", nameForLog(event)), zap.Error(err))
+				broadcastFailed(p.logger, "relay failed", err, zap.String("event", nameForLog(event)))
 			}
 		}
 		if ack != nil {

@@ -21,6 +21,8 @@ var exampleFiles = []string{
 	"examples/https/Caddyfile",
 	"examples/emit-api/Caddyfile",
 	"examples/backend/Caddyfile",
+	"examples/cluster/Caddyfile",
+	"examples/cluster/lb.Caddyfile",
 }
 
 // docFiles are the documents whose Caddyfile blocks must load as copied.
@@ -82,9 +84,10 @@ func validate(t *testing.T, name, cfg string, vars []string) {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	bin := testkit.CaddyBinary(t) // built before the validate timeout starts
 	ctx, cancel := context.WithTimeout(context.Background(), validateTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, testkit.CaddyBinary(t), "validate", "--config", path, "--adapter", "caddyfile")
+	cmd := exec.CommandContext(ctx, bin, "validate", "--config", path, "--adapter", "caddyfile")
 	cmd.Dir = testkit.RepoRoot(t)
 	cmd.Env = baseEnv(dir, dummy(vars)...)
 	cmd.WaitDelay = 2 * time.Second

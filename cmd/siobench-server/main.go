@@ -6,8 +6,10 @@
 // room named by its handshake query "room"; event "publish"(room, payload)
 // broadcasts "msg"(payload) to that room; event "echo" acks with its args.
 //
-// Usage: siobench-server [-addr 127.0.0.1:3001]; prints "listening <port>"
-// when ready and nothing per message.
+// Usage: siobench-server [-addr 127.0.0.1:3001] [-redis redis://...];
+// prints "listening <port>" when ready and nothing per message. With
+// -redis the namespace uses the Redis adapter (a node of a cluster, for
+// the cross-node fan-out bench, testdata/bench/cluster.sh).
 package main
 
 import (
@@ -22,8 +24,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/caddy-socketio/caddy-socketio/realtime"
 	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
+	"github.com/caddy-socketio/caddy-socketio/realtime/redisadapter"
 )
 
 // Heartbeat of the bench contract, equal to the Node server's.
@@ -34,17 +39,31 @@ const (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:3001", "listen address")
+	redisURL := flag.String("redis", "", "Redis URL: join a cluster with the Redis adapter")
 	flag.Parse()
-	if err := run(*addr); err != nil {
+	if err := run(*addr, *redisURL); err != nil {
 		fmt.Fprintln(os.Stderr, "siobench-server:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string) error {
-	srv := realtime.NewServer(realtime.Options{
+func run(addr, redisURL string) error {
+	opts := realtime.Options{
 		Engine: engineio.Options{PingInterval: pingInterval, PingTimeout: pingTimeout},
-	})
+	}
+	if redisURL != "" {
+		ro, err := redis.ParseURL(redisURL)
+		if err != nil {
+			return fmt.Errorf("parsing the redis URL: %w", err)
+		}
+		cl, err := redisadapter.New(redisadapter.Options{Client: redis.NewClient(ro)})
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		opts.NewAdapter = cl.NewAdapter
+	}
+	srv := realtime.NewServer(opts)
 	defer srv.Close()
 	nsp := srv.Of("/")
 	nsp.OnConnection(func(s *realtime.Socket) {

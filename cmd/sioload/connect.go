@@ -8,6 +8,7 @@ import (
 // common carries the flags every scenario shares.
 type common struct {
 	Target      target
+	Target2     *target // fanout: every other subscriber's server, or nil
 	Watch       watcher
 	Label       string
 	Concurrency int           // handshakes in flight

@@ -85,7 +85,7 @@ func setupFanout(ctx context.Context, co common, p fanoutParams) (*fanout, conne
 	fo := &fanout{p: p, co: co}
 	cs := connectMany(ctx, co.Target, connectOpts{
 		N: p.N, Concurrency: co.Concurrency, Timeout: co.DialTimeout,
-		Query: url.Values{"room": {p.Room}}, Handler: fo.onMsg,
+		Query: url.Values{"room": {p.Room}}, Handler: fo.onMsg, Alt: co.Target2,
 	}, &fo.pl)
 	if cs.OK == 0 {
 		fo.pl.closeAll()

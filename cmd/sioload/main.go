@@ -57,6 +57,8 @@ func run(args []string, stdout io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:3000", "server host:port (loopback only)")
 	path := fs.String("path", "/socket.io/", "Socket.IO path")
 	pid := fs.Int("server-pid", 0, "server process id, for RSS and CPU from /proc (0: none)")
+	addr2 := fs.String("addr2", "", "fanout: a second server (another node of a cluster) that every other subscriber connects to; the publisher stays on -addr")
+	pid2 := fs.Int("server-pid2", 0, "the -addr2 server's process id; its CPU and RSS are added")
 	label := fs.String("label", "", "name of the server under test, copied into the result")
 	jsonOut := fs.Bool("json", false, "print the result as one JSON line instead of a table")
 	conc := fs.Int("concurrency", 200, "connection handshakes in flight")
@@ -108,13 +110,24 @@ func run(args []string, stdout io.Writer) error {
 	if err := checkLoopback(ctx, *addr); err != nil {
 		return err
 	}
+	if *addr2 != "" {
+		if err := checkLoopback(ctx, *addr2); err != nil {
+			return err
+		}
+	}
 	initClockTicks()
 	co := common{
 		Target: target{Addr: *addr, Path: *path}, Label: *label,
 		Concurrency: *conc, DialTimeout: *dialTimeout,
 	}
+	if *addr2 != "" {
+		co.Target2 = &target{Addr: *addr2, Path: *path}
+	}
 	if *pid > 0 {
 		co.Watch.pid = strconv.Itoa(*pid)
+		if *pid2 > 0 {
+			co.Watch.pid2 = strconv.Itoa(*pid2)
+		}
 		if _, ok := co.Watch.server(); !ok {
 			return fmt.Errorf("reading /proc/%d: no such process", *pid)
 		}

@@ -38,6 +38,9 @@ type connectOpts struct {
 	Query       url.Values
 	Handler     handler
 	Setup       func(*client) // runs before the client's reader starts
+	// Alt, when set, takes every other client (a second node of a
+	// cluster: subscribers split over two servers).
+	Alt *target
 }
 
 // giveUpAfter is how many failed connects, with none succeeding, end a
@@ -70,7 +73,11 @@ func connectMany(ctx context.Context, t target, o connectOpts, p *pool) connectS
 					return
 				}
 				t0 := time.Now()
-				c, err := dial(ctx, t, o.Query, o.Timeout)
+				tt := t
+				if o.Alt != nil && i%2 == 1 {
+					tt = *o.Alt
+				}
+				c, err := dial(ctx, tt, o.Query, o.Timeout)
 				if err != nil {
 					failed.Add(1)
 					errOnce.Do(func() { st.FirstErr = err })

@@ -103,6 +103,9 @@ func parseStatCPU(stat []byte) (int64, error) {
 // server on another machine's loopback namespace (a container).
 type watcher struct {
 	pid string
+	// pid2 is a second server (the other node of a cluster): its CPU and
+	// RSS are added to the first's.
+	pid2 string
 }
 
 // server samples the server; ok is false when no pid was given or it is gone.
@@ -111,7 +114,18 @@ func (w watcher) server() (procSample, bool) {
 		return procSample{}, false
 	}
 	s, err := sampleProc(w.pid)
-	return s, err == nil
+	if err != nil {
+		return s, false
+	}
+	if w.pid2 != "" {
+		s2, err := sampleProc(w.pid2)
+		if err != nil {
+			return s, false
+		}
+		s.CPU += s2.CPU
+		s.RSSKiB += s2.RSSKiB
+	}
+	return s, true
 }
 
 // self samples the load tool itself, to tell when it is the bottleneck.

@@ -32,6 +32,10 @@ const (
 	typeBroadcastAck     = 9
 )
 
+// errTimeout is wrapped by a request that did not get every node's answer
+// in time (with realtime.ErrClusterUnavailable).
+var errTimeout = errors.New("timeout reached")
+
 // Adapter is the realtime.Adapter of one namespace in a Cluster: the
 // namespace's local rooms (the embedded MemoryAdapter), and the other
 // nodes reached over Redis.
@@ -281,7 +285,7 @@ func (a *Adapter) request(ctx context.Context, name string, build func(id string
 		n := got
 		mu.Unlock()
 		return unavailable(fmt.Sprintf("waiting for the other nodes (%s)", name),
-			fmt.Errorf("timeout reached: only %d responses received out of %d", n, want))
+			fmt.Errorf("%w: only %d responses received out of %d", errTimeout, n, want))
 	}
 }
 
@@ -444,7 +448,7 @@ func (a *Adapter) ServerSideEmit(ctx context.Context, args []any, onReply func(a
 	err := a.request(ctx, "server_side_emit", build, func(m map[string]any) {
 		onReply(forClients(m["data"], 0))
 	})
-	if err != nil && errors.Is(err, realtime.ErrClusterUnavailable) && strings.Contains(err.Error(), "timeout reached") {
+	if errors.Is(err, errTimeout) {
 		return fmt.Errorf("%w: %w", realtime.ErrAckTimeout, err)
 	}
 	return err

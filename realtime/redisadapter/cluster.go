@@ -106,7 +106,6 @@ type Cluster struct {
 	pubq        chan publication
 	queuedBytes atomic.Int64
 	up          atomic.Bool
-	lastPong    atomic.Int64 // unix nanos of the last message or pong
 
 	mu       sync.Mutex
 	nsps     map[string][]*Adapter // by namespace; the first gets the messages

@@ -162,7 +162,7 @@ func strLen(r *bytes.Reader, c byte) (int, error) {
 		return 0, malformed("truncated string header")
 	}
 	hdr := make([]byte, 1+size)
-	pos := int64(r.Size()) - int64(r.Len())
+	pos := r.Size() - int64(r.Len())
 	if _, err := r.ReadAt(hdr, pos); err != nil {
 		return 0, malformed("truncated string header")
 	}

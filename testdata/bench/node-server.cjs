@@ -22,6 +22,24 @@ const io = new Server(httpServer, {
   serveClient: false,
 });
 
+// REDIS_URL set: a node of a cluster (@socket.io/redis-adapter, classic),
+// for the cross-node fan-out bench (cluster.sh).
+let redisClients = [];
+if (process.env.REDIS_URL) {
+  const from = { paths: [path.join(__dirname, '..')] };
+  const { createClient } = require(require.resolve('redis', from));
+  const { createAdapter } = require(require.resolve('@socket.io/redis-adapter', from));
+  const pub = createClient({ url: process.env.REDIS_URL });
+  const sub = pub.duplicate();
+  redisClients = [pub, sub];
+  for (const c of redisClients) c.on('error', () => {});
+  io.adapter(createAdapter(pub, sub));
+  Promise.all(redisClients.map((c) => c.connect())).catch((e) => {
+    console.error('connecting to redis:', e);
+    process.exit(1);
+  });
+}
+
 io.on('connection', (socket) => {
   const room = socket.handshake.query.room;
   if (typeof room === 'string' && room !== '') {
@@ -36,8 +54,10 @@ io.on('connection', (socket) => {
   });
 });
 
-httpServer.listen(port, host, () => {
-  console.log(`listening ${httpServer.address().port}`);
+Promise.all(redisClients.map((c) => (c.isReady ? null : new Promise((ok) => c.once('ready', ok))))).then(() => {
+  httpServer.listen(port, host, () => {
+    console.log(`listening ${httpServer.address().port}`);
+  });
 });
 
 function shutdown() {
