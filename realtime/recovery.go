@@ -158,9 +158,16 @@ func (s *Server) recovery() (*RecoveryOptions, RecoveryStore) {
 	return o, ref.store
 }
 
-// setupRecovery makes the store when opts turn recovery on first.
+// setupRecovery makes the store when opts turn recovery on first, and
+// hands later options (a reload) to a store that takes them.
 func (s *Server) setupRecovery(opts *Options) {
-	if opts.Recovery == nil || s.recStore.Load() != nil {
+	if opts.Recovery == nil {
+		return
+	}
+	if ref := s.recStore.Load(); ref != nil {
+		if st, ok := ref.store.(interface{ SetOptions(RecoveryOptions) }); ok {
+			st.SetOptions(*opts.Recovery)
+		}
 		return
 	}
 	s.recStore.CompareAndSwap(nil, &recoveryStoreRef{store: opts.Recovery.NewStore(*opts.Recovery)})
@@ -294,6 +301,9 @@ func (c *conn) recoverSession(n *Namespace, auth map[string]any) (*RecoverySessi
 		return nil, ""
 	}
 	sess, ok := st.Take(n.name, pid, offset)
+	if !ok && c.takeOver(n, st, pid, offset) {
+		sess, ok = st.Take(n.name, pid, offset)
+	}
 	if !ok || sess.ID == "" || sess.Namespace != n.name {
 		return nil, ""
 	}
@@ -351,4 +361,49 @@ func (s *Socket) connectReply() any {
 type connectReplyPayload struct {
 	Sid string `json:"sid"`
 	Pid string `json:"pid,omitempty"`
+}
+
+// livePID keys Server.recLive.
+type livePID struct{ nsp, pid string }
+
+// trackPID makes a connected socket findable by its pid.
+func (s *Socket) trackPID() {
+	if s.pid != "" {
+		s.nsp.srv.recLive.Store(livePID{s.nsp.name, s.pid}, s)
+	}
+}
+
+// untrackPID forgets it, when it disconnects.
+func (s *Socket) untrackPID() {
+	if s.pid != "" {
+		s.nsp.srv.recLive.CompareAndDelete(livePID{s.nsp.name, s.pid}, s)
+	}
+}
+
+// takeOver handles a client that comes back with the pid of a socket the
+// server still holds on another connection: its old transport is dead but
+// not seen to be yet (a polling client between requests, a network that
+// vanished without a FIN: only the heartbeat would tell, pingInterval +
+// pingTimeout later). Node gives such a client a new session; here, when
+// the offset is one the store can replay from, the old socket is closed
+// as "transport close" (its session is then kept) so that the caller can
+// take the session. The pid is the credential either way: only its client
+// was given it. True when a socket was closed.
+func (c *conn) takeOver(n *Namespace, st RecoveryStore, pid, offset string) bool {
+	v, ok := c.srv.recLive.Load(livePID{n.name, pid})
+	if !ok {
+		return false
+	}
+	old := v.(*Socket)
+	if old.conn == c || !old.Connected() {
+		return false
+	}
+	if _, ok := st.Missed(n.name, offset, nil); !ok {
+		return false // a bogus or too old offset closes nothing
+	}
+	if ce := c.srv.logger().Check(zap.DebugLevel, "recovery: the client is back on a new connection; closing its old socket"); ce != nil {
+		ce.Write(zap.String("namespace", n.name), zap.String("socket", old.id), zap.String("old_sid", old.conn.sess.ID()), zap.String("sid", c.sess.ID()))
+	}
+	old.onClose(engineio.ReasonTransportClose)
+	return true
 }

@@ -86,6 +86,15 @@ func NewMemoryRecoveryStore(opts RecoveryOptions) *MemoryRecoveryStore {
 	}
 }
 
+// SetOptions replaces the window and the bounds (a configuration reload):
+// they apply from the next event, session or sweep on; what is over a
+// smaller bound goes as new events and sessions come.
+func (m *MemoryRecoveryStore) SetOptions(opts RecoveryOptions) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.opts = opts.withDefaults()
+}
+
 // sweepEvery is how often the store drops what has aged out: a quarter of
 // the window, between 1s and 30s (Node sweeps every 60s).
 func (m *MemoryRecoveryStore) sweepEvery() time.Duration {

@@ -180,8 +180,13 @@ func TestRecoveryRestore(t *testing.T) {
 	if want := []any{1.0, 2.0, 3.0, 4.0}; !slices.Equal(got, want) {
 		t.Fatalf("replayed %v, want %v", got, want)
 	}
-	if !slices.IsSorted(offsets) || slices.Contains(offsets, last) {
-		t.Fatalf("offsets %q after %q: not in order", offsets, last)
+	prev, _ := parseOffset(last)
+	for _, off := range offsets {
+		v, ok := parseOffset(off)
+		if !ok || v <= prev {
+			t.Fatalf("offsets %q after %q: not increasing", offsets, last)
+		}
+		prev = v
 	}
 	if back := readConnect(t, c2); back != r {
 		t.Fatalf("CONNECT reply %+v, want the same sid and pid %+v", back, r)
@@ -205,7 +210,8 @@ func TestRecoveryRestore(t *testing.T) {
 
 // TestRecoveryNotRecovered: each way a reconnect must get a new session:
 // a deliberate disconnect, a return after the window, a bogus pid or
-// offset, an offset that the buffer dropped, a pid taken already.
+// offset, an offset that the buffer dropped. (A pid already
+// connected is taken over: TestRecoveryTakeOver.)
 func TestRecoveryNotRecovered(t *testing.T) {
 	tests := []struct {
 		name string
@@ -248,15 +254,6 @@ func TestRecoveryNotRecovered(t *testing.T) {
 				_ = e.srv.Of("/").Emit("fill", strings.Repeat("x", 64))
 			}
 		}, func(_ *recoveryEnv, r connectReply, last string) string { return recoverPayload(r.Pid, last) }},
-		{"taken already", func(e *recoveryEnv, c *testkit.WS) { e.drop(c) },
-			func(e *recoveryEnv, r connectReply, last string) string {
-				c, back := e.connect(recoverPayload(r.Pid, last))
-				if back != r {
-					e.t.Fatalf("first recovery: %+v, want %+v", back, r)
-				}
-				e.t.Cleanup(c.Close) // connected: the same pid again gets a new session
-				return recoverPayload(r.Pid, last)
-			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -435,4 +432,128 @@ func FuzzRecoveryLookup(f *testing.F) {
 			t.Fatalf("Take(%q, %q) = %v, Missed ok = %v", p, offset, took, ok)
 		}
 	})
+}
+
+// TestRecoveryDynamicNamespace: a namespace made from a pattern is dropped
+// when its last socket goes; the session outlives it, and the client
+// recovers into the namespace made again for it.
+func TestRecoveryDynamicNamespace(t *testing.T) {
+	e := newRecoveryEnv(t, RecoveryOptions{}, func(srv *Server) {
+		srv.OfFunc(func(name string) bool { return strings.HasPrefix(name, "/team-") }, func(n *Namespace) {
+			n.OnConnection(func(s *Socket) {
+				if !s.Recovered() {
+					_ = s.Join("crew")
+					_ = s.Emit("hello")
+				}
+			})
+		})
+	})
+	c := dialRaw(t, e.ts, "")
+	c.Send("40/team-a,")
+	got := c.ExpectPrefix(`40/team-a,{"sid":"`)
+	var r connectReply
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(got, "40/team-a,")), &r); err != nil {
+		t.Fatal(err)
+	}
+	hello := c.ExpectPrefix(`42/team-a,["hello","`)
+	last := strings.TrimSuffix(strings.TrimPrefix(hello, `42/team-a,["hello","`), `"]`)
+	c.Close()
+	for deadline := time.Now().Add(5 * time.Second); e.srv.ConnCount() > 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection did not go")
+		}
+		time.Sleep(5 * time.Millisecond) // polling the server's state, bounded
+	}
+	if _, ok := e.srv.Namespace("/team-a"); ok {
+		t.Fatal("the empty dynamic namespace was not dropped")
+	}
+	c2 := dialRaw(t, e.ts, "")
+	c2.Send(`40/team-a,` + recoverPayload(r.Pid, last))
+	back := c2.ExpectPrefix(`40/team-a,{"sid":"` + r.Sid + `","pid":"` + r.Pid + `"}`)
+	_ = back
+	n, _ := e.srv.Namespace("/team-a")
+	s, ok := n.Socket(r.Sid)
+	if !ok || !s.Recovered() || !slices.Contains(s.Rooms(), "crew") {
+		t.Fatalf("not recovered into the new namespace with its room (%v)", ok)
+	}
+}
+
+// TestRecoveryTakeOver: a client back on a new connection while the server
+// still holds its old one (not seen to go yet) gets its socket back: the
+// old socket is closed as a transport close, with its session kept and
+// taken, and the events queued on the dead connection are replayed. A
+// bogus offset closes nothing.
+func TestRecoveryTakeOver(t *testing.T) {
+	e := newRecoveryEnv(t, RecoveryOptions{}, nil)
+	nsp := e.srv.Of("/")
+	reasons := make(chan string, 4)
+	nsp.OnConnection(func(s *Socket) {
+		s.OnDisconnect(func(_ *Socket, reason string) { reasons <- reason })
+	})
+	old, r := e.connect("")
+	_ = nsp.Emit("m", 0)
+	last := offsetOf(t, event(t, old))
+	_ = nsp.Emit("m", 1) // the old connection gets it; say it never reached the client
+	event(t, old)
+
+	bogus := dialRaw(t, e.ts, "")
+	bogus.Send("40" + recoverPayload(r.Pid, "zz"))
+	if back := readConnect(t, bogus); back.Sid == r.Sid {
+		t.Fatal("a bogus offset took the live socket over")
+	}
+	if s, ok := nsp.Socket(r.Sid); !ok || !s.Connected() {
+		t.Fatal("a bogus offset closed the live socket")
+	}
+
+	c2 := dialRaw(t, e.ts, "")
+	c2.Send("40" + recoverPayload(r.Pid, last))
+	if args := event(t, c2); args[1] != 1.0 {
+		t.Fatalf("replayed %v, want the event after the offset", args)
+	}
+	if back := readConnect(t, c2); back != r {
+		t.Fatalf("took over as %+v, want %+v", back, r)
+	}
+	select {
+	case reason := <-reasons:
+		if reason != "transport close" {
+			t.Fatalf("old socket closed with %q", reason)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the old socket was not closed")
+	}
+	s, _ := nsp.Socket(r.Sid)
+	if s == nil || !s.Recovered() || s.conn.sess.ID() == "" {
+		t.Fatal("the socket is not the recovered one")
+	}
+	_ = nsp.Emit("m", 2)
+	if args := event(t, c2); args[1] != 2.0 {
+		t.Fatalf("live event %v", args)
+	}
+	old.Quiet(100 * time.Millisecond) // the old connection gets nothing more
+}
+
+// TestRecoveryReload: new recovery options reach the store of a running
+// server (a reload), and turning recovery off stops the offsets and pids.
+func TestRecoveryReload(t *testing.T) {
+	e := newRecoveryEnv(t, RecoveryOptions{}, nil)
+	o := *e.srv.opts.Load()
+	r := *o.Recovery
+	r.MaxDisconnectionDuration = 5 * time.Second
+	o.Recovery = &r
+	e.srv.SetOptions(o)
+	e.store.mu.Lock()
+	got := e.store.opts.MaxDisconnectionDuration
+	e.store.mu.Unlock()
+	if got != 5*time.Second {
+		t.Fatalf("store window %v after the reload, want 5s", got)
+	}
+	o.Recovery = nil
+	e.srv.SetOptions(o)
+	c := dialRaw(t, e.ts, "")
+	c.Send("40")
+	if got := c.ExpectPrefix(`40{"sid":"`); strings.Contains(got, "pid") {
+		t.Fatalf("recovery off, CONNECT reply %q carries a pid", got)
+	}
+	_ = e.srv.Of("/").Emit("m", 1)
+	c.Expect(`42["m",1]`)
 }

@@ -38,6 +38,9 @@ type Server struct {
 	// (recovery.go).
 	recStore atomic.Pointer[recoveryStoreRef]
 	watch    atomic.Pointer[watcherRef] // the Watcher, nil when none (watch.go)
+	// recLive finds a connected socket by namespace and pid, for a client
+	// that comes back before its old transport was seen to go.
+	recLive sync.Map // livePID -> *Socket
 
 	mu        sync.RWMutex
 	nsps      map[string]*Namespace // published namespaces

@@ -602,6 +602,7 @@ func (s *Socket) ackFunc(id int64) AckFunc {
 // client gets CONNECT with the socket id, then connection handlers run.
 func (s *Socket) connect() {
 	s.state.CompareAndSwap(socketConnecting, socketConnected)
+	s.trackPID()
 	s.nsp.adapter.AddAll(s.id, []string{s.id})
 	_ = s.send(&parser.Packet{Type: parser.Connect, Namespace: s.nsp.name, ID: parser.NoID,
 		Data: connectReplyData(s)})
@@ -645,6 +646,7 @@ func (s *Socket) finishClose(reason string) {
 	if w := s.nsp.srv.watcher(); w != nil {
 		w.SocketDisconnected(s, reason)
 	}
+	s.untrackPID()
 	kept := s.sessionToKeep(reason)
 	s.nsp.adapter.DelAll(s.id)
 	s.nsp.srv.leaveNamespace(s.nsp, s)
