@@ -125,7 +125,14 @@ func newConfig(c Config) (*config, error) {
 // sameLogin reports whether two configs accept the same logins in the
 // same namespace (so remembered sessions stay valid).
 func (c *config) sameLogin(o *config) bool {
-	return o != nil && c.Namespace == o.Namespace && c.Username == o.Username && c.PasswordHash == o.PasswordHash
+	return c != nil && o != nil && c.Namespace == o.Namespace && c.Username == o.Username && c.PasswordHash == o.PasswordHash
+}
+
+// admits reports whether an admin admitted under o may stay under c: the
+// same login and the same read-only flag (its config event told it which
+// actions it has).
+func (c *config) admits(o *config) bool {
+	return c.sameLogin(o) && c.ReadOnly == o.ReadOnly
 }
 
 var (
@@ -185,18 +192,24 @@ func (u *UI) Configure(c *Config) error {
 			return fmt.Errorf("configuring the admin UI: %w", err)
 		}
 	}
+	// Under u.mu, with connected's check: an admin is either registered
+	// before the swap (and disconnected here) or sees the new config there.
 	u.mu.Lock()
 	if u.closed {
 		u.mu.Unlock()
 		return errors.New("configuring the admin UI: closed")
 	}
 	prev := u.cfg.Swap(next)
+	var drop []*realtime.Socket
+	if prev != nil && !next.admits(prev) {
+		drop = u.adminListLocked()
+	}
 	u.mu.Unlock()
 	if next == nil || !next.sameLogin(prev) {
 		u.sess.reset()
 	}
-	if prev != nil && (next == nil || !next.sameLogin(prev) || next.ReadOnly != prev.ReadOnly) {
-		u.disconnectAdmins()
+	for _, s := range drop {
+		s.Disconnect(false)
 	}
 	return nil
 }
@@ -220,14 +233,19 @@ func (u *UI) Close() {
 // disconnectAdmins disconnects every connected admin socket.
 func (u *UI) disconnectAdmins() {
 	u.mu.Lock()
-	list := make([]*realtime.Socket, 0, len(u.admins))
-	for s := range u.admins {
-		list = append(list, s)
-	}
+	list := u.adminListLocked()
 	u.mu.Unlock()
 	for _, s := range list {
 		s.Disconnect(false)
 	}
+}
+
+func (u *UI) adminListLocked() []*realtime.Socket {
+	list := make([]*realtime.Socket, 0, len(u.admins))
+	for s := range u.admins {
+		list = append(list, s)
+	}
+	return list
 }
 
 // serves is the admin namespace's matcher.
@@ -244,7 +262,8 @@ func (u *UI) setup(n *realtime.Namespace) {
 
 // adminState is what the UI keeps of an admin socket, in its local slot.
 type adminState struct {
-	session string // a session id to hand the UI after its CONNECT, or ""
+	cfg     *config // the config that admitted it
+	session string  // a session id to hand the UI after its CONNECT, or ""
 }
 
 // authorize is the admin namespace's middleware: a remembered session id,
@@ -256,7 +275,7 @@ func (u *UI) authorize(s *realtime.Socket) error {
 	}
 	hs := s.Handshake()
 	if id, _ := hs.Auth["sessionId"].(string); u.sess.valid(id) {
-		s.SetLocal(&adminState{})
+		s.SetLocal(&adminState{cfg: c})
 		return nil
 	}
 	user, _ := hs.Auth["username"].(string)
@@ -268,7 +287,7 @@ func (u *UI) authorize(s *realtime.Socket) error {
 		return err
 	}
 	u.logger.Info("admin UI login", zap.String("remote", hs.Address))
-	s.SetLocal(&adminState{session: u.sess.create()})
+	s.SetLocal(&adminState{cfg: c, session: u.sess.create()})
 	return nil
 }
 
@@ -276,13 +295,15 @@ func (u *UI) authorize(s *realtime.Socket) error {
 // which the UI's bundled client needs, unlike Node that sends it before),
 // the config, the sockets and the stats; then the server is watched.
 func (u *UI) connected(s *realtime.Socket) {
-	c := u.cfg.Load()
-	if c == nil || s.Namespace().Name() != c.Namespace {
-		s.Disconnect(false)
-		return
-	}
+	st, _ := s.Local().(*adminState)
+	// Before it is registered, so that a disconnect from now on is heard;
+	// one that came before is caught by the Connected check below.
+	s.OnDisconnect(u.adminLeft)
 	u.mu.Lock()
-	if u.closed {
+	c := u.cfg.Load()
+	if u.closed || st == nil || c == nil || !c.admits(st.cfg) {
+		// A reload changed the login (or closed the UI) while this socket
+		// was being admitted under the old one.
 		u.mu.Unlock()
 		s.Disconnect(false)
 		return
@@ -291,10 +312,13 @@ func (u *UI) connected(s *realtime.Socket) {
 	u.nsp = s.Namespace()
 	u.startWatchingLocked()
 	u.mu.Unlock()
-	s.OnDisconnect(u.adminLeft)
+	if !s.Connected() {
+		u.adminLeft(s, "")
+		return
+	}
 	u.registerActions(s)
 
-	if st, _ := s.Local().(*adminState); st != nil && st.session != "" {
+	if st.session != "" {
 		_ = s.Emit("session", st.session)
 	}
 	_ = s.Emit("config", map[string]any{"supportedFeatures": toAny(c.features)})
@@ -305,13 +329,11 @@ func (u *UI) connected(s *realtime.Socket) {
 // adminLeft forgets an admin socket; the last one stops the watching.
 func (u *UI) adminLeft(s *realtime.Socket, _ string) {
 	u.mu.Lock()
+	defer u.mu.Unlock()
 	delete(u.admins, s)
-	var done chan struct{}
 	if len(u.admins) == 0 {
-		done = u.stopWatchingLocked()
+		u.stopWatchingLocked() // the stats loop ends on its own; Close waits for it
 	}
-	u.mu.Unlock()
-	_ = done // the loop ends on its own; nothing here waits for it
 }
 
 // startWatchingLocked watches the server and starts the stats loop, if

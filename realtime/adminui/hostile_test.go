@@ -149,8 +149,7 @@ func TestReconfigure(t *testing.T) {
 	if err := f.ui.Configure(&Config{Username: testUser, PasswordHash: testHash, ReadOnly: true}); err != nil {
 		t.Fatal(err)
 	}
-	for !strings.HasPrefix(admin.Read(), "41/admin") {
-	}
+	readUntil(t, admin, "41/admin,")
 	c := f.dial(t, nil)
 	if got := connectAdmin(t, c, `{"sessionId":"`+sid+`"}`); !strings.HasPrefix(got, `40/admin,`) {
 		t.Fatalf("session after a read-only change: %q", got)
@@ -158,8 +157,7 @@ func TestReconfigure(t *testing.T) {
 	if err := f.ui.Configure(&Config{Username: "other", PasswordHash: testHash}); err != nil {
 		t.Fatal(err)
 	}
-	for !strings.HasPrefix(c.Read(), "41/admin") {
-	}
+	readUntil(t, c, "41/admin,")
 	c2 := f.dial(t, nil)
 	if got := connectAdmin(t, c2, `{"sessionId":"`+sid+`"}`); got != `44/admin,{"message":"invalid credentials"}` {
 		t.Fatalf("session after new credentials: %q", got)
@@ -203,5 +201,51 @@ func TestViewBounds(t *testing.T) {
 	}
 	if shown >= sent || shown < ViewEventBurst/2 {
 		t.Errorf("%d of %d events shown, want about the burst (%d)", shown, sent, ViewEventBurst)
+	}
+}
+
+// readUntil reads frames until one equal to want, within 5 s (the stats
+// keep coming meanwhile).
+func readUntil(t *testing.T, c *testkit.WS, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		f, err := c.Recv(time.Until(deadline))
+		if err != nil {
+			break
+		}
+		if f.Data == want {
+			return
+		}
+	}
+	t.Fatalf("no %q within 5 s", want)
+}
+
+// TestReconfigureDuringLogin: a login that was checked against the old
+// credentials while a reload changed them is not let in under the new
+// ones (the swap and the admission are ordered by the UI's lock).
+func TestReconfigureDuringLogin(t *testing.T) {
+	f := newFixture(t, Config{}, realtime.Options{})
+	inCompare, proceed := make(chan struct{}), make(chan struct{})
+	compare := f.ui.login.compare
+	f.ui.login.compare = func(hash, password []byte) error {
+		close(inCompare)
+		<-proceed
+		return compare(hash, password)
+	}
+	c := f.dial(t, nil)
+	c.Send(`40/admin,{"username":"admin","password":"s3cret-pass"}`)
+	<-inCompare
+	if err := f.ui.Configure(&Config{Username: "someone-else", PasswordHash: testHash}); err != nil {
+		t.Fatal(err)
+	}
+	close(proceed)
+	// Its CONNECT was answered under the old login; it is then put out.
+	readUntil(t, c, "41/admin,")
+	f.ui.mu.Lock()
+	n := len(f.ui.admins)
+	f.ui.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d admins registered, want 0", n)
 	}
 }
