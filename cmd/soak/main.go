@@ -167,8 +167,12 @@ func run(ctx context.Context, c config, stdout io.Writer) (bool, error) {
 	if err := cmd.Start(); err != nil {
 		return false, fmt.Errorf("starting caddy: %w", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{}) // closed once Caddy has exited; then exitErr is set
+	var exitErr error
+	go func() {
+		exitErr = cmd.Wait()
+		close(exited)
+	}()
 	defer func() {
 		select {
 		case <-exited:
@@ -184,7 +188,7 @@ func run(ctx context.Context, c config, stdout io.Writer) (bool, error) {
 	}()
 	admin := fmt.Sprintf("127.0.0.1:%d", adminPort)
 	site := fmt.Sprintf("127.0.0.1:%d", sitePort)
-	if err := waitReady(ctx, admin, exited); err != nil {
+	if err := waitReady(ctx, admin, exited, &exitErr); err != nil {
 		return false, err
 	}
 	pid := cmd.Process.Pid
@@ -634,7 +638,7 @@ func rss(pid int) int64 {
 }
 
 // waitReady polls the admin endpoint (bounded) until Caddy answers.
-func waitReady(ctx context.Context, admin string, exited <-chan error) error {
+func waitReady(ctx context.Context, admin string, exited <-chan struct{}, exitErr *error) error {
 	deadline := time.Now().Add(30 * time.Second)
 	client := &http.Client{Timeout: time.Second}
 	for {
@@ -646,8 +650,8 @@ func waitReady(ctx context.Context, admin string, exited <-chan error) error {
 			}
 		}
 		select {
-		case err := <-exited:
-			return fmt.Errorf("caddy exited before serving: %v", err)
+		case <-exited:
+			return fmt.Errorf("caddy exited before serving: %v", *exitErr)
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond): // another process: nothing signals readiness
