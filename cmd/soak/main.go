@@ -353,7 +353,7 @@ load:
 	final := samples[len(samples)-1]
 	settled := final
 	for _, s := range samples {
-		if s.phase == "settle" && s.goroutines < settled.goroutines {
+		if s.phase == "settle" && s.goroutines >= 0 && s.goroutines < settled.goroutines { // -1: a failed scrape
 			settled.goroutines = s.goroutines
 		}
 	}
