@@ -70,6 +70,7 @@ func pollFrom(t *testing.T, base, src string) (int, string) {
 //     the one proxy are counted apart); from an untrusted peer, its own
 //     address whatever X-Forwarded-For it sends (a spoofer cannot rotate
 //     the header to get past the bound);
+//   - the counts are the hub's: a `caddy reload` keeps them;
 //   - handshake_rate holds for a client that floods handshakes, while
 //     another address connects;
 //   - each refusal is Node's 403 {"code":4,...}, is counted in
@@ -149,9 +150,21 @@ func TestCaddyConnectionLimits(t *testing.T) {
 			t.Fatalf("spoofer polling handshake: %d %s", code, body)
 		}
 	})
-	c.expectSeries(t, `caddy_socketio_limited_total{hub="/socket.io/",limit="connections_per_ip"}`, "4")
+	t.Run("the counts survive caddy reload", func(t *testing.T) {
+		// (Each subtest's connections close when it ends.)
+		for i := range 3 {
+			if w, status, body := wsFrom(t, base, "127.0.0.2", xff("198.51.100.9")); w == nil {
+				t.Fatalf("client 198.51.100.9 connection %d refused: %d %s", i+1, status, body)
+			}
+		}
+		c.command("reload", "--config", c.cfgPath, "--adapter", "caddyfile", "--address", c.admin, "--force")
+		if w, status, body := wsFrom(t, base, "127.0.0.2", xff("198.51.100.9")); w != nil || status != http.StatusForbidden || body != perIP {
+			t.Fatalf("client 198.51.100.9's 4th connection after a reload: %d %q, want 403 %q", status, body, perIP)
+		}
+	})
+	c.expectSeries(t, `caddy_socketio_limited_total{hub="/socket.io/",limit="connections_per_ip"}`, "5")
 	if n := strings.Count(c.Log.String(), "handshake refused: "+perIP); n != 1 {
-		t.Errorf("%d log lines for 4 refusals within 10 s, want 1", n)
+		t.Errorf("%d log lines for 5 refusals within 10 s, want 1", n)
 	}
 
 	t.Run("handshakes per second per IP", func(t *testing.T) {
