@@ -6,8 +6,11 @@
 // room named by its handshake query "room"; event "publish"(room, payload)
 // broadcasts "msg"(payload) to that room; event "echo" acks with its args.
 //
-// Usage: siobench-server [-addr 127.0.0.1:3001]; prints "listening <port>"
-// when ready and nothing per message.
+// Usage: siobench-server [-addr 127.0.0.1:3001] [-no-park]; prints
+// "listening <port>" when ready and nothing per message. -no-park keeps a
+// goroutine blocked in every websocket's read (engineio.Options
+// DisableParking), the fallback of TLS and non-Linux platforms, to measure
+// it against parking.
 package main
 
 import (
@@ -34,16 +37,17 @@ const (
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:3001", "listen address")
+	noPark := flag.Bool("no-park", false, "keep a goroutine blocked in every websocket's read")
 	flag.Parse()
-	if err := run(*addr); err != nil {
+	if err := run(*addr, *noPark); err != nil {
 		fmt.Fprintln(os.Stderr, "siobench-server:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string) error {
+func run(addr string, noPark bool) error {
 	srv := realtime.NewServer(realtime.Options{
-		Engine: engineio.Options{PingInterval: pingInterval, PingTimeout: pingTimeout},
+		Engine: engineio.Options{PingInterval: pingInterval, PingTimeout: pingTimeout, DisableParking: noPark},
 	})
 	defer srv.Close()
 	nsp := srv.Of("/")
