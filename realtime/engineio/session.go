@@ -228,14 +228,14 @@ func newSession(srv *Server, cfg *config, r *http.Request, ws *websocket.Conn) *
 	req.Body = http.NoBody
 	req.GetBody = nil
 	s := &Session{
-		id:         id,
-		srv:        srv,
-		cfg:        cfg,
-		req:        req,
-		log:        sessionLogger{base: cfg.Logger, sid: id},
-		done:       make(chan struct{}),
-		handler:    nopHandler{},
-		transport:  TransportPolling,
+		id:        id,
+		srv:       srv,
+		cfg:       cfg,
+		req:       req,
+		log:       sessionLogger{base: cfg.Logger, sid: id},
+		done:      make(chan struct{}),
+		handler:   nopHandler{},
+		transport: TransportPolling,
 	}
 	if ws == nil {
 		s.pollNotify = make(chan struct{}, 1)
