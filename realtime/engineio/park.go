@@ -45,8 +45,10 @@ import (
 // readLinger is how long a reader that has just read a frame waits, as a
 // goroutine in the runtime's poller, before it parks. Waking a parked
 // reader costs a thread switch and a new goroutine, several microseconds a
-// frame: a busy connection keeps its reader, an idle one parks.
-const readLinger = time.Second
+// frame: a busy connection keeps its reader, an idle one parks soon (a
+// longer linger keeps more goroutines alive during a connect storm, whose
+// stacks stay in the process's RSS).
+const readLinger = 100 * time.Millisecond
 
 // readBufferSize is gorilla's read buffer per connection: frame headers
 // and small packets (larger payloads take more reads). gorilla reuses a
