@@ -6,10 +6,13 @@
 // room named by its handshake query "room"; event "publish"(room, payload)
 // broadcasts "msg"(payload) to that room; event "echo" acks with its args.
 //
-// Usage: siobench-server [-addr 127.0.0.1:3001] [-redis redis://...];
-// prints "listening <port>" when ready and nothing per message. With
-// -redis the namespace uses the Redis adapter (a node of a cluster, for
-// the cross-node fan-out bench, testdata/bench/cluster.sh).
+// Usage: siobench-server [-addr 127.0.0.1:3001] [-redis redis://...]
+// [-no-park]; prints "listening <port>" when ready and nothing per message.
+// With -redis the namespace uses the Redis adapter (a node of a cluster,
+// for the cross-node fan-out bench, testdata/bench/cluster.sh). -no-park
+// keeps a goroutine blocked in every websocket's read (engineio.Options
+// DisableParking), the fallback of TLS and non-Linux platforms, to measure
+// it against parking.
 package main
 
 import (
@@ -40,16 +43,17 @@ const (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:3001", "listen address")
 	redisURL := flag.String("redis", "", "Redis URL: join a cluster with the Redis adapter")
+	noPark := flag.Bool("no-park", false, "keep a goroutine blocked in every websocket's read")
 	flag.Parse()
-	if err := run(*addr, *redisURL); err != nil {
+	if err := run(*addr, *redisURL, *noPark); err != nil {
 		fmt.Fprintln(os.Stderr, "siobench-server:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr, redisURL string) error {
+func run(addr, redisURL string, noPark bool) error {
 	opts := realtime.Options{
-		Engine: engineio.Options{PingInterval: pingInterval, PingTimeout: pingTimeout},
+		Engine: engineio.Options{PingInterval: pingInterval, PingTimeout: pingTimeout, DisableParking: noPark},
 	}
 	if redisURL != "" {
 		ro, err := redis.ParseURL(redisURL)

@@ -39,7 +39,7 @@ const (
 // package must call IdleClientsChild from a test named TestIdleClientsChild.
 func IdleClients(tb testing.TB, wsURL string, n int, socketIO bool) (stop func()) {
 	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClientsChild$", "-test.count=1")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestIdleClientsChild$", "-test.count=1") //nolint:gosec // the test binary itself
 	cmd.Env = append(os.Environ(), idleEnvURL+"="+wsURL, idleEnvN+"="+strconv.Itoa(n),
 		idleEnvSIO+"="+strconv.FormatBool(socketIO))
 	stdin, err := cmd.StdinPipe()
@@ -265,7 +265,7 @@ func HeapProfile(tb testing.TB) {
 	if path == "" {
 		return
 	}
-	f, err := os.Create(path)
+	f, err := os.Create(path) //nolint:gosec // a path the developer names in the environment
 	if err != nil {
 		tb.Fatalf("writing the heap profile: %v", err)
 	}

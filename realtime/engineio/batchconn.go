@@ -3,6 +3,8 @@ package engineio
 import (
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // maxPooledBatch bounds the buffers kept in batchPool; a burst that needed
@@ -24,6 +26,30 @@ type batchConn struct {
 	buf *[]byte // non-nil while batching
 
 	pk parker // the read side's parking (park.go)
+
+	wdl atomic.Int64 // the write deadline last set, unix nanos; 0: none
+}
+
+// deadlineSlack is how much later a new write deadline may be than the
+// current one and still keep the current one (see SetWriteDeadline).
+const deadlineSlack = time.Second
+
+// SetWriteDeadline implements net.Conn. gorilla/websocket sets the
+// deadline before every frame it writes, and moving the runtime's timer
+// that often is a measurable part of a delivery: a deadline later than the
+// current one by less than deadlineSlack keeps the current one (a write
+// may time out up to that much sooner than asked). Earlier deadlines, and
+// clearing it, always apply.
+func (b *batchConn) SetWriteDeadline(t time.Time) error {
+	var n int64
+	if !t.IsZero() {
+		n = t.UnixNano()
+	}
+	if cur := b.wdl.Load(); cur != 0 && n >= cur && n-cur < int64(deadlineSlack) {
+		return nil
+	}
+	b.wdl.Store(n)
+	return b.Conn.SetWriteDeadline(t)
 }
 
 // Write implements net.Conn. gorilla/websocket serializes its own writes;

@@ -87,3 +87,49 @@ func TestBatchConnLargeBatch(t *testing.T) {
 		t.Fatal("large batch arrived changed")
 	}
 }
+
+// deadlineConn records the write deadlines that reach the connection.
+type deadlineConn struct {
+	net.Conn
+	set []time.Time
+}
+
+func (d *deadlineConn) SetWriteDeadline(t time.Time) error {
+	d.set = append(d.set, t)
+	return nil
+}
+
+// TestBatchConnWriteDeadline: a deadline only slightly later than the
+// current one keeps it; a much later one, an earlier one and clearing
+// reach the connection.
+func TestBatchConnWriteDeadline(t *testing.T) {
+	dc := &deadlineConn{}
+	bc := &batchConn{Conn: dc}
+	t0 := time.Now().Add(10 * time.Second)
+	steps := []struct {
+		at    time.Time
+		apply bool
+	}{
+		{t0, true},                             // first
+		{t0.Add(10 * time.Millisecond), false}, // the next frame, 10 ms later
+		{t0.Add(500 * time.Millisecond), false},
+		{t0.Add(2 * time.Second), true},   // drifted past the slack
+		{t0.Add(-5 * time.Second), true},  // earlier: a close frame's bound
+		{t0.Add(-5 * time.Second), false}, // the same again
+		{time.Time{}, true},               // cleared
+		{t0.Add(3 * time.Second), true},   // after clearing, any deadline
+	}
+	want := 0
+	for i, st := range steps {
+		_ = bc.SetWriteDeadline(st.at)
+		if st.apply {
+			want++
+		}
+		if len(dc.set) != want {
+			t.Fatalf("step %d: %d deadlines reached the connection, want %d", i, len(dc.set), want)
+		}
+		if st.apply && !dc.set[want-1].Equal(st.at) {
+			t.Fatalf("step %d: deadline %v, want %v", i, dc.set[want-1], st.at)
+		}
+	}
+}

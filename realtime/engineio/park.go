@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
@@ -41,6 +42,14 @@ import (
 // counts as running for the session (wsLive) and for Server.Close
 // (active): nothing in the lifecycle tells the two apart.
 
+// readLinger is how long a reader that has just read a frame waits, as a
+// goroutine in the runtime's poller, before it parks. Waking a parked
+// reader costs a thread switch and a new goroutine, several microseconds a
+// frame: a busy connection keeps its reader, an idle one parks soon (a
+// longer linger keeps more goroutines alive during a connect storm, whose
+// stacks stay in the process's RSS).
+const readLinger = 100 * time.Millisecond
+
 // readBufferSize is gorilla's read buffer per connection: frame headers
 // and small packets (larger payloads take more reads). gorilla reuses a
 // reader handed to it only if it is larger than 256 bytes.
@@ -75,6 +84,21 @@ func parkable(c net.Conn) bool {
 		return true
 	}
 	return false
+}
+
+// waitOrPark runs before each read of readLoop but the first after a
+// wake-up. With nothing buffered it waits up to readLinger for the socket
+// to become readable and, if it does not, parks the reader (true: the
+// caller returns, see parkRead). false: read now.
+func (s *Session) waitOrPark(c *websocket.Conn) bool {
+	bc, ok := c.NetConn().(*batchConn)
+	if !ok || bc.pk.br == nil || bc.pk.br.Buffered() > 0 || bc.pk.noPark || s.cfg.DisableParking {
+		return false
+	}
+	if waitReadable(bc.Conn, readLinger) {
+		return false
+	}
+	return s.parkRead(c)
 }
 
 // parkRead parks the reader of c if it may: the connection is parkable,

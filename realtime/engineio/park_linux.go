@@ -5,8 +5,11 @@ package engineio
 import (
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // poller is an epoll set of parked websocket connections and the goroutine
@@ -199,4 +202,30 @@ func (p *poller) ctl(bc *batchConn, op int, ev *syscall.EpollEvent) error {
 		return fmt.Errorf("epoll_ctl: %w", cerr)
 	}
 	return nil
+}
+
+// waitReadable waits up to d, in the runtime's poller, until c has bytes
+// to read (or the peer hung up, or c is closed); false if d passed first.
+// The read deadline it sets is cleared before it returns, so the next read
+// has none (the engine sets no read deadline of its own).
+func waitReadable(c net.Conn, d time.Duration) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return true
+	}
+	var b [1]byte
+	ready := func(fd uintptr) bool {
+		// A peek, because the runtime may report a socket ready that
+		// gorilla has already drained.
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return !errors.Is(err, syscall.EAGAIN)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	err = rc.Read(ready)
+	_ = c.SetReadDeadline(time.Time{})
+	return !errors.Is(err, os.ErrDeadlineExceeded)
 }

@@ -245,13 +245,14 @@ func (s *Session) wakeWriterLocked() {
 }
 
 // readLoop reads until the connection fails or the session closes. Before
-// each read it parks the reader if nothing is buffered (park) and returns;
+// each read, with nothing buffered, it waits up to readLinger for a frame
+// and otherwise parks the reader (waitOrPark) and returns;
 // the poller or Close runs it again, without park for the first read, on
 // a new goroutine. When it ends for good it releases the session and
 // leaves Server.active.
 func (s *Session) readLoop(c *websocket.Conn, park bool) {
 	for {
-		if park && s.parkRead(c) {
+		if park && s.waitOrPark(c) {
 			return
 		}
 		park = true

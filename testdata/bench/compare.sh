@@ -14,6 +14,7 @@
 # Usage: testdata/bench/compare.sh            (from anywhere in the repo)
 # Knobs (environment, defaults in brackets):
 #   SERVERS ["node go caddy statusquo node-tls caddy-tls statusquo-tls"]
+#     (also: go-nopark, the engine with a goroutine blocked in every read)
 #   SCENARIOS ["connect fanout fanout5k echo overload"] (also: sweep)
 #   SERVER_CPU [0] LOAD_CPU [1]  PORT [3100]  RUN_TIMEOUT [240] seconds per run
 #   REPEAT [1]: runs per scenario and server; the table shows medians
@@ -148,6 +149,8 @@ start_server() {
 	node-tls) node_run "$PORT" 1 "$logf" ;;
 	go) "${pin_server[@]}" "$OUT/bin/siobench-server" -addr "127.0.0.1:$PORT" >"$logf" 2>&1 &
 		server_pids+=($!) ;;
+	go-nopark) "${pin_server[@]}" "$OUT/bin/siobench-server" -addr "127.0.0.1:$PORT" -no-park >"$logf" 2>&1 &
+		server_pids+=($!) ;;
 	caddy) caddy_run caddy.Caddyfile http 0 "$logf" ;;
 	caddy-tls) caddy_run caddy.Caddyfile https 0 "$logf" ;;
 	statusquo | statusquo-tls)
@@ -257,7 +260,7 @@ table() {
 	echo
 	"$OUT/bin/sioload" compare -names "$(IFS=,; echo "${names[*]}")" "${files[@]}"
 }
-table node go caddy statusquo
+table node go caddy statusquo go-nopark
 table node-tls caddy-tls statusquo-tls
 echo
 echo "ratios are to the first column (Node); * = metric with a target; tool cpu is the load tool's own core (near 100 %: client-bound)"
