@@ -23,6 +23,7 @@ func forwarderCount() int {
 // closes them with nothing left running. No Redis is needed: nothing waits
 // for it (the first session's registration fails fast on a closed port).
 func TestForwarderPooled(t *testing.T) {
+	testkit.WaitsOnClock(t)
 	leaks := testkit.TrackGoroutines("realtime/cluster", "go-redis")
 	cfg := func(key, advertise string) *AdapterConfig {
 		return &AdapterConfig{Type: AdapterRedis, URL: "redis://127.0.0.1:1", Key: key, Advertise: advertise}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 // presenceCalls lists the presence calls a backend got, as "online alice".
@@ -65,6 +67,8 @@ func (c *wsClient) connectAs(t *testing.T, sub string) string {
 // back within the grace makes no offline; all gone past the grace makes
 // exactly one offline, signed; a socket without a user is not tracked.
 func TestPresenceHooks(t *testing.T) {
+	testkit.WaitsOnClock(t)
+	t.Parallel()
 	b := newHookBackend(t, func(hookCall, *http.Request) (int, any) { return 204, nil })
 	const grace = 300 * time.Millisecond
 	base, h := servePresence(t, "presence-hooks", grace, b)

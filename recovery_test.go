@@ -11,6 +11,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 // recoveringHandler has recovery, presence, a webhook and the welcome
@@ -139,6 +141,8 @@ func TestRecoveryThroughTheModule(t *testing.T) {
 // TestRecoveryExpiredToken: a socket recovered without the middlewares
 // whose token expired meanwhile is disconnected at once.
 func TestRecoveryExpiredToken(t *testing.T) {
+	testkit.WaitsOnClock(t)
+	t.Parallel()
 	b := newHookBackend(t, func(hookCall, *http.Request) (int, any) { return 204, nil })
 	h := recoveringHandler("recovery-expired", b, true)
 	h.Auth.Leeway = caddy.Duration(time.Millisecond)

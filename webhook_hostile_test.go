@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 )
 
@@ -24,6 +25,7 @@ import (
 // have a pool of their own, and refused clients wait before the hook is
 // asked again for them.
 func TestWebhookConnectLoopDoesNotStarveEvents(t *testing.T) {
+	testkit.WaitsOnClock(t)
 	t.Parallel() // waits on real timers: overlaps with the others
 	var connectCalls atomic.Int64
 	b := newHookBackend(t, func(c hookCall, r *http.Request) (int, any) {

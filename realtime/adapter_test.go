@@ -35,6 +35,7 @@ func TestSocketContextEndsWithSocket(t *testing.T) {
 // callback; unknown ids are skipped, an answer reaches OnAck once, and
 // after AckTimeout a late answer is dropped.
 func TestDeliverLocal(t *testing.T) {
+	t.Parallel()
 	got := make(chan *Socket, 1)
 	_, ts := newTestServerWith(t, nil, func(s *Server) {
 		s.Of("/").OnConnection(func(s *Socket) { got <- s })

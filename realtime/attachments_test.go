@@ -23,6 +23,7 @@ func placeholders(n int) string {
 // which one comes closes the connection once AttachmentTimeout passed; a
 // complete binary packet disarms the timer.
 func TestAttachmentTimeout(t *testing.T) {
+	t.Parallel()
 	const timeout = 300 * time.Millisecond
 	var seen atomic.Int64
 	_, ts := newTestServerWith(t, func(o *Options) { o.AttachmentTimeout = timeout }, func(s *Server) {

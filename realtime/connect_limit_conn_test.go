@@ -223,6 +223,7 @@ func TestMaxConnectionsHold(t *testing.T) {
 // TestHandshakeRatePerAddr: one address sending handshakes in a loop gets
 // burst of them through, then the rate; another address is not affected.
 func TestHandshakeRatePerAddr(t *testing.T) {
+	t.Parallel()
 	var lim limitCounts
 	_, ts := newTestServerWith(t, func(o *Options) {
 		o.HandshakeRate = 10

@@ -52,6 +52,7 @@ func heapAlloc() uint64 {
 // pattern accepts and the middleware refuses leave no namespace, and the
 // heap does not keep them.
 func TestRefusedConnectsLeaveNothing(t *testing.T) {
+	testkit.WaitsOnClock(t)
 	const (
 		attempts  = 151
 		nameBytes = 200 << 10

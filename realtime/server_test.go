@@ -237,6 +237,7 @@ func TestEventsAndAcks(t *testing.T) {
 }
 
 func TestRoomsAndBroadcast(t *testing.T) {
+	t.Parallel()
 	joined := make(chan *Socket, 3)
 	srv, ts := newTestServer(t, func(s *Server) {
 		s.Of("/").OnConnection(func(s *Socket) {
@@ -337,6 +338,7 @@ func TestClientDisconnectKeepsConnection(t *testing.T) {
 }
 
 func TestConnectTimeout(t *testing.T) {
+	t.Parallel()
 	srv := NewServer(Options{ConnectTimeout: 300 * time.Millisecond})
 	ts := httptest.NewServer(srv)
 	defer ts.Close()

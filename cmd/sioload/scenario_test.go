@@ -132,6 +132,7 @@ func metricValue(t *testing.T, r result, name string) float64 {
 }
 
 func TestConnectScenario(t *testing.T) {
+	t.Parallel()
 	fs, co := startFake(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -153,6 +154,7 @@ func TestConnectScenario(t *testing.T) {
 }
 
 func TestConnectGivesUpOnRefusal(t *testing.T) {
+	t.Parallel()
 	co := common{Target: target{Addr: "127.0.0.1:1", Path: "/socket.io/"}, Concurrency: 8, DialTimeout: time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -164,6 +166,7 @@ func TestConnectGivesUpOnRefusal(t *testing.T) {
 }
 
 func TestFanoutScenario(t *testing.T) {
+	t.Parallel()
 	_, co := startFake(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -186,6 +189,7 @@ func TestFanoutScenario(t *testing.T) {
 // TestFanoutRelay: against a server that relays "publish" to the sender's
 // rooms, the publisher must be in the room and subscribers count "publish".
 func TestFanoutRelay(t *testing.T) {
+	t.Parallel()
 	fs, co := startFake(t)
 	fs.relay = true
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -203,6 +207,7 @@ func TestFanoutRelay(t *testing.T) {
 // TestEchoRoomRequest: acks that do not repeat the arguments (a room
 // request's {ok, room}) are timed by their ack id.
 func TestEchoRoomRequest(t *testing.T) {
+	t.Parallel()
 	_, co := startFake(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -219,6 +224,7 @@ func TestEchoRoomRequest(t *testing.T) {
 }
 
 func TestEchoScenario(t *testing.T) {
+	t.Parallel()
 	_, co := startFake(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -237,6 +243,7 @@ func TestEchoScenario(t *testing.T) {
 }
 
 func TestCheckLoopback(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, ok := range []string{"127.0.0.1:3000", "[::1]:3000", "localhost:3000"} {
 		if err := checkLoopback(ctx, ok); err != nil {

@@ -28,3 +28,13 @@ func RunShortWide(m *testing.M) int {
 	}
 	return m.Run()
 }
+
+// WaitsOnClock skips t under -short: it waits a second or more on real
+// timers (token expiry, a grace, a refused connection's backoff) or
+// measures the heap, which the fast loop cannot afford; `make test` runs it.
+func WaitsOnClock(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("waits on real timers for a second or more: skipped under -short (make test runs it)")
+	}
+}

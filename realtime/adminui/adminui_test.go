@@ -232,6 +232,8 @@ func TestLoginAndSession(t *testing.T) {
 // TestLiveView: a socket that connects, joins, sends, leaves and
 // disconnects is shown to the admin as the UI expects it, in Node's order.
 func TestLiveView(t *testing.T) {
+	testkit.WaitsOnClock(t)
+	t.Parallel()
 	f := newFixture(t, Config{}, realtime.Options{})
 	admin := loginOK(t, f)
 	next(t, admin, "server_stats")
@@ -324,6 +326,7 @@ func TestLiveView(t *testing.T) {
 // TestActions: join, leave, emit and _disconnect act on the sockets a
 // filter selects; read-only refuses them and nothing changes.
 func TestActions(t *testing.T) {
+	t.Parallel()
 	for _, readonly := range []bool{false, true} {
 		t.Run(map[bool]string{false: "actions", true: "readonly"}[readonly], func(t *testing.T) {
 			f := newFixture(t, Config{ReadOnly: readonly}, realtime.Options{})

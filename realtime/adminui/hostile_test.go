@@ -170,6 +170,7 @@ func TestReconfigure(t *testing.T) {
 // TestViewBounds: a client's large event is shown with a note instead of
 // its arguments, and a flood of events is shown only within the budget.
 func TestViewBounds(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, Config{}, realtime.Options{})
 	admin := loginOK(t, f)
 	next(t, admin, "server_stats")

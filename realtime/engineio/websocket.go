@@ -223,7 +223,7 @@ func (srv *Server) runWebSocket(s *Session, c *websocket.Conn) {
 // writerLinger is how long an idle writer goroutine waits for more before
 // it ends; the next packet starts a new one. Under steady traffic the
 // writer stays; an idle connection (one ping per pingInterval) holds none.
-const writerLinger = time.Second
+var writerLinger = time.Second // a variable only so that tests may shorten it (TestMain)
 
 // wakeWriterLocked makes the websocket writer drain the queue, starting it
 // if it is not running. s.mu must be held.
