@@ -54,7 +54,7 @@ start_node() {
 	fi
 	local pid=$!
 	for _ in $(seq 100); do
-		grep -q listening "$logf" 2>/dev/null && { echo "$pid"; return 0; }
+		grep -q '^listening' "$logf" 2>/dev/null && { echo "$pid"; return 0; }
 		sleep 0.1
 	done
 	log "$kind node on $port did not start: $(cat "$logf")"
@@ -71,7 +71,12 @@ for kind in $SERVERS; do
 			-server-pid "$a" -server-pid2 "$b" -label "$kind-cluster" -n "$N" -rate "$RATE" \
 			-duration "$DURATION" -pad "$PAD" -json >>"$OUT/$kind.jsonl"
 		kill -TERM "$a" "$b" 2>/dev/null || true
-		wait "$a" "$b" 2>/dev/null || true
+		# The nodes were started in command substitutions, so they are not
+		# this shell's children: wait until they are gone (ports free).
+		for _ in $(seq 100); do
+			kill -0 "$a" 2>/dev/null || kill -0 "$b" 2>/dev/null || break
+			sleep 0.1
+		done
 	done
 done
 
