@@ -370,23 +370,7 @@ type adminUIBrowserResult struct {
 // screenshot is kept in testdata/artifacts/.
 func TestBrowserAdminUI(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("runs Chromium and a real Caddy: skipped under -short (the fast loop)")
-	}
-	root := testkit.RepoRoot(t)
-	node, err := exec.LookPath("node")
-	if err != nil {
-		testkit.SkipOrFail(t, "finding node for the browser test: %v", err)
-	}
-	if _, err := os.Stat(chromiumPath); err != nil {
-		testkit.SkipOrFail(t, "finding chromium: %v (apt-get install chromium)", err)
-	}
-	modules := filepath.Join(root, "testdata", "node_modules")
-	for _, pkg := range []string{"playwright-core", "@socket.io/admin-ui"} {
-		if _, err := os.Stat(filepath.Join(modules, pkg, "package.json")); err != nil {
-			testkit.SkipOrFail(t, "finding %s: %v (cd testdata && npm ci)", pkg, err)
-		}
-	}
+	root, node := needBrowser(t, "playwright-core/package.json", "@socket.io/admin-ui/package.json")
 	c := startAdminUICaddy(t)
 	user := testkit.DialWS(t, c.BaseURL+"/socket.io/", nil, nil)
 	t.Cleanup(user.Close)

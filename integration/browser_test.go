@@ -56,21 +56,7 @@ type rawEvent struct {
 // and texts. The screenshots are kept in testdata/artifacts/.
 func TestBrowserJoinRooms(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("runs Chromium and a real Caddy: skipped under -short (the fast loop)")
-	}
-	root := testkit.RepoRoot(t)
-	node, err := exec.LookPath("node")
-	if err != nil {
-		testkit.SkipOrFail(t, "finding node for the browser test: %v", err)
-	}
-	if _, err := os.Stat(chromiumPath); err != nil {
-		testkit.SkipOrFail(t, "finding chromium: %v (apt-get install chromium)", err)
-	}
-	modules := filepath.Join(root, "testdata", "node_modules")
-	if _, err := os.Stat(filepath.Join(modules, "playwright-core", "package.json")); err != nil {
-		testkit.SkipOrFail(t, "finding playwright-core: %v (cd testdata && npm ci)", err)
-	}
+	root, node := needBrowser(t, "playwright-core/package.json")
 	ensureBundle(t, root)
 
 	c := startCaddy(t, siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)})
@@ -211,4 +197,29 @@ func ensureBundle(t *testing.T, root string) {
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		t.Fatalf("copying the client bundle: %v", err)
 	}
+}
+
+// needBrowser skips t under -short and when node, Chromium or one of the
+// files (paths under testdata/node_modules) is missing (fails under
+// CI=true), and returns the repository root and node's path.
+func needBrowser(t *testing.T, files ...string) (root, node string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs Chromium and a real Caddy: skipped under -short (the fast loop)")
+	}
+	root = testkit.RepoRoot(t)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		testkit.SkipOrFail(t, "finding node for the browser test: %v", err)
+	}
+	if _, err := os.Stat(chromiumPath); err != nil {
+		testkit.SkipOrFail(t, "finding chromium: %v (apt-get install chromium)", err)
+	}
+	modules := filepath.Join(root, "testdata", "node_modules")
+	for _, f := range files {
+		if _, err := os.Stat(filepath.Join(modules, f)); err != nil {
+			testkit.SkipOrFail(t, "finding %s: %v (cd testdata && npm ci)", f, err)
+		}
+	}
+	return root, node
 }

@@ -237,23 +237,7 @@ func TestEIO3OffLive(t *testing.T) {
 // handshake is refused, so that page reads nothing.
 func TestEIO3JSONPBrowser(t *testing.T) {
 	t.Parallel()
-	if testing.Short() {
-		t.Skip("runs Chromium and a real Caddy: skipped under -short (the fast loop)")
-	}
-	root := testkit.RepoRoot(t)
-	node, err := exec.LookPath("node")
-	if err != nil {
-		testkit.SkipOrFail(t, "finding node for the browser test: %v", err)
-	}
-	if _, err := os.Stat(chromiumPath); err != nil {
-		testkit.SkipOrFail(t, "finding chromium: %v (apt-get install chromium)", err)
-	}
-	modules := filepath.Join(root, "testdata", "node_modules")
-	for _, p := range []string{"playwright-core/package.json", "socket.io-client-v2/dist/socket.io.js"} {
-		if _, err := os.Stat(filepath.Join(modules, p)); err != nil {
-			testkit.SkipOrFail(t, "finding %s: %v (cd testdata && npm ci)", p, err)
-		}
-	}
+	root, node := needBrowser(t, "playwright-core/package.json", "socket.io-client-v2/dist/socket.io.js")
 	sc := siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)}
 	cfg := eio3Config(sc, "")
 	cfg = strings.Replace(cfg, "\troot * testdata/www\n", "\troot * testdata/www\n\thandle_path /v2/* {\n\t\troot * testdata/node_modules/socket.io-client-v2/dist\n\t\tfile_server\n\t}\n", 1)
