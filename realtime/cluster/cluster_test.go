@@ -32,6 +32,17 @@ type node struct {
 	fwd  *Forwarder
 	hs   *httptest.Server
 	rdb  *redis.Client
+	sess sync.Map // sid -> *engineio.Session, the sessions this node holds
+}
+
+// session is the session sid held by n.
+func (n *node) session(t *testing.T, sid string) *engineio.Session {
+	t.Helper()
+	v, ok := n.sess.Load(sid)
+	if !ok {
+		t.Fatalf("node %s holds no session %s", n.addr, sid)
+	}
+	return v.(*engineio.Session)
 }
 
 type echo struct{ s *engineio.Session }
@@ -83,7 +94,10 @@ func startNode(t testing.TB, rs *testkit.Redis, o nodeOpts) *node {
 		eo.PingInterval = time.Minute
 	}
 	eo.Forwarder = n.fwd
-	eo.OnSession = func(s *engineio.Session) { s.SetHandler(echo{s}) }
+	eo.OnSession = func(s *engineio.Session) {
+		n.sess.Store(s.ID(), s)
+		s.SetHandler(echo{s})
+	}
 	n.eng = engineio.NewServer(eo)
 	hs.Config.Handler = n.eng
 	hs.Start()
@@ -281,6 +295,11 @@ func TestReleaseForwardedPolls(t *testing.T) {
 		case <-time.After(testTimeout):
 			t.Fatalf("%s: held GET not released", release.name)
 		}
+		// The owner ends its side of the forwarded GET once it sees the
+		// relay's connection go; a packet sent before that would go to
+		// the dying GET and be lost (docs/cluster.md), so wait for it.
+		sa := a.session(t, p.SID)
+		waitFor(t, "the owner to see the forwarded GET end", func() bool { return !sa.Writable() })
 		p.MustPost("4after-" + release.name)
 		if _, body := p.Get(); body != "4after-"+release.name {
 			t.Fatalf("%s: session on A after the release: %q", release.name, body)
