@@ -161,12 +161,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 		case "allow_upgrades":
-			var s string
-			if err = oneArg(d, &s); err == nil {
-				b, perr := strconv.ParseBool(s)
-				if perr != nil {
-					return d.Errf("allow_upgrades: want true or false, got %q", s)
-				}
+			var b bool
+			if err = boolArg(d, "allow_upgrades", &b); err == nil {
 				h.AllowUpgrades = &b
 			}
 		case "allow_eio3":
@@ -506,6 +502,21 @@ func onOffArg(d *caddyfile.Dispenser, name string, dst *bool) error {
 	return nil
 }
 
+// boolArg parses the one true/false argument of the subdirective what
+// into dst.
+func boolArg(d *caddyfile.Dispenser, what string, dst *bool) error {
+	var s string
+	if err := oneArg(d, &s); err != nil {
+		return err
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return d.Errf("%s: want true or false, got %q", what, s)
+	}
+	*dst = b
+	return nil
+}
+
 func (h *Handler) unmarshalLimits(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
@@ -628,13 +639,9 @@ func (h *Handler) unmarshalRecovery(d *caddyfile.Dispenser) error {
 		case "max_disconnection_duration":
 			return durationArg(d, &r.MaxDisconnectionDuration)
 		case "skip_middlewares":
-			var s string
-			if err := oneArg(d, &s); err != nil {
+			var b bool
+			if err := boolArg(d, "recovery: skip_middlewares", &b); err != nil {
 				return err
-			}
-			b, err := strconv.ParseBool(s)
-			if err != nil {
-				return d.Errf("recovery: skip_middlewares: want true or false, got %q", s)
 			}
 			r.SkipMiddlewares = &b
 			return nil
