@@ -35,10 +35,7 @@ func startAdminUICaddy(t *testing.T) *caddyProc {
 	// Cost 10, not hash-password's 14: this machine runs other tests too.
 	hash := hashPasswordCost(t, bin, adminUIPassword, 10)
 	cfg := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	default_bind 127.0.0.1
-	persist_config off
-}
+%s}
 
 :%d {
 	root * testdata/www
@@ -66,7 +63,7 @@ func startAdminUICaddy(t *testing.T) *caddyProc {
 	}
 	file_server
 }
-`, sc.AdminPort, sc.Port, hash, hash)
+`, adminOptions(sc.AdminPort), sc.Port, hash, hash)
 	return startCaddyConfig(t, sc, cfg)
 }
 

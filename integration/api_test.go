@@ -153,10 +153,7 @@ func startAPICaddy(t *testing.T, backend string) string {
 	t.Helper()
 	sc := siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)}
 	caddyfile := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	default_bind 127.0.0.1
-	persist_config off
-	auto_https off
+%s	auto_https off
 }
 
 http://127.0.0.1:%d {
@@ -176,7 +173,7 @@ http://127.0.0.1:%d {
 	}
 	file_server
 }
-`, sc.AdminPort, sc.Port, hookITSecret, backend, backend, backend, hookITTimeout, apiITSecretOld, apiITSecretNew)
+`, adminOptions(sc.AdminPort), sc.Port, hookITSecret, backend, backend, backend, hookITTimeout, apiITSecretOld, apiITSecretNew)
 	return startCaddyConfig(t, sc, caddyfile).BaseURL
 }
 

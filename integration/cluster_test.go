@@ -28,10 +28,7 @@ const clusterAPISecret = "cluster-api-secret"
 // API is under /api/, and server-side events go to backend.
 func clusterConfig(port, admin int, redisURL, backend string) string {
 	return fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	default_bind 127.0.0.1
-	persist_config off
-}
+%s}
 
 :%d {
 	respond /app.js "ok" 200
@@ -51,7 +48,7 @@ func clusterConfig(port, admin int, redisURL, backend string) string {
 		}
 	}
 }
-`, admin, port, clusterAPISecret, redisURL, port, backend)
+`, adminOptions(admin), port, clusterAPISecret, redisURL, port, backend)
 }
 
 type clusterNode struct {

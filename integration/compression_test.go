@@ -30,10 +30,7 @@ import (
 // announcement (under it).
 func compressionConfig(sc siteConfig, long string) string {
 	return fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	default_bind 127.0.0.1
-	persist_config off
-}
+%s}
 
 :%d {
 	root * testdata/www
@@ -50,7 +47,7 @@ func compressionConfig(sc siteConfig, long string) string {
 	}
 	file_server
 }
-`, sc.AdminPort, sc.Port, long)
+`, adminOptions(sc.AdminPort), sc.Port, long)
 }
 
 // frameTap is a TCP proxy in front of Caddy that parses the WebSocket

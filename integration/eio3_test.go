@@ -22,10 +22,7 @@ import (
 // second namespace.
 func eio3Config(sc siteConfig, extra string) string {
 	return fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	default_bind 127.0.0.1
-	persist_config off
-}
+%s}
 
 :%d {
 	root * testdata/www
@@ -41,7 +38,7 @@ func eio3Config(sc siteConfig, extra string) string {
 	}
 	file_server
 }
-`, sc.AdminPort, sc.Port, extra)
+`, adminOptions(sc.AdminPort), sc.Port, extra)
 }
 
 // TestEIO3Live: the real socket.io-client 2.5 (npm) against a real Caddy

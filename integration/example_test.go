@@ -623,10 +623,7 @@ func TestCaddyTwoSitesKeepTheirAuth(t *testing.T) {
 	sc := siteConfig{Port: strict, AdminPort: testkit.FreePort(t)}
 	config := func(strictName, openName string) string {
 		return fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	default_bind 127.0.0.1
-	persist_config off
-}
+%s}
 
 :%d {
 	root * testdata/www
@@ -647,7 +644,7 @@ func TestCaddyTwoSitesKeepTheirAuth(t *testing.T) {
 		emit hello "open site"
 	}
 }
-`, sc.AdminPort, strict, strictName, open, openName)
+`, adminOptions(sc.AdminPort), strict, strictName, open, openName)
 	}
 
 	// Same hub, different settings: refused before anything runs.

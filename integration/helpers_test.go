@@ -84,12 +84,9 @@ func exampleConfig(t testing.TB, sc siteConfig) string {
 		replace("auth {\n", "auth {\n\t\t\taudience "+sc.Audience+"\n")
 	}
 	global := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	default_bind 127.0.0.1
-	persist_config off
-}
+%s}
 
-`, sc.AdminPort)
+`, adminOptions(sc.AdminPort))
 	return global + cfg
 }
 
@@ -265,4 +262,11 @@ func (p *caddyProc) shutdown() {
 func asBytes(v any) []byte {
 	b, _ := v.([]byte)
 	return b
+}
+
+// adminOptions are the global options every test's Caddyfile starts with
+// (inside its own "{" and before its own extra options): the admin
+// endpoint on adminPort, sites bound to loopback, no autosaved config.
+func adminOptions(adminPort int) string {
+	return fmt.Sprintf("\tadmin 127.0.0.1:%d\n\tdefault_bind 127.0.0.1\n\tpersist_config off\n", adminPort)
 }

@@ -84,10 +84,7 @@ func TestCaddyConnectionLimits(t *testing.T) {
 	sc := siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)}
 	ratePort := testkit.FreePort(t)
 	cfg := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	default_bind 127.0.0.1
-	persist_config off
-	servers {
+%s	servers {
 		trusted_proxies static 127.0.0.2/32
 		client_ip_headers X-Forwarded-For
 	}
@@ -112,7 +109,7 @@ func TestCaddyConnectionLimits(t *testing.T) {
 		}
 	}
 }
-`, sc.AdminPort, sc.Port, ratePort)
+`, adminOptions(sc.AdminPort), sc.Port, ratePort)
 	c := startCaddyConfig(t, sc, cfg)
 	base := c.BaseURL + "/socket.io/"
 	xff := func(ip string) http.Header { return http.Header{"X-Forwarded-For": {ip}} }

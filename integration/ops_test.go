@@ -20,10 +20,7 @@ func TestCaddyBasicAuthUserRooms(t *testing.T) {
 	sc := siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)}
 	hash := hashPassword(t, bin, "wonderland")
 	cfg := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	default_bind 127.0.0.1
-	persist_config off
-}
+%s}
 
 :%d {
 	root * testdata/www
@@ -37,7 +34,7 @@ func TestCaddyBasicAuthUserRooms(t *testing.T) {
 	}
 	file_server
 }
-`, sc.AdminPort, sc.Port, hash, hash)
+`, adminOptions(sc.AdminPort), sc.Port, hash, hash)
 	c := startCaddyConfig(t, sc, cfg)
 	ws := fmt.Sprintf("ws://127.0.0.1:%d/socket.io/", sc.Port)
 	dial := func(user string) *testkit.WS {
@@ -67,10 +64,7 @@ func TestCaddyStopDrains(t *testing.T) {
 	const n, drain = 300, 3 * time.Second
 	sc := siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)}
 	cfg := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	default_bind 127.0.0.1
-	persist_config off
-}
+%s}
 
 :%d {
 	root * testdata/www
@@ -79,7 +73,7 @@ func TestCaddyStopDrains(t *testing.T) {
 	}
 	file_server
 }
-`, sc.AdminPort, sc.Port)
+`, adminOptions(sc.AdminPort), sc.Port)
 	c := startCaddyConfig(t, sc, cfg)
 	ws := fmt.Sprintf("ws://127.0.0.1:%d/socket.io/", sc.Port)
 	clients := make([]*testkit.WS, n)

@@ -215,10 +215,7 @@ func startRecoveryCaddy(t *testing.T, backend string) string {
 	t.Helper()
 	sc := siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)}
 	cfg := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	default_bind 127.0.0.1
-	persist_config off
-	auto_https off
+%s	auto_https off
 }
 
 http://127.0.0.1:%d {
@@ -249,7 +246,7 @@ http://127.0.0.1:%d {
 	}
 	file_server
 }
-`, sc.AdminPort, sc.Port, recWindow, backend, recGrace, hookITSecret, backend, backend, apiITSecretOld, apiITSecretNew)
+`, adminOptions(sc.AdminPort), sc.Port, recWindow, backend, recGrace, hookITSecret, backend, backend, apiITSecretOld, apiITSecretNew)
 	return startCaddyConfig(t, sc, cfg).BaseURL
 }
 

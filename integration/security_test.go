@@ -90,10 +90,7 @@ func TestCaddyPathTraversalKeepsAuth(t *testing.T) {
 	basicPort, fwdPort := testkit.FreePort(t), testkit.FreePort(t)
 	sc := siteConfig{Port: basicPort, AdminPort: testkit.FreePort(t)}
 	cfg := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	default_bind 127.0.0.1
-	persist_config off
-}
+%s}
 
 :%d {
 	root * testdata/www
@@ -119,7 +116,7 @@ func TestCaddyPathTraversalKeepsAuth(t *testing.T) {
 	}
 	file_server
 }
-`, sc.AdminPort, basicPort, hashPassword(t, bin, "wonderland"), fwdPort, strings.TrimPrefix(authd.URL, "http://"))
+`, adminOptions(sc.AdminPort), basicPort, hashPassword(t, bin, "wonderland"), fwdPort, strings.TrimPrefix(authd.URL, "http://"))
 	c := startCaddyConfig(t, sc, cfg)
 	basicURL := c.BaseURL
 	fwdURL := fmt.Sprintf("http://127.0.0.1:%d", fwdPort)

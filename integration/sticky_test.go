@@ -57,10 +57,7 @@ func stickyNodeConfig(name string, port, admin int, redisURL string) string {
 // nodes, round robin, no stickiness.
 func stickyBalancerConfig(port, admin int, upstreams ...string) string {
 	return fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	default_bind 127.0.0.1
-	persist_config off
-}
+%s}
 
 :%d {
 	log
@@ -68,7 +65,7 @@ func stickyBalancerConfig(port, admin int, upstreams ...string) string {
 		lb_policy round_robin
 	}
 }
-`, admin, port, strings.Join(upstreams, " "))
+`, adminOptions(admin), port, strings.Join(upstreams, " "))
 }
 
 type stickyCluster struct {

@@ -50,10 +50,7 @@ func TestCaddyStop2000Sockets(t *testing.T) {
 	sc := siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)}
 	// All clients come from 127.0.0.1: the per-address limits are off.
 	cfg := fmt.Sprintf(`{
-	admin 127.0.0.1:%d
-	default_bind 127.0.0.1
-	persist_config off
-}
+%s}
 
 :%d {
 	root * testdata/www
@@ -66,7 +63,7 @@ func TestCaddyStop2000Sockets(t *testing.T) {
 	}
 	file_server
 }
-`, sc.AdminPort, sc.Port)
+`, adminOptions(sc.AdminPort), sc.Port)
 	c := startCaddyConfig(t, sc, cfg)
 	ws := fmt.Sprintf("ws://127.0.0.1:%d/socket.io/", sc.Port)
 
