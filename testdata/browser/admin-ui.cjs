@@ -16,23 +16,10 @@
 // bounded; the whole run by OVERALL_MS.
 "use strict";
 
-const { chromium } = require("playwright-core");
+const { launch, out } = require("./chromium.cjs");
 
 const OVERALL_MS = 75000;
 const STEP_MS = 15000;
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-quic",
-  "--no-first-run",
-];
-
-function out(obj) {
-  process.stdout.write(JSON.stringify(obj) + "\n");
-}
 
 // login fills the connection form and submits it.
 async function login(page, url, user, password) {
@@ -49,12 +36,7 @@ async function main() {
   }
   const logs = [];
   const blocked = [];
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: STEP_MS,
-  });
+  const browser = await launch(STEP_MS);
   const result = { ok: false, blocked, logs };
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });

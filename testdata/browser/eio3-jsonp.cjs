@@ -15,14 +15,10 @@
 // {"ok":false,"error":"..."} (exit code 1). Every step is bounded.
 "use strict";
 
-const { chromium } = require("playwright-core");
+const { launch, out } = require("./chromium.cjs");
 
 const OVERALL_MS = 60000;
 const STEP_MS = 15000;
-
-function out(obj) {
-  process.stdout.write(JSON.stringify(obj) + "\n");
-}
 
 // inPage runs in the browser: it loads the 2.x bundle and reports what the
 // JSONP clients saw, within STEP_MS.
@@ -77,12 +73,7 @@ async function inPage(page, site, expectConnect) {
 async function main() {
   const [site, other] = process.argv.slice(2);
   if (!site || !other) throw new Error("usage: node eio3-jsonp.cjs <site url> <other-origin url>");
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-    timeout: STEP_MS,
-  });
+  const browser = await launch(STEP_MS);
   try {
     const ctx = await browser.newContext();
     const page = await ctx.newPage();

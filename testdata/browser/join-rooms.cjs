@@ -25,25 +25,12 @@
 "use strict";
 
 const path = require("path");
-const { chromium } = require("playwright-core");
+const { launch, out } = require("./chromium.cjs");
 
 const OVERALL_MS = 75000; // the whole run, launch included
 const STEP_MS = 15000; // each navigation, click or wait
 const ROOM = "7";
 const ANNOUNCEMENT = "Room You are in room number: " + ROOM;
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-quic",
-  "--no-first-run",
-];
-
-function out(obj) {
-  process.stdout.write(JSON.stringify(obj) + "\n");
-}
 
 // eventLines returns the page's event list, one string per <li>.
 function eventLines(page) {
@@ -189,12 +176,7 @@ async function main() {
     throw new Error("usage: node join-rooms.cjs <site url> <token A> <token B> <screenshot.png>");
   }
   const logs = [];
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH || "/usr/bin/chromium",
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: STEP_MS,
-  });
+  const browser = await launch(STEP_MS);
   let a, b;
   try {
     const nameA = subjectOf(tokenA);
