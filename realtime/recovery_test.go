@@ -487,10 +487,19 @@ func TestRecoveryTakeOver(t *testing.T) {
 	e := newRecoveryEnv(t, RecoveryOptions{}, nil)
 	nsp := e.srv.Of("/")
 	reasons := make(chan string, 4)
+	handled := make(chan struct{}, 4)
 	nsp.OnConnection(func(s *Socket) {
 		s.OnDisconnect(func(_ *Socket, reason string) { reasons <- reason })
+		handled <- struct{}{}
 	})
 	old, r := e.connect("")
+	// Connection handlers run after the CONNECT reply is written, so the
+	// client may read it first: wait until the disconnect handler is on.
+	select {
+	case <-handled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection handler did not run")
+	}
 	_ = nsp.Emit("m", 0)
 	last := offsetOf(t, event(t, old))
 	_ = nsp.Emit("m", 1) // the old connection gets it; say it never reached the client
