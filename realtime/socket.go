@@ -504,10 +504,15 @@ func (s *Socket) onPacket(p *parser.Packet) {
 		fn := s.acks[p.ID]
 		delete(s.acks, p.ID)
 		s.mu.Unlock()
-		if fn != nil {
-			args, _ := p.Data.([]any)
-			fn(args, nil)
+		if fn == nil {
+			// An ack nothing waits for (a late answer, or a flood) is
+			// dropped and counts against the event rate, as an event
+			// would: only answers to the server's own requests are free.
+			s.limitEvent()
+			return
 		}
+		args, _ := p.Data.([]any)
+		fn(args, nil)
 	case parser.Disconnect:
 		s.onClose("client namespace disconnect")
 	}
