@@ -161,6 +161,7 @@ func TestPresenceConfig(t *testing.T) {
 		{"by the auth payload", &Handler{Presence: &PresenceConfig{By: "u-{socketio.auth.user}"}}, "chosen by the client"},
 		{"negative grace", &Handler{Presence: &PresenceConfig{Grace: -1}}, "must not be negative"},
 		{"by an identity", &Handler{Presence: &PresenceConfig{By: "{http.auth.user.id}"}}, ""},
+		{"with the redis adapter", &Handler{Presence: &PresenceConfig{}, Adapter: &AdapterConfig{Type: AdapterRedis, URL: "redis://127.0.0.1:6379"}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
