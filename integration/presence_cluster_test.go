@@ -177,7 +177,7 @@ func waitUsers(t *testing.T, base, room, want string) {
 // on each node: one online for the cluster; one socket drops and comes
 // back within the grace: no offline; both gone past the grace: exactly
 // one offline. The emit API of either node lists the users of a room on
-// both. A node killed with SIGKILL while holding a user's only socket:
+// both, also after a reload. A node killed with SIGKILL while holding a user's only socket:
 // the socket stops counting once the node's heartbeat is older than the
 // node TTL, and the other node sends the offline, once.
 func TestPresenceClusterLive(t *testing.T) {
@@ -200,6 +200,10 @@ func TestPresenceClusterLive(t *testing.T) {
 	waitUsers(t, a, "team", `["gina","hal"]`)
 	waitUsers(t, bb, "team", `["gina","hal"]`)
 
+	// A reload keeps the tracker: nobody goes offline or comes online.
+	nodeA.command("reload", "--config", nodeA.cfgPath, "--adapter", "caddyfile", "--address", nodeA.admin, "--force")
+	waitUsers(t, a, "team", `["gina","hal"]`)
+
 	// gina's socket on A drops and reconnects: within the grace.
 	c1.DropTransport()
 	if err := c1.WaitReconnect(clientWait); err != nil {
@@ -219,7 +223,7 @@ func TestPresenceClusterLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(presClusterGrace + time.Second) // the grace passing is what is tested
-	if b.count("offline gina") != 0 || b.count("online gina") != 1 {
+	if b.count("offline gina") != 0 || b.count("online gina") != 1 || b.count("online hal") != 1 {
 		t.Fatalf("a blip within the grace was reported: %s", b)
 	}
 
