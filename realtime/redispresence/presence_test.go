@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -376,4 +377,56 @@ func TestPresenceCloseLeaves(t *testing.T) {
 		t.Fatalf("hooks: %s", ev)
 	}
 	_ = b
+}
+
+// BenchmarkPresenceWrite: b.N users connect on one node; the time until
+// Redis holds them all, and what Redis holds per user (used_memory).
+func BenchmarkPresenceWrite(b *testing.B) {
+	if testing.Short() {
+		b.Skip("starts redis-server")
+	}
+	r := testkit.StartRedis(b)
+	c := r.Client()
+	ctx := context.Background()
+	before := usedMemory(b, c)
+	tr, err := New(Options{Client: redis.NewClient(&redis.Options{Addr: r.Addr()})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	b.ResetTimer()
+	tracked := 0
+	for i := range b.N {
+		if tr.Add("user-" + strconv.Itoa(i)) {
+			tracked++
+		}
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		n, _ := c.HLen(ctx, "socket.io-presence#total").Result()
+		if n == int64(tracked) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("Redis holds %d users of %d after a minute", n, tracked)
+		}
+	}
+	b.StopTimer()
+	if tracked > 0 {
+		b.ReportMetric(float64(usedMemory(b, c)-before)/float64(tracked), "redis-B/user")
+		b.ReportMetric(float64(tr.Bytes())/float64(tracked), "local-B/user")
+	}
+}
+
+func usedMemory(b *testing.B, c *redis.Client) int64 {
+	s, err := c.Info(context.Background(), "memory").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(s, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
