@@ -583,7 +583,7 @@ local grace = tonumber(ARGV[2])
 local out = {1}
 for i = 4, #ARGV - 1, 2 do
   local key, n = ARGV[i], tonumber(ARGV[i + 1])
-  local old = tonumber(redis.call('HGET', KEYS[2], key) or '0')
+  local old = tonumber(redis.call('HGET', KEYS[2], key) or '0') or 0
   if n ~= old then
     if n > 0 then redis.call('HSET', KEYS[2], key, n) else redis.call('HDEL', KEYS[2], key) end
     local tot = redis.call('HINCRBY', KEYS[1], key, n - old)
@@ -611,7 +611,9 @@ return out`)
 
 // reapScript: KEYS total, grace, nodes; ARGV node hash prefix, grace ms,
 // limit. Takes the first dead node and subtracts up to limit of its
-// counts; the node leaves the set once it has none. Returns {id, count},
+// counts (a value that is not a number counts 0, a key that is not a hash
+// is dropped: garbage never wedges the reaping); the node leaves the set
+// once it has none. Returns {id, count},
 // or {} when no node is dead.
 var reapScript = redis.NewScript(nowLua + `
 local dead = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1)
@@ -619,14 +621,19 @@ if #dead == 0 then return {} end
 local id = dead[1]
 local hash = ARGV[1] .. id
 local grace = tonumber(ARGV[2])
+if redis.call('EXISTS', hash) == 1 and redis.call('TYPE', hash).ok ~= 'hash' then
+  redis.call('DEL', hash)
+end
 local kv = redis.call('HRANDFIELD', hash, tonumber(ARGV[3]), 'WITHVALUES')
 for i = 1, #kv - 1, 2 do
-  local key, n = kv[i], tonumber(kv[i + 1])
+  local key, n = kv[i], tonumber(kv[i + 1]) or 0
   redis.call('HDEL', hash, key)
-  local tot = redis.call('HINCRBY', KEYS[1], key, -n)
-  if tot <= 0 then
-    redis.call('HDEL', KEYS[1], key)
-    redis.call('ZADD', KEYS[2], now + grace, key)
+  if n > 0 then
+    local tot = redis.call('HINCRBY', KEYS[1], key, -n)
+    if tot <= 0 then
+      redis.call('HDEL', KEYS[1], key)
+      redis.call('ZADD', KEYS[2], now + grace, key)
+    end
   end
 end
 if redis.call('EXISTS', hash) == 0 then redis.call('ZREM', KEYS[3], id) end

@@ -137,11 +137,21 @@ func TestPresenceTwoNodes(t *testing.T) {
 		t.Fatalf("onlines = %d, want 1 (%s)", n, ev)
 	}
 
-	// A's socket blips: back within the grace.
+	// A's socket blips while B holds one: nothing to report.
 	a.Remove("alice")
 	waitFor(t, 3*time.Second, "total 1", func() bool { return total(t, c, "alice") == 1 })
 	a.Add("alice")
+	waitFor(t, 3*time.Second, "total 2", func() bool { return total(t, c, "alice") == 2 })
+	// Both go (the total reaches 0 in Redis and the grace starts), then
+	// one comes back, on the other node, within the grace.
+	a.Remove("alice")
 	b.Remove("alice")
+	waitFor(t, 3*time.Second, "total 0", func() bool { return total(t, c, "alice") == 0 })
+	if _, err := c.ZScore(context.Background(), "socket.io-presence#grace", "alice").Result(); err != nil {
+		t.Fatalf("no grace pending once the total is 0: %v", err)
+	}
+	a.Add("alice")
+	waitFor(t, 3*time.Second, "total 1", func() bool { return total(t, c, "alice") == 1 })
 	b.Add("alice")
 	time.Sleep(900 * time.Millisecond) // past the grace
 	if ev.count("offline", "alice") != 0 || ev.count("online", "alice") != 1 {
@@ -278,6 +288,14 @@ func TestPresenceBounds(t *testing.T) {
 	if a.Add(strings.Repeat("x", realtime.DefaultPresenceMaxKeyLength+1)) || a.Add("") {
 		t.Fatal("a key over the bound, or empty, was tracked")
 	}
+	// Names are opaque: separators and bytes Lua or Redis could care about.
+	odd := "a#b*c\x00d é"
+	if !a.Add(odd) {
+		t.Fatal("an odd name refused")
+	}
+	waitFor(t, 3*time.Second, "odd name written", func() bool { return total(t, c, odd) == 1 })
+	a.Remove(odd)
+	waitFor(t, 3*time.Second, "odd name offline", func() bool { return ev.count("offline", odd) == 1 })
 	tracked := 0
 	for i := range 10000 {
 		if a.Add(fmt.Sprintf("user%04d", i)) {
@@ -429,4 +447,29 @@ func usedMemory(b *testing.B, c *redis.Client) int64 {
 		}
 	}
 	return 0
+}
+
+// TestPresenceGarbage: what another writer left under the prefix (a dead
+// node whose counts are not a hash, or not numbers) is reaped without
+// wedging the tracker, and presence goes on.
+func TestPresenceGarbage(t *testing.T) {
+	r := startRedis(t)
+	c := r.Client()
+	ctx := context.Background()
+	c.ZAdd(ctx, "socket.io-presence#nodes", redis.Z{Score: 1, Member: "str"}, redis.Z{Score: 1, Member: "nan"})
+	c.Set(ctx, "socket.io-presence#node#str", "not a hash", 0)
+	c.HSet(ctx, "socket.io-presence#node#nan", "mallory", "lots")
+	ev := &events{}
+	a := newTracker(t, r, ev, "A", trackerOpts{grace: 200 * time.Millisecond})
+	waitFor(t, 3*time.Second, "garbage reaped", func() bool {
+		n, _ := c.ZCard(ctx, "socket.io-presence#nodes").Result()
+		return n == 1 // A only
+	})
+	a.Add("frank")
+	waitFor(t, 3*time.Second, "frank online", func() bool { return ev.count("online", "frank") == 1 })
+	a.Remove("frank")
+	waitFor(t, 3*time.Second, "frank offline", func() bool { return ev.count("offline", "frank") == 1 })
+	if ev.count("offline", "mallory") != 0 {
+		t.Fatalf("a garbage count made an offline: %s", ev)
+	}
 }
