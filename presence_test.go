@@ -9,8 +9,12 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
+	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/redispresence"
 )
 
 // presenceCalls lists the presence calls a backend got, as "online alice".
@@ -183,5 +187,28 @@ func TestPresenceConfig(t *testing.T) {
 	}
 	if keys := (&Handler{Presence: &PresenceConfig{By: "{http.auth.user.id}"}}).identityKeys(); !slices.Contains(keys, "http.auth.user.id") {
 		t.Fatalf("identity keys %v: the presence template's placeholder is not captured", keys)
+	}
+}
+
+// TestPresenceTrackerChoice: the memory adapter gets a single node's
+// tracker, the redis adapter one on its Redis; with Redis unreachable it
+// still counts and closes at once.
+func TestPresenceTrackerChoice(t *testing.T) {
+	p := &policy{logger: zap.NewNop()}
+	if _, ok := (&hub{}).newPresenceTracker(p, realtime.PresenceOptions{}).(*realtime.Presence); !ok {
+		t.Fatal("memory adapter: not a realtime.Presence")
+	}
+	h := &hub{redisOptions: &redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1}, redisKey: "k"}
+	tr, ok := h.newPresenceTracker(p, realtime.PresenceOptions{}).(*redispresence.Tracker)
+	if !ok {
+		t.Fatal("redis adapter: not a redispresence.Tracker")
+	}
+	if !tr.Add("alice") || tr.Len() != 1 {
+		t.Fatal("not counting with Redis away")
+	}
+	start := time.Now()
+	tr.Close()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Close took %v with Redis away", d)
 	}
 }
