@@ -212,3 +212,60 @@ func TestPresenceTrackerChoice(t *testing.T) {
 		t.Fatalf("Close took %v with Redis away", d)
 	}
 }
+
+// TestPresenceRedisHubs: two hubs on one Redis, as two nodes in one
+// process (so -race sees the module's side): a user with a socket on each
+// is online once; the emit API of one hub lists the users of the other;
+// both gone past the grace, one offline.
+func TestPresenceRedisHubs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts redis-server")
+	}
+	r := testkit.StartRedis(t)
+	b := newHookBackend(t, func(hookCall, *http.Request) (int, any) { return 204, nil })
+	const grace = 500 * time.Millisecond
+	node := func(name string) string {
+		h := &Handler{
+			Name:     name,
+			Auth:     &AuthConfig{Mode: AuthOptional, Secret: testSecret},
+			Join:     []string{"room-{socketio.query.room}"},
+			Adapter:  &AdapterConfig{Type: AdapterRedis, URL: r.URL()},
+			Presence: &PresenceConfig{Webhook: b.url("/presence"), Grace: caddy.Duration(grace)},
+			Webhook:  &Webhook{Secret: testWebhookSecret, Disconnect: b.url("/disconnect")},
+		}
+		base, _ := serve(t, h)
+		return base
+	}
+	baseA, baseB := node("presence-redis-a"), node("presence-redis-b")
+	room := map[string][]string{"room": {"1"}}
+	a := dial(t, baseA, room)
+	a.connectAs(t, "alice")
+	ab := dial(t, baseB, room)
+	ab.connectAs(t, "alice")
+	bob := dial(t, baseB, room)
+	bob.connectAs(t, "bob")
+	got := waitPresence(t, b, 2)
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"online alice", "online bob"}) {
+		t.Fatalf("presence calls %q, want one online each", got)
+	}
+	api := serveAPI(t, &API{Hub: "presence-redis-a"})
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, out, _ := apiCall(t, "GET", api+"presence?namespace=/&room=room-1", apiSecretOld, "")
+		if mustJSON(t, out["users"]) == `["alice","bob"]` {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hub A lists %v, want alice and bob (bob on hub B)", out)
+		}
+	}
+	a.Close()
+	ab.Close()
+	if got := waitPresence(t, b, 3); !slices.Contains(got, "offline alice") {
+		t.Fatalf("presence calls %q, want alice offline", got)
+	}
+	time.Sleep(2 * grace) // a second offline would come by now
+	if got := presenceCalls(b); len(got) != 3 {
+		t.Fatalf("presence calls %q, want exactly one offline", got)
+	}
+}
