@@ -43,7 +43,8 @@ const presenceQueue = 4096
 // of its token) is online from its first socket, in any namespace of the
 // hub, until its last socket has been gone for the grace. Each change is
 // posted once, signed like the other webhooks, and the emit API's
-// presence endpoint lists the users of a room.
+// presence endpoint lists the users of a room. With the redis adapter it
+// spans every node on the Redis (realtime/redispresence).
 type PresenceConfig struct {
 	// Webhook is the URL told {"type":"online"|"offline","user":...}
 	// (header X-SocketIO-Hook: online or offline), signed with the
@@ -213,8 +214,10 @@ func (h *hub) newPresenceTracker(p *policy, opts realtime.PresenceOptions) prese
 	return tr
 }
 
-// closePresence reports every user still online offline; for a hub that
-// is going away.
+// closePresence ends the hub's presence, for a hub that is going away: a
+// single node's tracker reports every user still online offline; one on
+// Redis writes this node's sockets off and leaves the rest to the nodes
+// that remain (cluster.md, Presence across nodes).
 func (h *hub) closePresence() {
 	h.mu.Lock()
 	pr := h.presence
