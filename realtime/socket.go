@@ -48,9 +48,10 @@ type Socket struct {
 	id        string
 	nsp       *Namespace
 	conn      *conn
-	handshake *Handshake
-	pid       string // the recovery session's private id; "" when recovery is off
-	recovered bool   // a recovered session (set before it connects)
+	auth      map[string]any // the CONNECT payload, for Handshake
+	since     int64          // when it connected, Unix nanoseconds
+	pid       string         // the recovery session's private id; "" when recovery is off
+	recovered bool           // a recovered session (set before it connects)
 
 	state atomic.Int32 // socketConnecting, then socketConnected, then socketClosed
 
@@ -72,10 +73,11 @@ type Socket struct {
 
 func newSocket(n *Namespace, c *conn, auth map[string]any) *Socket {
 	s := &Socket{
-		id:        socketID(c, n.name),
-		nsp:       n,
-		conn:      c,
-		handshake: newHandshake(c.sess.Request(), auth),
+		id:    socketID(c, n.name),
+		nsp:   n,
+		conn:  c,
+		auth:  auth,
+		since: time.Now().UnixNano(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if o := c.opts; o.rateLimited() {
@@ -94,8 +96,13 @@ func (s *Socket) ID() string { return s.id }
 // Namespace is the namespace the socket belongs to.
 func (s *Socket) Namespace() *Namespace { return s.nsp }
 
-// Handshake describes how the socket connected.
-func (s *Socket) Handshake() *Handshake { return s.handshake }
+// Handshake describes how the socket connected. It is built anew on each
+// call from what the connection keeps of its handshake request (no
+// request, header map or parsed query stays with an idle socket), so a
+// caller may change it freely: that changes nothing for later calls.
+func (s *Socket) Handshake() *Handshake {
+	return newHandshake(s.conn.sess.Request(), s.auth, time.Unix(0, s.since))
+}
 
 // Transport is the connection's current transport: "polling" or "websocket".
 func (s *Socket) Transport() string { return s.conn.sess.Transport() }
@@ -189,7 +196,7 @@ func (s *Socket) Info() SocketInfo {
 		ID:        s.id,
 		Namespace: s.nsp.name,
 		Rooms:     s.Rooms(),
-		Handshake: s.handshake,
+		Handshake: s.Handshake(),
 		Data:      s.Data(),
 		Transport: s.Transport(),
 	}

@@ -13,7 +13,7 @@ import (
 
 // Session state machine and invariants.
 //
-// Guards. Set by newSession and never changed: id, srv, cfg, req, log, the
+// Guards. Set by newSession and never changed: id, srv, cfg, hs, log, the
 // done and pollNotify channels (pollNotify only for a session that starts
 // on polling: nil, a signal to it is a no-op). wsNotify is set by
 // newSession for a websocket session and by the "5" that ends an upgrade,
@@ -165,7 +165,7 @@ type Session struct {
 	id   string
 	srv  *Server
 	cfg  *config
-	req  *http.Request
+	hs   handshakeRecord // what Request rebuilds
 	log  sessionLogger
 	done chan struct{}
 	v3   *eio3 // Engine.IO v3 (eio3.go); nil for v4
@@ -230,18 +230,11 @@ func newSessionID() string {
 // handshake has written the open packet and cleared it.
 func newSession(srv *Server, cfg *config, r *http.Request, ws *websocket.Conn) *Session {
 	id := cfg.newSessionID()
-	// A shallow copy, not Clone: the handshake request is not used by
-	// net/http once its handler returns, and a deep copy of its headers
-	// would cost every idle connection about a kilobyte. Of the context,
-	// only the value of WithKept stays.
-	req := r.WithContext(keptContext(r.Context()))
-	req.Body = http.NoBody
-	req.GetBody = nil
 	s := &Session{
 		id:        id,
 		srv:       srv,
 		cfg:       cfg,
-		req:       req,
+		hs:        recordHandshake(r),
 		log:       sessionLogger{base: cfg.Logger, sid: id},
 		done:      make(chan struct{}),
 		handler:   nopHandler{},
@@ -265,9 +258,18 @@ func newSession(srv *Server, cfg *config, r *http.Request, ws *websocket.Conn) *
 // ID returns the session id: 20 characters of base64url, like Node.
 func (s *Session) ID() string { return s.id }
 
-// Request returns a body-less clone of the handshake request (headers,
-// URL and query, RemoteAddr, TLS, Host). It is safe to keep.
-func (s *Session) Request() *http.Request { return s.req }
+// Request returns a body-less copy of the handshake request (headers,
+// URL and query, RemoteAddr, TLS, Host; its context carries only the
+// value of WithKept), built anew on each call from the compact record the
+// session keeps: changing it changes nothing. It is safe to keep.
+func (s *Session) Request() *http.Request { return s.hs.request() }
+
+// Kept returns the value WithKept put in the handshake request's context,
+// as Kept(s.Request()) does, without building the request.
+func (s *Session) Kept() any { return s.hs.value }
+
+// RemoteAddr returns the handshake request's RemoteAddr.
+func (s *Session) RemoteAddr() string { return s.hs.remote }
 
 // Transport returns the current transport, "polling" or "websocket".
 func (s *Session) Transport() string {
