@@ -137,7 +137,7 @@ func (s *Session) parkRead(c *websocket.Conn) bool {
 		if errors.Is(err, errRetired) && !pk.registered {
 			continue
 		}
-		if ce := s.log.Check(zap.DebugLevel, "websocket not parked"); ce != nil {
+		if ce := s.log().Check(zap.DebugLevel, "websocket not parked"); ce != nil {
 			ce.Write(zap.Error(err))
 		}
 		pk.noPark = true // keep reading with a goroutine from now on
