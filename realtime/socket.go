@@ -58,8 +58,6 @@ type Socket struct {
 	limiter *eventLimiter // nil when the event limit is off; reader goroutine only
 	joinMu  sync.Mutex    // serializes Join's count and add on adapters that are not BoundedAdders
 
-	ctx    context.Context // ends when the socket does (Context)
-	cancel context.CancelFunc
 
 	mu           sync.Mutex
 	handlers     map[string]EventHandler
@@ -69,6 +67,12 @@ type Socket struct {
 	holds        []func() // Hold: run when the socket is done
 	data         map[string]any
 	local        any // the embedding application's own value (SetLocal)
+	// ctx ends when the socket does (Context); made on the first call, so
+	// that a socket nobody asks holds none. done: the socket ended, a
+	// later Context is born cancelled.
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   bool
 }
 
 func newSocket(n *Namespace, c *conn, auth map[string]any) *Socket {
@@ -79,7 +83,6 @@ func newSocket(n *Namespace, c *conn, auth map[string]any) *Socket {
 		auth:  auth,
 		since: time.Now().UnixNano(),
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if o := c.opts; o.rateLimited() {
 		s.limiter = newEventLimiter(o.EventRate, o.EventBurst, time.Now())
 	}
@@ -110,7 +113,28 @@ func (s *Socket) Transport() string { return s.conn.sess.Transport() }
 // Context is a context that ends when the socket disconnects (or is
 // refused): for work done on the socket's behalf that must not outlive it.
 // It carries no values, and is not the handshake request's context.
-func (s *Socket) Context() context.Context { return s.ctx }
+func (s *Socket) Context() context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil {
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		if s.done {
+			s.cancel()
+		}
+	}
+	return s.ctx
+}
+
+// endContext ends the socket's Context, and any made later.
+func (s *Socket) endContext() {
+	s.mu.Lock()
+	s.done = true
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
 
 // Connected reports whether the socket is still connected.
 func (s *Socket) Connected() bool { return s.state.Load() == socketConnected }
@@ -622,7 +646,7 @@ func (s *Socket) connect() {
 func (s *Socket) refuse() {
 	s.state.CompareAndSwap(socketConnecting, socketClosed)
 	s.nsp.adapter.DelAll(s.id)
-	s.cancel()
+	s.endContext()
 	s.releaseHolds()
 }
 
@@ -666,7 +690,7 @@ func (s *Socket) finishClose(reason string) {
 	for _, fn := range acks {
 		fn(nil, ErrSocketClosed)
 	}
-	s.cancel()
+	s.endContext()
 	s.releaseHolds()
 	if fn := s.conn.opts.Observer.OnDisconnect; fn != nil {
 		fn(s, reason)
