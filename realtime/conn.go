@@ -40,7 +40,7 @@ type conn struct {
 
 	mu           sync.Mutex
 	sockets      []*Socket       // one per namespace (socketIn); a connection is in a few at most
-	connecting   map[string]bool    // namespaces whose CONNECT is in a middleware
+	connecting   map[string]bool // namespaces whose CONNECT is in a middleware
 	connectTimer *time.Timer
 	closed       bool
 	// releaseLimits gives back the counts of the connection limits that

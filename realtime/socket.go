@@ -58,7 +58,6 @@ type Socket struct {
 	limiter *eventLimiter // nil when the event limit is off; reader goroutine only
 	joinMu  sync.Mutex    // serializes Join's count and add on adapters that are not BoundedAdders
 
-
 	mu           sync.Mutex
 	handlers     map[string]EventHandler
 	anyHandlers  []AnyHandler
