@@ -29,7 +29,9 @@ import (
 // would never wake the poller. The engine hands gorilla its own reader
 // (see hijackWriter.Hijack), so a reader parks only when that buffer is
 // empty; a frame split across reads is finished by a goroutine blocked in
-// the read as usual.
+// the read as usual. While a connection is parked its reader's buffer is lent to
+// a pool (releaseBuf) and given back before a reader resumes (restoreBuf),
+// so an idle connection holds no read buffer either.
 //
 // States of a parkable connection (parker.state, under parker.mu):
 // reading (a goroutine owns the read side), parked (registered with the
