@@ -78,6 +78,7 @@ func drainClients(t *testing.T, base string, n int) func(start time.Time, within
 // sockets over the drain period, in the background, and all of them by its
 // end.
 func TestDrainOnDestructSpreadsCloses(t *testing.T) {
+	testkit.WaitsOnClock(t) // a drain of 1 s
 	t.Parallel() // waits on real timers: overlaps with the others
 	const n, drain = 60, time.Second
 	h := &Handler{Name: "drain-destruct", Drain: caddy.Duration(drain)}
