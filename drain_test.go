@@ -79,7 +79,7 @@ func drainClients(t *testing.T, base string, n int) func(start time.Time, within
 // end.
 func TestDrainOnDestructSpreadsCloses(t *testing.T) {
 	testkit.WaitsOnClock(t) // a drain of 1 s
-	t.Parallel() // waits on real timers: overlaps with the others
+	t.Parallel()            // waits on real timers: overlaps with the others
 	const n, drain = 60, time.Second
 	h := &Handler{Name: "drain-destruct", Drain: caddy.Duration(drain)}
 	base := serveDrain(t, h)
