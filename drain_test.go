@@ -141,7 +141,7 @@ func TestDrainOnDestructSpreadsCloses(t *testing.T) {
 // every socket closed.
 func TestDrainBlocksForItsPeriod(t *testing.T) {
 	t.Parallel() // waits on real timers: overlaps with the others
-	const n, drain = 20, 500 * time.Millisecond
+	const n, drain = 20, 300 * time.Millisecond
 	h := &Handler{Name: "drain-blocking", Drain: caddy.Duration(drain)}
 	base := serveDrain(t, h)
 	wait := drainClients(t, base, n)
