@@ -6,14 +6,14 @@
 #   make test      runs every test (Go unit, protocol, real clients, Caddy, browser)
 #   make test-short  the fast loop: in-process tests only
 #   make test-live   the live packages only: integration/, examples/,
-#                  internal/nodeclient/ and realtime/cluster/
+#                  internal/nodeclient/, realtime/cluster/, realtime/redispresence/
 #   make conformance SUITES=<dir>   the official protocol suites (docs/conformance.md)
 #   make soak      a real Caddy under steady load for SOAK_DURATION (default 10m),
 #                  not part of CI (docs/operations.md)
 # The test files of the packages whose tests are all live (integration/,
-# examples/, internal/nodeclient/, realtime/cluster/) carry the build tag
-# `live`, so the fast loop links no test binary for them: every target that
-# runs, vets or lints them sets LIVE_TAGS.
+# examples/, internal/nodeclient/, realtime/cluster/, realtime/redispresence/)
+# carry the build tag `live`, so the fast loop links no test binary for
+# them: every target that runs, vets or lints them sets LIVE_TAGS.
 
 GO       ?= go
 NPM      ?= npm
@@ -68,9 +68,9 @@ test-short:
 
 # Only the live tests: a real Caddy built from ./cmd/caddy, the Node clients,
 # Chromium, the example backends (integration/ and examples/), the Node
-# client kit and the cluster on redis-server.
+# client kit, the cluster and the presence tracker on redis-server.
 test-live: deps
-	$(GO) test -count=1 $(LIVE_TAGS) -timeout 20m ./integration/ ./examples/ ./internal/nodeclient/ ./realtime/cluster/
+	$(GO) test -count=1 $(LIVE_TAGS) -timeout 20m ./integration/ ./examples/ ./internal/nodeclient/ ./realtime/cluster/ ./realtime/redispresence/
 
 # Not part of `make test`: numbers are measured by hand (see README).
 bench:

@@ -68,6 +68,7 @@ type Socket struct {
 	holds        []func() // Hold: run when the socket is done
 	data         map[string]any
 	local        any // the embedding application's own value (SetLocal)
+	presence     string
 }
 
 func newSocket(n *Namespace, c *conn, auth map[string]any) *Socket {
@@ -182,6 +183,22 @@ func (s *Socket) Local() any {
 	return s.local
 }
 
+// SetPresence records the key (a user) the socket counts for in a
+// presence tracker; Info carries it, to this node's listings and to the
+// other nodes'.
+func (s *Socket) SetPresence(key string) {
+	s.mu.Lock()
+	s.presence = key
+	s.mu.Unlock()
+}
+
+// Presence is the key given to SetPresence, or "".
+func (s *Socket) Presence() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.presence
+}
+
 // Info describes the socket; its JSON is Node's fetchSockets shape (see
 // SocketInfo, and Handshake's MarshalJSON for what it leaves out).
 func (s *Socket) Info() SocketInfo {
@@ -192,6 +209,7 @@ func (s *Socket) Info() SocketInfo {
 		Handshake: s.handshake,
 		Data:      s.Data(),
 		Transport: s.Transport(),
+		Presence:  s.Presence(),
 	}
 }
 
@@ -504,10 +522,15 @@ func (s *Socket) onPacket(p *parser.Packet) {
 		fn := s.acks[p.ID]
 		delete(s.acks, p.ID)
 		s.mu.Unlock()
-		if fn != nil {
-			args, _ := p.Data.([]any)
-			fn(args, nil)
+		if fn == nil {
+			// An ack nothing waits for (a late answer, or a flood) is
+			// dropped and counts against the event rate, as an event
+			// would: only answers to the server's own requests are free.
+			s.limitEvent()
+			return
 		}
+		args, _ := p.Data.([]any)
+		fn(args, nil)
 	case parser.Disconnect:
 		s.onClose("client namespace disconnect")
 	}

@@ -15,7 +15,7 @@ import (
 // so that the fast loop (go test -short ./...) does not link a test binary
 // for them, and `make test` (-tags live) runs them. Keep in step with the
 // Makefile and docs/development.md.
-var livePackages = []string{"integration", "examples", "internal/nodeclient", "realtime/cluster"}
+var livePackages = []string{"integration", "examples", "internal/nodeclient", "realtime/cluster", "realtime/redispresence"}
 
 const liveTag = "//go:build live"
 
