@@ -125,6 +125,7 @@ func TestRoomRequestsBounded(t *testing.T) {
 // the heap stays under a bound set by the hard cap of the stalled member's
 // backlog.
 func TestRoomBurstKeepsReaders(t *testing.T) {
+	testkit.WaitsOnClock(t) // 20 MB through a room and 40 collections: a second of CPU
 	h := tutorialHandler("burst-room")
 	h.Auth = nil
 	_, wsBase, logs := serveObserved(t, h)
