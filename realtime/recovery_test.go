@@ -21,11 +21,15 @@ type recoveryEnv struct {
 	ts    *httptest.Server
 	store *MemoryRecoveryStore
 	clock *manualClock
+	// handled gets the id of each socket of "/" once the env's connection
+	// handler ran: it runs after the CONNECT reply is written, so a test
+	// that read the reply may otherwise act before the join of "r".
+	handled chan string
 }
 
 func newRecoveryEnv(t *testing.T, ro RecoveryOptions, setup func(*Server)) *recoveryEnv {
 	t.Helper()
-	e := &recoveryEnv{t: t, clock: newManualClock()}
+	e := &recoveryEnv{t: t, clock: newManualClock(), handled: make(chan string, 256)}
 	ro.NewStore = func(o RecoveryOptions) RecoveryStore {
 		e.store = NewMemoryRecoveryStore(o)
 		e.store.clock, e.store.now = e.clock, e.clock.now
@@ -40,6 +44,10 @@ func newRecoveryEnv(t *testing.T, ro RecoveryOptions, setup func(*Server)) *reco
 		if !s.Recovered() {
 			_ = s.Join("r")
 			s.Set("n", 1)
+		}
+		select {
+		case e.handled <- s.ID():
+		default: // a test that connects many sockets does not wait on them
 		}
 	})
 	if setup != nil {
@@ -56,12 +64,23 @@ func newRecoveryEnv(t *testing.T, ro RecoveryOptions, setup func(*Server)) *reco
 // connectReply is a parsed CONNECT reply.
 type connectReply struct{ Sid, Pid string }
 
-// connect opens a WebSocket and connects "/" with payload.
+// connect opens a WebSocket, connects "/" with payload and waits until the
+// env's connection handler ran for the socket.
 func (e *recoveryEnv) connect(payload string) (*testkit.WS, connectReply) {
 	e.t.Helper()
 	c := dialRaw(e.t, e.ts, "")
 	c.Send("40" + payload)
-	return c, readConnect(e.t, c)
+	r := readConnect(e.t, c)
+	for deadline := time.After(10 * time.Second); ; {
+		select {
+		case id := <-e.handled:
+			if id == r.Sid {
+				return c, r
+			}
+		case <-deadline:
+			e.t.Fatalf("the connection handler did not run for %s", r.Sid)
+		}
+	}
 }
 
 func readConnect(t *testing.T, c *testkit.WS) connectReply {
