@@ -127,6 +127,43 @@ type RecoveryStore interface {
 	Close() error
 }
 
+// RecordingAdapter is an Adapter that records events in its cluster's
+// recovery store itself and delivers them, on every node, in the store's
+// order (redisadapter with its RecoveryStore). The namespace hands it the
+// events that get an offset instead of calling RecoveryStore.Append.
+type RecordingAdapter interface {
+	// BroadcastRecorded stores event p for the sockets opts selects, gives
+	// it its offset (as its last argument) and sends it to them on every
+	// node. False when the adapter does not record (no store): the
+	// namespace then records the event itself.
+	BroadcastRecorded(p *parser.Packet, opts BroadcastOptions) (bool, error)
+}
+
+// WithRecoveryLock runs f under the namespace's recovery lock, which
+// orders recorded events with the replay of a recovered socket: a
+// recording adapter delivers its events under it (a recovered socket then
+// gets each event either in its replay or live, once).
+func (n *Namespace) WithRecoveryLock(f func()) {
+	n.recMu.Lock()
+	defer n.recMu.Unlock()
+	f()
+}
+
+// offsetKnower is a RecoveryStore that can tell cheaply whether an offset
+// is one it can replay from.
+type offsetKnower interface {
+	Knows(nsp, offset string) bool
+}
+
+// knowsOffset reports whether st can replay from offset.
+func knowsOffset(st RecoveryStore, nsp, offset string) bool {
+	if k, ok := st.(offsetKnower); ok {
+		return k.Knows(nsp, offset)
+	}
+	_, ok := st.Missed(nsp, offset, nil)
+	return ok
+}
+
 // recoverableReasons are the disconnect reasons after which a session is
 // kept: the transport went, not the client or the server's decision
 // (Node's RECOVERABLE_DISCONNECT_REASONS).
@@ -224,6 +261,11 @@ func withOffset(p *parser.Packet, offset string) *parser.Packet {
 // its sockets receive them in, which replaying "what came after the
 // offset" relies on.
 func (n *Namespace) broadcastRecorded(st RecoveryStore, p *parser.Packet, opts BroadcastOptions) error {
+	if ra, ok := n.adapter.(RecordingAdapter); ok {
+		if done, err := ra.BroadcastRecorded(p, opts); done {
+			return err
+		}
+	}
 	n.recMu.Lock()
 	defer n.recMu.Unlock()
 	var sent *parser.Packet
@@ -244,6 +286,11 @@ func (s *Socket) sendRecorded(st RecoveryStore, p *parser.Packet) error {
 		return ErrSocketClosed
 	}
 	n := s.nsp
+	if ra, ok := n.adapter.(RecordingAdapter); ok {
+		if done, err := ra.BroadcastRecorded(p, BroadcastOptions{Rooms: []string{s.id}}); done {
+			return err
+		}
+	}
 	n.recMu.Lock()
 	defer n.recMu.Unlock()
 	msgs, err := st.Append(n.name, BroadcastOptions{Rooms: []string{s.id}}, func(offset string) ([]*engineio.Message, error) {
@@ -398,7 +445,7 @@ func (c *conn) takeOver(n *Namespace, st RecoveryStore, pid, offset string) bool
 	if old.conn == c || !old.Connected() {
 		return false
 	}
-	if _, ok := st.Missed(n.name, offset, nil); !ok {
+	if !knowsOffset(st, n.name, offset) {
 		return false // a bogus or too old offset closes nothing
 	}
 	if ce := c.srv.logger().Check(zap.DebugLevel, "recovery: the client is back on a new connection; closing its old socket"); ce != nil {

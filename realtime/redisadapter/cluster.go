@@ -112,6 +112,7 @@ type Cluster struct {
 	patterns map[string]string     // broadcast pattern -> namespace
 	channels map[string]string     // request and response channels -> namespace
 	pending  map[string]*pending   // by namespace "\x00" requestId
+	rec      *RecoveryStore        // recovery on: the store (recovery.go)
 	closed   bool
 }
 
@@ -256,6 +257,9 @@ func (c *Cluster) Close() error {
 func (c *Cluster) setUp(up bool, cause error) {
 	if c.up.Swap(up) == up {
 		return
+	}
+	if r := c.recording(); r != nil && !up {
+		r.forget() // what is published while the subscription is down never arrives
 	}
 	if up {
 		c.log.Info("redis adapter connected", zap.String("uid", c.uid))
