@@ -1,0 +1,175 @@
+package integration
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/nodeclient"
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
+)
+
+// startRecoveryNode runs a Caddy node with recovery on the Redis adapter,
+// the webhook, a relayed "chat" and the emit API; it returns its base URL.
+func startRecoveryNode(t *testing.T, backend, redisURL string) string {
+	t.Helper()
+	sc := siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)}
+	cfg := fmt.Sprintf(`{
+%s	auto_https off
+}
+
+http://127.0.0.1:%d {
+	socketio {
+		ping_interval 500ms
+		ping_timeout 500ms
+		auth optional {
+			secret {env.JWT_SECRET}
+		}
+		join room-{socketio.query.room}
+		emit welcome "hello {socketio.claims.sub}"
+		relay chat
+		recovery {
+			max_disconnection_duration %s
+		}
+		adapter redis %s
+		webhook {
+			secret %s
+			connect %s/connect
+			disconnect %s/disconnect
+		}
+	}
+	socketio_api /internal/socketio/* {
+		secrets %s %s
+	}
+}
+`, adminOptions(sc.AdminPort), sc.Port, recWindow, redisURL, hookITSecret, backend, backend, apiITSecretOld, apiITSecretNew)
+	return startCaddyConfig(t, sc, cfg).BaseURL
+}
+
+// TestRecoveryClusterLive: socket.io-client 4.8 on node A has its
+// transport cut (WebSocket and polling); while it is gone, events come
+// from the emit API of node A and of node B and from a client of node B;
+// it comes back through the balancer, which now sends it to node B: it is
+// recovered, with the same id, in its room, and every event of the gap
+// once, in order. Volatile and ack'd emits are not replayed; a deliberate
+// disconnect(), a return after the window and a bogus pid/offset get new
+// sessions.
+func TestRecoveryClusterLive(t *testing.T) {
+	drv := nodeclient.Start(t)
+	r := testkit.StartRedis(t)
+	b := newRecBackend(t)
+	nodeA := startRecoveryNode(t, b.srv.URL, r.URL())
+	nodeB := startRecoveryNode(t, b.srv.URL, r.URL())
+	hostB := strings.TrimPrefix(nodeB, "http://")
+	for _, transport := range []string{"websocket", "polling"} {
+		t.Run(transport, func(t *testing.T) {
+			t.Run("cut on A, back on B", func(t *testing.T) {
+				testRecoveredOnOtherNode(t, drv, b, nodeA, nodeB, transport)
+			})
+			t.Run("deliberate disconnect", func(t *testing.T) {
+				room := "leave-x-" + transport
+				c, p, first := recClient(t, drv, nodeA, room, transport, "erin", room)
+				c.Disconnect()
+				if _, err := c.WaitDisconnect(clientWait); err != nil {
+					t.Fatal(err)
+				}
+				p.retarget(hostB)
+				c.Reconnect()
+				ev, err := c.WaitConnectEvent(clientWait)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ev.Recovered || ev.Sid == first.Sid {
+					t.Fatalf("after disconnect(): %+v, want a new session (was %s)", ev, first.Sid)
+				}
+				c.Disconnect()
+			})
+			t.Run("after the window", func(t *testing.T) {
+				room := "late-x-" + transport
+				c, p, first := recClient(t, drv, nodeA, room, transport, "fred", room)
+				drop(t, b, p, first.Sid, transport)
+				time.Sleep(recWindow + 500*time.Millisecond) // the window passing is what is tested
+				p.retarget(hostB)
+				p.pause(false)
+				ev := waitBack(t, c, clientWait)
+				if ev.Recovered || ev.Sid == first.Sid {
+					t.Fatalf("back after the window: %+v, want a new session (was %s)", ev, first.Sid)
+				}
+				c.Disconnect()
+			})
+		})
+	}
+	t.Run("bogus pid and offset", func(t *testing.T) {
+		for i, auth := range []map[string]any{
+			{"pid": "AAAAAAAAAAAAAAAAAAAA", "offset": "000001700000000000-000000"},
+			{"pid": strings.Repeat("A", 5000), "offset": strings.Repeat("9", 5000)},
+			{"pid": "AAAAAAAAAAAAAAAAAAAA", "offset": "zzzz"},
+		} {
+			auth["token"] = userToken(t, "mallory")
+			c := drv.Connect(fmt.Sprintf("bogus-%d", i), "4", nodeB, map[string]any{"transports": []string{"websocket"}, "auth": auth})
+			ev, err := c.WaitConnectEvent(clientWait)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Recovered || len(ev.Sid) != 20 {
+				t.Fatalf("bogus pid: %+v, want a new session", ev)
+			}
+			c.Disconnect()
+		}
+	})
+}
+
+// testRecoveredOnOtherNode is the acceptance case of recovery on Redis.
+func testRecoveredOnOtherNode(t *testing.T, drv *nodeclient.Driver, b *recBackend, nodeA, nodeB, transport string) {
+	room := "x-" + transport
+	c, p, first := recClient(t, drv, nodeA, room, transport, "dana-"+room, room)
+	// A client of node B in the same room, whose "chat" is relayed to it.
+	peer, _, _ := recClient(t, drv, nodeB, "peer-"+room, "websocket", "pete-"+room, room)
+	drop(t, b, p, first.Sid, transport)
+
+	to := `"to":["room-` + room + `"]`
+	apiITPost(t, nodeA, "emit", `{`+to+`,"event":"gap","args":["a1"]}`)
+	apiITPost(t, nodeB, "emit", `{`+to+`,"event":"gap","args":["b1"]}`)
+	peer.Emit("chat", "from-peer")
+	if _, err := peer.WaitEvent("chat", 300*time.Millisecond); err == nil {
+		t.Fatal("the relay came back to its sender")
+	}
+	apiITPost(t, nodeA, "emit", `{`+to+`,"event":"gap","args":["a2"]}`)
+	apiITPost(t, nodeA, "emit", `{`+to+`,"event":"gap","args":["volatile"],"volatile":true}`)
+	apiITPost(t, nodeB, "emit", `{`+to+`,"event":"gap","args":["with ack"],"ack":true,"timeout":"100ms"}`)
+	apiITPost(t, nodeB, "emit", `{`+to+`,"event":"gap","args":["b2"]}`)
+	apiITPost(t, nodeA, "emit", `{"event":"gap","args":["all"]}`)
+
+	p.retarget(strings.TrimPrefix(nodeB, "http://"))
+	p.pause(false)
+	ev := waitBack(t, c, clientWait)
+	if !ev.Recovered || ev.Sid != first.Sid {
+		t.Fatalf("back on B as %+v, want recovered as %s", ev, first.Sid)
+	}
+	marker(t, nodeA, c, "after-"+room)
+	var got []string
+	for _, e := range c.Events() {
+		if e.Type != "event" || (e.Name != "gap" && e.Name != "chat") {
+			continue
+		}
+		if len(e.Args) != 2 {
+			t.Fatalf("%s event %v: want its argument and an offset", e.Name, e.Args)
+		}
+		got = append(got, fmt.Sprint(e.Args[0]))
+	}
+	if want := []string{"a1", "b1", "from-peer", "a2", "b2", "all"}; !slices.Equal(got, want) {
+		t.Fatalf("gap events %v, want %v exactly once, in order", got, want)
+	}
+	// In its room on B: an event from A to the room reaches it live.
+	apiITPost(t, nodeA, "emit", `{`+to+`,"event":"live","args":[1]}`)
+	if _, err := c.WaitEvent("live", clientWait); err != nil {
+		t.Fatalf("the recovered socket is not in its room: %v", err)
+	}
+	b.waitFor("recovered connect", func(call map[string]any) bool {
+		return call["type"] == "connect" && call["socket"] == first.Sid && call["recovered"] == true
+	})
+	c.Disconnect()
+	peer.Disconnect()
+}
