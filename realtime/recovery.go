@@ -348,7 +348,7 @@ func (c *conn) recoverSession(n *Namespace, auth map[string]any) (*RecoverySessi
 		return nil, ""
 	}
 	sess, ok := st.Take(n.name, pid, offset)
-	if !ok && c.takeOver(n, st, pid, offset) {
+	if !ok && (c.takeOver(n, st, pid, offset) || remoteTakeOver(st, n.name, pid, offset)) {
 		sess, ok = st.Take(n.name, pid, offset)
 	}
 	if !ok || sess.ID == "" || sess.Namespace != n.name {
@@ -425,6 +425,39 @@ func (s *Socket) untrackPID() {
 	if s.pid != "" {
 		s.nsp.srv.recLive.CompareAndDelete(livePID{s.nsp.name, s.pid}, s)
 	}
+}
+
+// remoteTaker is a cluster's RecoveryStore that can ask the other nodes to
+// close a socket they still hold (its client is back on this node).
+type remoteTaker interface {
+	TakeOver(nsp, pid, offset string) bool
+}
+
+// remoteTakeOver asks the other nodes, when st can: true when one closed
+// the socket of pid (its session is then saved).
+func remoteTakeOver(st RecoveryStore, nsp, pid, offset string) bool {
+	rt, ok := st.(remoteTaker)
+	return ok && rt.TakeOver(nsp, pid, offset)
+}
+
+// CloseForRecovery closes this node's connected socket of pid, if any, as
+// its transport had closed (its session is kept): another node asks, its
+// client being back there with the pid and an offset the store holds.
+// The pid is the credential, as for takeOver.
+func (n *Namespace) CloseForRecovery(pid string) bool {
+	v, ok := n.srv.recLive.Load(livePID{n.name, pid})
+	if !ok {
+		return false
+	}
+	old := v.(*Socket)
+	if !old.Connected() {
+		return false
+	}
+	if ce := n.srv.logger().Check(zap.DebugLevel, "recovery: the client is back on another node; closing its old socket"); ce != nil {
+		ce.Write(zap.String("namespace", n.name), zap.String("socket", old.id))
+	}
+	old.onClose(engineio.ReasonTransportClose)
+	return true
 }
 
 // takeOver handles a client that comes back with the pid of a socket the

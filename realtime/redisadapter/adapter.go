@@ -734,6 +734,16 @@ func (a *Adapter) onRequest(payload []byte) {
 			n = 0
 		}
 		reply(map[string]any{"type": int64(typeBroadcastCount), "requestId": id, "clientCount": n})
+	case typeRecoveryTakeOver:
+		if !needID() {
+			return
+		}
+		pid, _ := m["pid"].(string)
+		if pid == "" || len(pid) > MaxPIDLength {
+			bad("no pid, or one too long")
+			return
+		}
+		a.onTakeOver(uid, id, pid)
 	default:
 		a.c.dropped("unknown_type", fmt.Sprintf("request of unknown type %d", typ), a.reqChannel, len(payload), nil)
 		return

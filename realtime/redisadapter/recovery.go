@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -694,6 +695,52 @@ func decodeBroadcast(payload []byte) (uid string, data []any, recorded bool, err
 		recorded, _ = arr[3].(bool)
 	}
 	return uid, data, recorded, nil
+}
+
+// typeRecoveryTakeOver is this module's own request type (Node's nodes
+// ignore types they do not know): "close your socket of this pid, whose
+// client is back on my node", answered by every node with
+// {"requestId", "closed"}.
+const typeRecoveryTakeOver = 100
+
+// TakeOver asks the other nodes to close the socket of pid if one of them
+// still holds it (its client is back here before that node saw its
+// transport go): the socket is closed as "transport close", so its session
+// is saved, and the caller can take it. The offset must be in the stream,
+// or nothing is asked. It waits for every node's answer, at most
+// recCatchUp (a Node peer never answers: with one, a reconnect that finds
+// no session waits that long). True when a node closed it.
+func (r *RecoveryStore) TakeOver(nsp, pid, offset string) bool {
+	if pid == "" || len(pid) > MaxPIDLength || !r.Knows(nsp, offset) {
+		return false
+	}
+	r.c.mu.Lock()
+	a := r.c.first(nsp)
+	r.c.mu.Unlock()
+	if a == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(r.c.ctx, recCatchUp)
+	defer cancel()
+	var closed atomic.Bool
+	_ = a.request(ctx, "recovery_takeover", func(id string) ([]byte, error) {
+		return jsonRequest(map[string]any{"uid": a.c.uid, "requestId": id, "type": int64(typeRecoveryTakeOver), "pid": pid})
+	}, func(m map[string]any) {
+		if v, _ := m["closed"].(bool); v {
+			closed.Store(true)
+		}
+	})
+	return closed.Load()
+}
+
+// onTakeOver closes this node's socket of pid, if any, and answers. The
+// close saves the session in Redis, so it runs off the subscriber's
+// goroutine; it ends with the answer.
+func (a *Adapter) onTakeOver(uid, id, pid string) {
+	go func() {
+		closed := a.nsp.CloseForRecovery(pid)
+		a.reply(uid, map[string]any{"requestId": id, "closed": closed}, false)
+	}()
 }
 
 var _ realtime.RecoveryStore = (*RecoveryStore)(nil)

@@ -229,17 +229,28 @@ func TestRecoveryAcrossNodes(t *testing.T) {
 	})
 
 	t.Run("a session is taken once", func(t *testing.T) {
+		// Two nodes taking one session at once: one gets it.
 		c.ws.Close()
 		waitSession(t, r, c.pid)
-		resume := c.resume()
-		d1, d2 := &recClient{}, &recClient{}
-		d1.connect(t, a, resume)
-		d2.connect(t, b, resume)
-		if (d1.sid == c.sid) == (d2.sid == c.sid) {
-			t.Fatalf("sids %s and %s, old %s: want exactly one recovered", d1.sid, d2.sid, c.sid)
+		stores := []realtime.RecoveryStore{a.cluster.recording(), b.cluster.recording()}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		won := 0
+		for _, st := range stores {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, ok := st.Take("/", c.pid, c.offset); ok {
+					mu.Lock()
+					won++
+					mu.Unlock()
+				}
+			}()
 		}
-		d1.ws.Close()
-		d2.ws.Close()
+		wg.Wait()
+		if won != 1 {
+			t.Fatalf("%d nodes took the session, want 1", won)
+		}
 	})
 
 	t.Run("an offset before the stream's start is not recovered", func(t *testing.T) {
@@ -418,4 +429,48 @@ func TestRecoveryRedisDown(t *testing.T) {
 	if c.sid == old || time.Since(start) > 3*time.Second {
 		t.Fatalf("recovered during the outage, or slow: %v", time.Since(start))
 	}
+}
+
+// TestRecoveryTakeOverAcrossNodes: a client back on node B while node A
+// still holds its socket (A has not seen the transport go): B asks, A
+// closes the old socket (its session saved), and B recovers it. A bogus
+// pid with a good offset closes nothing.
+func TestRecoveryTakeOverAcrossNodes(t *testing.T) {
+	_, a, b := twoRecNodes(t, 0)
+	nsA, _ := a.srv.Namespace("/")
+	c := &recClient{}
+	c.connect(t, a, map[string]any{"rooms": []string{"r"}})
+	other := &recClient{}
+	other.connect(t, a, nil)
+	if err := nsA.Emit("hello"); err != nil {
+		t.Fatal(err)
+	}
+	c.next(t)
+	other.next(t)
+
+	bogus := &recClient{}
+	start := time.Now()
+	bogus.connect(t, b, map[string]any{"pid": "AAAAAAAAAAAAAAAAAAAA", "offset": c.offset})
+	if bogus.sid == c.sid || time.Since(start) > 2*time.Second {
+		t.Fatalf("bogus pid: sid %s in %v", bogus.sid, time.Since(start))
+	}
+	if _, ok := nsA.Socket(other.sid); !ok {
+		t.Fatal("a bogus pid closed a socket")
+	}
+
+	oldWS := c.ws // left open: only A's socket on it is closed
+	if err := nsA.To("r").Emit("after"); err != nil {
+		t.Fatal(err)
+	}
+	c.next(t)
+	c.connect(t, b, c.resume()) // the old connection is still open
+	if _, ok := nsA.Socket(c.sid); ok {
+		t.Fatal("node A still holds the socket")
+	}
+	nsB, _ := b.srv.Namespace("/")
+	s, ok := nsB.Socket(c.sid)
+	if !ok || !s.Recovered() || !slices.Contains(s.Rooms(), "r") || c.replayCount != 0 {
+		t.Fatalf("not recovered on B (found %v, %d replayed)", ok, c.replayCount)
+	}
+	oldWS.Close()
 }
