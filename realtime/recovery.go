@@ -385,11 +385,17 @@ func (c *conn) connectRecovered(n *Namespace, s *Socket, offset string) {
 	defer n.recMu.Unlock()
 	s.recovered = false
 	if st != nil {
-		if missed, ok := st.Missed(n.name, offset, s.Rooms()); ok {
+		rooms := s.Rooms()
+		missed, ok := st.Missed(n.name, offset, rooms)
+		if ok {
 			s.recovered = true
 			for _, msgs := range missed {
 				_ = c.write(msgs)
 			}
+		}
+		if ce := c.srv.logger().Check(zap.DebugLevel, "recovery: session restored"); ce != nil {
+			ce.Write(zap.String("namespace", n.name), zap.String("socket", s.id), zap.Int("rooms", len(rooms)),
+				zap.Bool("replayed", ok), zap.Int("events", len(missed)))
 		}
 	}
 	if !s.recovered {
@@ -454,7 +460,7 @@ func (n *Namespace) CloseForRecovery(pid string) bool {
 		return false
 	}
 	if ce := n.srv.logger().Check(zap.DebugLevel, "recovery: the client is back on another node; closing its old socket"); ce != nil {
-		ce.Write(zap.String("namespace", n.name), zap.String("socket", old.id))
+		ce.Write(zap.String("namespace", n.name), zap.String("socket", old.id), zap.Int("rooms", len(old.Rooms())))
 	}
 	old.onClose(engineio.ReasonTransportClose)
 	return true

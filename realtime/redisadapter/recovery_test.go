@@ -463,13 +463,18 @@ func TestRecoveryTakeOverAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.next(t)
+	// Sent to the old socket, whose client does not read it any more.
+	if err := nsA.To("r").Emit("unread"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
 	c.connect(t, b, c.resume()) // the old connection is still open
 	if _, ok := nsA.Socket(c.sid); ok {
 		t.Fatal("node A still holds the socket")
 	}
 	nsB, _ := b.srv.Namespace("/")
 	s, ok := nsB.Socket(c.sid)
-	if !ok || !s.Recovered() || !slices.Contains(s.Rooms(), "r") || c.replayCount != 0 {
+	if !ok || !s.Recovered() || !slices.Contains(s.Rooms(), "r") || c.replayCount != 1 || c.got[len(c.got)-1] != `["unread"]` {
 		t.Fatalf("not recovered on B (found %v, %d replayed)", ok, c.replayCount)
 	}
 	oldWS.Close()
