@@ -11,9 +11,23 @@ import (
 	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
+// recNode is a Caddy node of the recovery cluster test.
+type recNode struct {
+	*caddyProc
+	cfg string
+}
+
+// reload reloads the node's unchanged config (forced, so Caddy provisions
+// it again).
+func (n *recNode) reload(t *testing.T) {
+	t.Helper()
+	n.writeConfig(n.cfg)
+	n.command("reload", "--config", n.cfgPath, "--adapter", "caddyfile", "--address", n.admin, "--force")
+}
+
 // startRecoveryNode runs a Caddy node with recovery on the Redis adapter,
-// the webhook, a relayed "chat" and the emit API; it returns its base URL.
-func startRecoveryNode(t *testing.T, backend, redisURL string) string {
+// the webhook, a relayed "chat" and the emit API.
+func startRecoveryNode(t *testing.T, backend, redisURL string) *recNode {
 	t.Helper()
 	sc := siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)}
 	cfg := fmt.Sprintf(`{
@@ -45,7 +59,7 @@ http://127.0.0.1:%d {
 	}
 }
 `, adminOptions(sc.AdminPort), sc.Port, recWindow, redisURL, hookITSecret, backend, backend, apiITSecretOld, apiITSecretNew)
-	return startCaddyConfig(t, sc, cfg).BaseURL
+	return &recNode{startCaddyConfig(t, sc, cfg), cfg}
 }
 
 // TestRecoveryClusterLive: socket.io-client 4.8 on node A has its
@@ -60,16 +74,20 @@ func TestRecoveryClusterLive(t *testing.T) {
 	drv := nodeclient.Start(t)
 	r := testkit.StartRedis(t)
 	b := newRecBackend(t)
-	nodeA := startRecoveryNode(t, b.srv.URL, r.URL())
-	nodeB := startRecoveryNode(t, b.srv.URL, r.URL())
+	procA := startRecoveryNode(t, b.srv.URL, r.URL())
+	procB := startRecoveryNode(t, b.srv.URL, r.URL())
+	nodeA, nodeB := procA.BaseURL, procB.BaseURL
 	hostB := strings.TrimPrefix(nodeB, "http://")
 	for _, transport := range []string{"websocket", "polling"} {
 		t.Run(transport, func(t *testing.T) {
 			t.Run("cut on A, back on B", func(t *testing.T) {
-				testRecoveredOnOtherNode(t, drv, b, nodeA, nodeB, transport, true)
+				testRecoveredOnOtherNode(t, drv, b, nodeA, nodeB, transport, true, nil)
+			})
+			t.Run("cut on A, B reloaded, back on B", func(t *testing.T) {
+				testRecoveredOnOtherNode(t, drv, b, nodeA, nodeB, transport, true, procB.reload)
 			})
 			t.Run("back on B before A noticed", func(t *testing.T) {
-				testRecoveredOnOtherNode(t, drv, b, nodeA, nodeB, transport, false)
+				testRecoveredOnOtherNode(t, drv, b, nodeA, nodeB, transport, false, nil)
 			})
 			t.Run("deliberate disconnect", func(t *testing.T) {
 				room := "leave-x-" + transport
@@ -132,11 +150,12 @@ func TestRecoveryClusterLive(t *testing.T) {
 // testRecoveredOnOtherNode is the acceptance case of recovery on Redis.
 // With noticed, the gap starts once node A has seen the transport go;
 // without, the client is back on B before that (a polling client within
-// the heartbeat): B asks A to close the old socket.
-func testRecoveredOnOtherNode(t *testing.T, drv *nodeclient.Driver, b *recBackend, nodeA, nodeB, transport string, noticed bool) {
+// the heartbeat): B asks A to close the old socket. With reload, node B's
+// config is reloaded during the gap.
+func testRecoveredOnOtherNode(t *testing.T, drv *nodeclient.Driver, b *recBackend, nodeA, nodeB, transport string, noticed bool, reload func(*testing.T)) {
 	// (Not 20 characters with its "room-": such a name looks like a socket
 	// id and the join rule skips it.)
-	room := fmt.Sprintf("x-%s-%v-r", transport, noticed)
+	room := fmt.Sprintf("x-%s-%v-%v", transport, noticed, reload != nil)
 	c, p, first := recClient(t, drv, nodeA, room, transport, "dana-"+room, room)
 	// A client of node B in the same room, whose "chat" is relayed to it.
 	peer, _, _ := recClient(t, drv, nodeB, "peer-"+room, "websocket", "pete-"+room, room)
@@ -159,6 +178,9 @@ func testRecoveredOnOtherNode(t *testing.T, drv *nodeclient.Driver, b *recBacken
 	apiITPost(t, nodeB, "emit", `{`+to+`,"event":"gap","args":["with ack"],"ack":true,"timeout":"100ms"}`)
 	apiITPost(t, nodeB, "emit", `{`+to+`,"event":"gap","args":["b2"]}`)
 	apiITPost(t, nodeA, "emit", `{"event":"gap","args":["all"]}`)
+	if reload != nil {
+		reload(t)
+	}
 
 	p.retarget(strings.TrimPrefix(nodeB, "http://"))
 	p.pause(false)
