@@ -80,17 +80,19 @@ var errNotRecorded = errors.New("not recorded")
 // its byte bound and window, and publishes the event with its offset
 // written over the placeholder. KEYS: stream, byte counter. ARGV: payload,
 // placeholder position (0-based), rooms JSON, except JSON, byte bound,
-// window (ms), channel ("" publishes nothing), trim bound, key TTL (ms).
+// window (ms), channel ("" publishes nothing), trim bound, key TTL (ms),
+// the overhead counted per entry.
 // It returns the entry's id.
 var appendScript = redis.NewScript(`
-local size = #ARGV[1] + #ARGV[3] + #ARGV[4] + 64
+local ov = tonumber(ARGV[10])
+local size = #ARGV[1] + #ARGV[3] + #ARGV[4] + ov
 local maxb = tonumber(ARGV[5])
 local id
 local total
 if size > maxb then
   id = redis.call('XADD', KEYS[1], '*', 'g', '1')
   redis.call('XTRIM', KEYS[1], 'MINID', id)
-  total = 64
+  total = ov
   redis.call('SET', KEYS[2], total)
 else
   id = redis.call('XADD', KEYS[1], '*', 'p', ARGV[1], 'o', ARGV[2], 'r', ARGV[3], 'x', ARGV[4], 's', size)
@@ -104,7 +106,7 @@ while n > 0 do
   if e == nil or e[1] == id then break end
   local ms = tonumber(string.match(e[1], '^(%d+)'))
   if total <= maxb and ms >= cutoff then break end
-  local s = 64
+  local s = ov
   local f = e[2]
   for i = 1, #f, 2 do
     if f[i] == 's' then s = tonumber(f[i + 1]) end
@@ -297,7 +299,7 @@ func (r *RecoveryStore) record(nsp string, opts realtime.BroadcastOptions, paylo
 	ctx, cancel := context.WithTimeout(r.c.ctx, recTimeout)
 	defer cancel()
 	res, err := appendScript.Run(ctx, r.c.client, []string{r.streamKey(nsp), r.streamKey(nsp) + "bytes"},
-		payload, pos, rooms, except, o.BufferBytes, window, channel, recTrimPerEvent, 2*window+1000).Text()
+		payload, pos, rooms, except, o.BufferBytes, window, channel, recTrimPerEvent, 2*window+1000, recEntryOverhead).Text()
 	if err != nil {
 		return streamID{}, fmt.Errorf("recording an event: %w", err)
 	}
