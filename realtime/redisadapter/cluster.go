@@ -220,7 +220,11 @@ func (c *Cluster) release(a *Adapter) {
 		c.nsps[a.name] = list
 	}
 	closed := c.closed
+	rec := c.rec
 	c.mu.Unlock()
+	if last && rec != nil {
+		rec.forgetNamespace(a.name)
+	}
 	if last && !closed {
 		ctx, cancel := context.WithTimeout(c.ctx, publishTimeout)
 		defer cancel()

@@ -365,6 +365,9 @@ func (r *RecoveryStore) Take(nsp, pid, offset string) (*realtime.RecoverySession
 	if !ok || pid == "" || len(pid) > MaxPIDLength || !r.c.Up() {
 		return nil, false
 	}
+	if id.ms > uint64(time.Now().Add(recCatchUp).UnixMilli()) {
+		return nil, false // from the future: nothing to wait for
+	}
 	if !r.catchUp(nsp, id) {
 		return nil, false
 	}
@@ -457,6 +460,14 @@ func (r *RecoveryStore) forget() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	clear(r.delivered)
+}
+
+// forgetNamespace drops what the node knows of one namespace's
+// deliveries (it unsubscribed its channels).
+func (r *RecoveryStore) forgetNamespace(nsp string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.delivered, nsp)
 }
 
 // Knows reports whether offset is in the namespace's stream (takeOver
