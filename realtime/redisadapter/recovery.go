@@ -201,6 +201,12 @@ func ParseOffset(s string) (streamID, bool) {
 	return id, true
 }
 
+// future reports whether an offset names a time no event can have yet
+// (Redis's clock and this node's may differ by recCatchUp).
+func future(id streamID) bool {
+	return id.ms > uint64(time.Now().Add(recCatchUp).UnixMilli())
+}
+
 // formatOffset writes id as ParseOffset reads it.
 func formatOffset(id streamID) string {
 	ms := strconv.FormatUint(id.ms, 10)
@@ -365,8 +371,8 @@ func (r *RecoveryStore) Take(nsp, pid, offset string) (*realtime.RecoverySession
 	if !ok || pid == "" || len(pid) > MaxPIDLength || !r.c.Up() {
 		return nil, false
 	}
-	if id.ms > uint64(time.Now().Add(recCatchUp).UnixMilli()) {
-		return nil, false // from the future: nothing to wait for
+	if future(id) {
+		return nil, false // nothing to wait for
 	}
 	if !r.catchUp(nsp, id) {
 		return nil, false
@@ -474,7 +480,7 @@ func (r *RecoveryStore) forgetNamespace(nsp string) {
 // asks before it closes a socket).
 func (r *RecoveryStore) Knows(nsp, offset string) bool {
 	id, ok := ParseOffset(offset)
-	if !ok || !r.c.Up() {
+	if !ok || future(id) || !r.c.Up() {
 		return false
 	}
 	ctx, cancel := context.WithTimeout(r.c.ctx, recTimeout)
