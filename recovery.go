@@ -38,13 +38,16 @@ type Recovery struct {
 	// Default: true, as Node.
 	SkipMiddlewares *bool `json:"skip_middlewares,omitempty"`
 
-	// Buffer bounds the events kept for replay, per namespace, in bytes.
+	// Buffer bounds the events kept for replay, per namespace, in bytes
+	// (with the redis adapter, the namespace's stream in Redis).
 	// When it is full the oldest events go, and a client whose last event
 	// was among them gets a new session (recovered false). Default: 8MiB.
 	Buffer int64 `json:"buffer,omitempty"`
 
 	// Sessions bounds the sessions kept, per namespace, in bytes; when
-	// full, the oldest are forgotten. Default: 8MiB.
+	// full, the oldest are forgotten. Default: 8MiB. With the redis
+	// adapter, sessions are kept in Redis and expire with the window;
+	// this bound does not apply there (one session is at most 64KiB).
 	Sessions int64 `json:"sessions,omitempty"`
 }
 
@@ -99,7 +102,8 @@ func (h *hub) onCluster(opts realtime.Options) realtime.Options {
 }
 
 // resume takes over the module's state of a socket recovered without the
-// middlewares: the claims and connect-hook data of the session it
+// middlewares (a session from another node has no local value: its token
+// is then verified again by connected's recheck, its state being new): the claims and connect-hook data of the session it
 // continues (realtime keeps the socket's local value with the session),
 // its token expiry armed again, its webhook FIFO (so its notices stay in
 // order), and the disconnect notice; the connect hook is told.
