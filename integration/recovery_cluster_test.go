@@ -206,6 +206,11 @@ func testRecoveredOnOtherNode(t *testing.T, drv *nodeclient.Driver, b *recBacken
 		}
 		t.Fatalf("gap events %v, want %v exactly once, in order; the client saw:\n%s", got, want, strings.Join(all, "\n"))
 	}
+	// Its claims are back on B (the token verified again there: they are
+	// not kept in Redis): the emit rule, run again, names its subject.
+	if w := c.EventsNamed("welcome"); len(w) < 2 || w[len(w)-1][0] != "hello dana-"+room {
+		t.Fatalf("welcome events %v, want a last one to dana-%s", w, room)
+	}
 	// In its room on B: an event from A to the room reaches it live.
 	apiITPost(t, nodeA, "emit", `{`+to+`,"event":"live","args":[1]}`)
 	if _, err := c.WaitEvent("live", clientWait); err != nil {
