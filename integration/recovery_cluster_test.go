@@ -127,6 +127,59 @@ func TestRecoveryClusterLive(t *testing.T) {
 			})
 		})
 	}
+	t.Run("a Node peer beside recovering nodes", func(t *testing.T) {
+		// @socket.io/redis-adapter 8.3 on the same Redis: it gets the
+		// recorded events (a fourth element in the broadcast array) and
+		// the takeover request (type 100), and neither harms it.
+		peer := nodeclient.StartClusterPeer(t, r.URL(), "")
+		nc := drv.Connect("node-peer-client", "4", peer.URL, map[string]any{
+			"transports": []string{"websocket"}, "auth": map[string]any{"rooms": []string{"room-np-room"}}, "reconnection": false,
+		})
+		if _, err := nc.WaitConnect(clientWait); err != nil {
+			t.Fatal(err)
+		}
+		c, p, first := recClient(t, drv, nodeA, "np-room", "websocket", "nina", "np-room")
+		drop(t, b, p, first.Sid, "websocket")
+		apiITPost(t, nodeA, "emit", `{"to":["room-np-room"],"event":"np","args":["a"]}`)
+		apiITPost(t, nodeB, "emit", `{"to":["room-np-room"],"event":"np","args":["b"]}`)
+		for _, want := range []string{"a", "b"} {
+			args, err := nc.WaitEvent("np", clientWait)
+			if err != nil {
+				t.Fatalf("the Node peer's client: %v", err)
+			}
+			if len(args) != 2 || args[0] != want {
+				t.Fatalf("the Node peer's client got %v, want %q and an offset", args, want)
+			}
+		}
+		// A bogus pid with a real offset: the takeover request reaches
+		// the Node peer too.
+		offset := c.EventsNamed("welcome")[0][1]
+		bogus := drv.Connect("np-bogus", "4", nodeB, map[string]any{"transports": []string{"websocket"},
+			"auth": map[string]any{"pid": "AAAAAAAAAAAAAAAAAAAA", "offset": offset, "token": userToken(t, "mallory")}})
+		if ev, err := bogus.WaitConnectEvent(clientWait); err != nil || ev.Recovered {
+			t.Fatalf("bogus pid beside a Node peer: %+v, %v", ev, err)
+		}
+		bogus.Disconnect()
+		p.retarget(hostB)
+		p.pause(false)
+		if ev := waitBack(t, c, clientWait); !ev.Recovered || ev.Sid != first.Sid {
+			t.Fatalf("back on B as %+v, want recovered as %s", ev, first.Sid)
+		}
+		var got []any
+		for _, args := range c.EventsNamed("np") {
+			got = append(got, args[0])
+		}
+		if !slices.Equal(got, []any{"a", "b"}) {
+			t.Fatalf("recovered with %v, want [a b]", got)
+		}
+		// The Node peer is still up and serving.
+		var socks []any
+		if err := peer.Call(&socks, "fetch_sockets", map[string]any{"rooms": []string{"room-np-room"}}); err != nil {
+			t.Fatalf("the Node peer after recovery traffic: %v", err)
+		}
+		c.Disconnect()
+		nc.Disconnect()
+	})
 	t.Run("bogus pid and offset", func(t *testing.T) {
 		for i, auth := range []map[string]any{
 			{"pid": "AAAAAAAAAAAAAAAAAAAA", "offset": "000001700000000000-000000"},

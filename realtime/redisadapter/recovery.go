@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -70,6 +69,9 @@ const (
 	// subscription to deliver the client's last event (it was delivered
 	// by another node a moment before).
 	recCatchUp = time.Second
+	// recTakeOverWait bounds how long a recovery waits for the other
+	// nodes to say whether they held the client's old socket.
+	recTakeOverWait = 300 * time.Millisecond
 )
 
 // errNotRecorded: the event was not recorded (Redis unreachable); it was
@@ -726,9 +728,11 @@ const typeRecoveryTakeOver = 100
 // still holds it (its client is back here before that node saw its
 // transport go): the socket is closed as "transport close", so its session
 // is saved, and the caller can take it. The offset must be in the stream,
-// or nothing is asked. It waits for every node's answer, at most
-// recCatchUp (a Node peer never answers: with one, a reconnect that finds
-// no session waits that long). True when a node closed it.
+// or nothing is asked. It waits until a node says it closed the socket or
+// every node answered, at most recTakeOverWait: it runs while the client's
+// CONNECT waits, and a Node peer never answers (with one in the cluster, a
+// reconnect that finds no session waits that long). True when a node
+// closed it.
 func (r *RecoveryStore) TakeOver(nsp, pid, offset string) bool {
 	if pid == "" || len(pid) > MaxPIDLength || !r.Knows(nsp, offset) {
 		return false
@@ -739,17 +743,40 @@ func (r *RecoveryStore) TakeOver(nsp, pid, offset string) bool {
 	if a == nil {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(r.c.ctx, recCatchUp)
+	ctx, cancel := context.WithTimeout(r.c.ctx, recTakeOverWait)
 	defer cancel()
-	var closed atomic.Bool
-	_ = a.request(ctx, "recovery_takeover", func(id string) ([]byte, error) {
-		return jsonRequest(map[string]any{"uid": a.c.uid, "requestId": id, "type": int64(typeRecoveryTakeOver), "pid": pid})
-	}, func(m map[string]any) {
-		if v, _ := m["closed"].(bool); v {
-			closed.Store(true)
+	servers, err := a.c.serverCount(ctx, a.reqChannel)
+	if err != nil || servers <= 1 {
+		return false
+	}
+	id := newUID()
+	answers := make(chan bool, servers)
+	a.c.addPending(a.name, id, func(m map[string]any) {
+		v, _ := m["closed"].(bool)
+		select {
+		case answers <- v:
+		default:
 		}
 	})
-	return closed.Load()
+	defer a.c.removePending(a.name, id)
+	payload, err := jsonRequest(map[string]any{"uid": a.c.uid, "requestId": id, "type": int64(typeRecoveryTakeOver), "pid": pid})
+	if err != nil {
+		return false
+	}
+	if err := a.c.publishWait(ctx, a.reqChannel, payload, "request"); err != nil {
+		return false
+	}
+	for n := 1; n < servers; n++ {
+		select {
+		case closed := <-answers:
+			if closed {
+				return true
+			}
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return false
 }
 
 // onTakeOver closes this node's socket of pid, if any, and answers. The
