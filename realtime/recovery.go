@@ -446,6 +446,12 @@ func remoteTakeOver(st RecoveryStore, nsp, pid, offset string) bool {
 	return ok && rt.TakeOver(nsp, pid, offset)
 }
 
+// HoldsPID reports whether this node has a connected socket of pid.
+func (n *Namespace) HoldsPID(pid string) bool {
+	v, ok := n.srv.recLive.Load(livePID{n.name, pid})
+	return ok && v.(*Socket).Connected()
+}
+
 // CloseForRecovery closes this node's connected socket of pid, if any, as
 // its transport had closed (its session is kept): another node asks, its
 // client being back there with the pid and an offset the store holds.

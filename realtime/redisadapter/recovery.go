@@ -781,8 +781,13 @@ func (r *RecoveryStore) TakeOver(nsp, pid, offset string) bool {
 
 // onTakeOver closes this node's socket of pid, if any, and answers. The
 // close saves the session in Redis, so it runs off the subscriber's
-// goroutine; it ends with the answer.
+// goroutine (only for a pid this node holds: one goroutine per real
+// takeover, ending with the answer).
 func (a *Adapter) onTakeOver(uid, id, pid string) {
+	if !a.nsp.HoldsPID(pid) {
+		a.reply(uid, map[string]any{"requestId": id, "closed": false}, false)
+		return
+	}
 	go func() {
 		closed := a.nsp.CloseForRecovery(pid)
 		a.reply(uid, map[string]any{"requestId": id, "closed": closed}, false)
