@@ -5,15 +5,21 @@
 #                  a Caddy load balancer on :8080 (docs/cluster.md)
 #   make test      runs every test (Go unit, protocol, real clients, Caddy, browser)
 #   make test-short  the fast loop: in-process tests only
-#   make test-live   the live tests only: integration/ and examples/
+#   make test-live   the live packages only: integration/, examples/,
+#                  internal/nodeclient/, realtime/cluster/, realtime/redispresence/
 #   make conformance SUITES=<dir>   the official protocol suites (docs/conformance.md)
 #   make soak      a real Caddy under steady load for SOAK_DURATION (default 10m),
 #                  not part of CI (docs/operations.md)
+# The test files of the packages whose tests are all live (integration/,
+# examples/, internal/nodeclient/, realtime/cluster/, realtime/redispresence/)
+# carry the build tag `live`, so the fast loop links no test binary for
+# them: every target that runs, vets or lints them sets LIVE_TAGS.
 
 GO       ?= go
 NPM      ?= npm
 JWT_SECRET ?= dev-only-secret-change-me-in-production-0123
 export JWT_SECRET
+LIVE_TAGS := -tags live
 
 NODE_STAMP := testdata/node_modules/.installed
 BUNDLE     := testdata/www/vendor/socket.io.min.js
@@ -46,27 +52,29 @@ token:
 	@$(GO) run ./cmd/caddy socketio-token --sub demo-user --ttl 24h
 
 test: deps
-	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) vet $(LIVE_TAGS) ./...
+	$(GO) test -race -count=1 $(LIVE_TAGS) -timeout 30m ./...
 
 # golangci-lint with .golangci.yml (CI installs the version below).
 GOLANGCI_LINT ?= golangci-lint
 lint:
 	$(GOLANGCI_LINT) run ./...
 
-# The fast loop: unit and in-process tests only; no Caddy process, Node or
-# Chromium is started (the live tests skip under -short).
+# The fast loop: unit and in-process tests only; no Caddy process, Node,
+# Chromium or redis-server is started (the live packages are not built
+# without LIVE_TAGS, and the live tests elsewhere skip under -short).
 test-short:
 	$(GO) test -short -count=1 ./...
 
 # Only the live tests: a real Caddy built from ./cmd/caddy, the Node clients,
-# Chromium, the example backends (integration/ and examples/).
+# Chromium, the example backends (integration/ and examples/), the Node
+# client kit, the cluster and the presence tracker on redis-server.
 test-live: deps
-	$(GO) test -count=1 -timeout 20m ./integration/ ./examples/
+	$(GO) test -count=1 $(LIVE_TAGS) -timeout 20m ./integration/ ./examples/ ./internal/nodeclient/ ./realtime/cluster/ ./realtime/redispresence/
 
 # Not part of `make test`: numbers are measured by hand (see README).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./realtime/...
+	$(GO) test -run '^$$' -bench . -benchmem $(LIVE_TAGS) ./realtime/...
 	testdata/bench/compare.sh
 
 # Not part of `make test` or CI: 5,000 steady sockets, 100 connects and

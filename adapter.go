@@ -190,6 +190,7 @@ func (s *adapterSetup) startCluster(hubName string, logger *zap.Logger) (*redisa
 	if s.redisOptions == nil {
 		return nil, nil
 	}
+	routeRedisLogs()
 	cl, err := redisadapter.New(redisadapter.Options{
 		Client:         redis.NewClient(s.redisOptions),
 		Key:            s.key,

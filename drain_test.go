@@ -78,7 +78,8 @@ func drainClients(t *testing.T, base string, n int) func(start time.Time, within
 // sockets over the drain period, in the background, and all of them by its
 // end.
 func TestDrainOnDestructSpreadsCloses(t *testing.T) {
-	t.Parallel() // waits on real timers: overlaps with the others
+	testkit.WaitsOnClock(t) // a drain of 1 s
+	t.Parallel()            // waits on real timers: overlaps with the others
 	const n, drain = 60, time.Second
 	h := &Handler{Name: "drain-destruct", Drain: caddy.Duration(drain)}
 	base := serveDrain(t, h)
@@ -140,7 +141,7 @@ func TestDrainOnDestructSpreadsCloses(t *testing.T) {
 // every socket closed.
 func TestDrainBlocksForItsPeriod(t *testing.T) {
 	t.Parallel() // waits on real timers: overlaps with the others
-	const n, drain = 20, 500 * time.Millisecond
+	const n, drain = 20, 300 * time.Millisecond
 	h := &Handler{Name: "drain-blocking", Drain: caddy.Duration(drain)}
 	base := serveDrain(t, h)
 	wait := drainClients(t, base, n)

@@ -48,6 +48,7 @@ func (h *Handler) acquireForwarder(setup *adapterSetup) error {
 	key := setup.identity + "\x00" + setup.advertise
 	val, _, err := forwarders.LoadOrNew(key, func() (caddy.Destructor, error) {
 		opts := *setup.redisOptions
+		routeRedisLogs()
 		rdb := redis.NewClient(&opts)
 		reg, err := cluster.NewRegistry(cluster.RegistryOptions{
 			Client:    rdb,

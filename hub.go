@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/caddy-socketio/caddy-socketio/realtime"
@@ -52,6 +53,10 @@ type hub struct {
 	serverSide atomic.Int32
 
 	presence *presence // made by the first policy with presence (presence.go)
+	// redisOptions and redisKey are the redis adapter's (nil and "" for
+	// memory), for presence across the nodes.
+	redisOptions *redis.Options
+	redisKey     string
 }
 
 // hubEntry is one handler's settings on the hub.
@@ -75,6 +80,7 @@ func newHubWith(opts realtime.Options, setup *adapterSetup, name string, logger 
 		return nil, err
 	}
 	h := newHubOn(opts, cl, setup.identity)
+	h.redisOptions, h.redisKey = setup.redisOptions, setup.key
 	return h, nil
 }
 

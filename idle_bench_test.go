@@ -17,7 +17,7 @@ import (
 // BenchmarkIdleSessionMemory reports what one idle WebSocket session costs
 // the module's handler with the bench Caddyfile's rules
 // (testdata/bench/caddy.Caddyfile: a room from the query, relay, room
-// requests): live heap and goroutine stacks per session, from
+// requests, no per-address limits): live heap and goroutine stacks per session, from
 // runtime.MemStats over 2000 sessions whose clients run in a child process.
 // Run it with -benchtime 1x; it is one measurement, not a timed loop.
 func BenchmarkIdleSessionMemory(b *testing.B) {
@@ -32,6 +32,8 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 			Relay:        []string{"publish"},
 			RoomRequests: &RoomRequests{Join: "join"},
 			AllowRooms:   []string{"*"},
+			// Every client is 127.0.0.1, as in the bench Caddyfile.
+			Limits: &Limits{EventRate: -1, EventBurst: -1, MaxConnectionsPerIP: -1, HandshakeRate: -1},
 		}
 		if err := h.Provision(ctx); err != nil {
 			b.Fatalf("Provision: %v", err)

@@ -1,11 +1,19 @@
 package socketio
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/caddy-socketio/caddy-socketio/internal/utf8cut"
+	"github.com/caddy-socketio/caddy-socketio/realtime"
 )
 
 // maxLoggedArgs bounds the JSON of an event's arguments in a log entry.
@@ -52,4 +60,37 @@ func scrubBinary(v any) any {
 		return out
 	}
 	return v
+}
+
+// redisLogs routes go-redis's own log lines (pool and reconnect trouble,
+// which it prints to stderr by default) to Caddy's logger, as WARN under
+// "socketio.redis", at most one every realtime.LogGateEvery with a count
+// of those held back: a Redis that is away must not flood the log. The
+// go-redis logger is one for the process, so it is set once, the first
+// time a hub starts a Redis client.
+var redisLogs sync.Once
+
+func routeRedisLogs() {
+	redisLogs.Do(func() {
+		redis.SetLogger(&redisLogger{l: caddy.Log().Named("socketio.redis")})
+	})
+}
+
+type redisLogger struct {
+	l    *zap.Logger
+	gate realtime.LogGate
+}
+
+// Printf implements go-redis's logging interface.
+func (r *redisLogger) Printf(_ context.Context, format string, v ...any) {
+	ok, held := r.gate.Pass()
+	if !ok {
+		return
+	}
+	msg := utf8cut.Cut(strings.TrimSpace(fmt.Sprintf(format, v...)), 1024)
+	if held > 0 {
+		r.l.Warn(msg, zap.Int("similar_not_logged", held))
+		return
+	}
+	r.l.Warn(msg)
 }

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/redispresence"
 	"github.com/caddy-socketio/caddy-socketio/realtime/webhook"
 )
 
@@ -41,7 +43,8 @@ const presenceQueue = 4096
 // of its token) is online from its first socket, in any namespace of the
 // hub, until its last socket has been gone for the grace. Each change is
 // posted once, signed like the other webhooks, and the emit API's
-// presence endpoint lists the users of a room.
+// presence endpoint lists the users of a room. With the redis adapter it
+// spans every node on the Redis (realtime/redispresence).
 type PresenceConfig struct {
 	// Webhook is the URL told {"type":"online"|"offline","user":...}
 	// (header X-SocketIO-Hook: online or offline), signed with the
@@ -69,18 +72,13 @@ type PresenceConfig struct {
 }
 
 // check validates the presence settings; nil is presence off. With the
-// redis adapter it is refused: each node would report its own users (two
-// onlines for a user on two nodes, an offline while it is still online
-// on another); summing over nodes is what is missing.
-func (pc *PresenceConfig) check(wh *Webhook, adapter *AdapterConfig) error {
+// redis adapter, presence spans the nodes on its Redis.
+func (pc *PresenceConfig) check(wh *Webhook, _ *AdapterConfig) error {
 	if pc == nil {
 		return nil
 	}
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("presence: "+format, args...)) }
-	if adapter != nil && adapter.Type == AdapterRedis {
-		bad("not available with the redis adapter yet (each node would report its own users)")
-	}
 	if pc.Webhook != "" {
 		if err := checkWebhookURL(pc.Webhook); err != nil {
 			bad("webhook: %v", err)
@@ -156,10 +154,18 @@ func (pc *PresenceConfig) build(repl *caddy.Replacer, rec *Recovery) (*presenceP
 	return pp, nil
 }
 
+// presenceTracker is what a hub's presence runs on: realtime.Presence on
+// one node, redispresence.Tracker across the nodes of the redis adapter.
+type presenceTracker interface {
+	realtime.PresenceTracker
+	SetOptions(realtime.PresenceOptions)
+	Len() int
+}
+
 // presence is a hub's tracker and the FIFOs of its hooks. It outlives
 // reloads with the hub, so a reload reports nobody offline.
 type presence struct {
-	tracker *realtime.Presence
+	tracker presenceTracker
 	seed    maphash.Seed
 	queues  [presenceShards]webhook.Queue
 	full    sync.Once // the "tracker full" warning is logged once
@@ -180,15 +186,38 @@ func (h *hub) applyPresence(p *policy) {
 	opts.OnOnline = func(user string) { h.presenceHook(pr, "online", user) }
 	opts.OnOffline = func(user string) { h.presenceHook(pr, "offline", user) }
 	if pr.tracker == nil {
-		pr.tracker = realtime.NewPresence(opts)
+		pr.tracker = h.newPresenceTracker(p, opts)
 		h.presence = pr
 		return
 	}
 	pr.tracker.SetOptions(opts)
 }
 
-// closePresence reports every user still online offline; for a hub that
-// is going away.
+// newPresenceTracker is a single node's tracker for the memory adapter; with
+// the redis adapter, one on its Redis (its own connection, the adapter's
+// key), so that users are counted over every node.
+func (h *hub) newPresenceTracker(p *policy, opts realtime.PresenceOptions) presenceTracker {
+	if h.redisOptions == nil {
+		return realtime.NewPresence(opts)
+	}
+	ro := *h.redisOptions
+	tr, err := redispresence.New(redispresence.Options{
+		Client:          redis.NewClient(&ro),
+		Key:             h.redisKey,
+		PresenceOptions: opts,
+		Logger:          p.logger,
+	})
+	if err != nil { // only without a client, which cannot be
+		p.logger.Error("presence across nodes not started; counting this node only", zap.Error(err))
+		return realtime.NewPresence(opts)
+	}
+	return tr
+}
+
+// closePresence ends the hub's presence, for a hub that is going away: a
+// single node's tracker reports every user still online offline; one on
+// Redis writes this node's sockets off and leaves the rest to the nodes
+// that remain (cluster.md, Presence across nodes).
 func (h *hub) closePresence() {
 	h.mu.Lock()
 	pr := h.presence
@@ -226,7 +255,7 @@ func (h *hub) trackPresence(p *policy, s *realtime.Socket) {
 		})
 		return
 	}
-	stateOf(s).setPresence(user)
+	s.SetPresence(user)
 	var once sync.Once
 	untrack := func() { once.Do(func() { pr.tracker.Remove(user) }) }
 	s.OnDisconnect(func(*realtime.Socket, string) { untrack() })
@@ -265,10 +294,9 @@ func (w *webhooks) logPresenceFailure(kind string, err error) {
 	}
 }
 
-// socketPresence is the user a listed socket counts for, or "".
+// socketPresence is the user a listed socket counts for, or "": this
+// node's sockets and the other nodes' (their fetchSockets answers carry
+// it).
 func (h *hub) socketPresence(info realtime.SocketInfo) string {
-	if st := h.listedState(info); st != nil {
-		return st.getPresence()
-	}
-	return ""
+	return info.Presence
 }

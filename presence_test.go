@@ -9,8 +9,12 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
+	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/redispresence"
 )
 
 // presenceCalls lists the presence calls a backend got, as "online alice".
@@ -161,6 +165,7 @@ func TestPresenceConfig(t *testing.T) {
 		{"by the auth payload", &Handler{Presence: &PresenceConfig{By: "u-{socketio.auth.user}"}}, "chosen by the client"},
 		{"negative grace", &Handler{Presence: &PresenceConfig{Grace: -1}}, "must not be negative"},
 		{"by an identity", &Handler{Presence: &PresenceConfig{By: "{http.auth.user.id}"}}, ""},
+		{"with the redis adapter", &Handler{Presence: &PresenceConfig{}, Adapter: &AdapterConfig{Type: AdapterRedis, URL: "redis://127.0.0.1:6379"}}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,5 +187,85 @@ func TestPresenceConfig(t *testing.T) {
 	}
 	if keys := (&Handler{Presence: &PresenceConfig{By: "{http.auth.user.id}"}}).identityKeys(); !slices.Contains(keys, "http.auth.user.id") {
 		t.Fatalf("identity keys %v: the presence template's placeholder is not captured", keys)
+	}
+}
+
+// TestPresenceTrackerChoice: the memory adapter gets a single node's
+// tracker, the redis adapter one on its Redis; with Redis unreachable it
+// still counts and closes at once.
+func TestPresenceTrackerChoice(t *testing.T) {
+	p := &policy{logger: zap.NewNop()}
+	if _, ok := (&hub{}).newPresenceTracker(p, realtime.PresenceOptions{}).(*realtime.Presence); !ok {
+		t.Fatal("memory adapter: not a realtime.Presence")
+	}
+	h := &hub{redisOptions: &redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1}, redisKey: "k"}
+	tr, ok := h.newPresenceTracker(p, realtime.PresenceOptions{}).(*redispresence.Tracker)
+	if !ok {
+		t.Fatal("redis adapter: not a redispresence.Tracker")
+	}
+	if !tr.Add("alice") || tr.Len() != 1 {
+		t.Fatal("not counting with Redis away")
+	}
+	start := time.Now()
+	tr.Close()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Close took %v with Redis away", d)
+	}
+}
+
+// TestPresenceRedisHubs: two hubs on one Redis, as two nodes in one
+// process (so -race sees the module's side): a user with a socket on each
+// is online once; the emit API of one hub lists the users of the other;
+// both gone past the grace, one offline.
+func TestPresenceRedisHubs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts redis-server")
+	}
+	r := testkit.StartRedis(t)
+	b := newHookBackend(t, func(hookCall, *http.Request) (int, any) { return 204, nil })
+	const grace = 500 * time.Millisecond
+	node := func(name string) string {
+		h := &Handler{
+			Name:     name,
+			Auth:     &AuthConfig{Mode: AuthOptional, Secret: testSecret},
+			Join:     []string{"room-{socketio.query.room}"},
+			Adapter:  &AdapterConfig{Type: AdapterRedis, URL: r.URL()},
+			Presence: &PresenceConfig{Webhook: b.url("/presence"), Grace: caddy.Duration(grace)},
+			Webhook:  &Webhook{Secret: testWebhookSecret, Disconnect: b.url("/disconnect")},
+		}
+		base, _ := serve(t, h)
+		return base
+	}
+	baseA, baseB := node("presence-redis-a"), node("presence-redis-b")
+	room := map[string][]string{"room": {"1"}}
+	a := dial(t, baseA, room)
+	a.connectAs(t, "alice")
+	ab := dial(t, baseB, room)
+	ab.connectAs(t, "alice")
+	bob := dial(t, baseB, room)
+	bob.connectAs(t, "bob")
+	got := waitPresence(t, b, 2)
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"online alice", "online bob"}) {
+		t.Fatalf("presence calls %q, want one online each", got)
+	}
+	api := serveAPI(t, &API{Hub: "presence-redis-a"})
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, out, _ := apiCall(t, "GET", api+"presence?namespace=/&room=room-1", apiSecretOld, "")
+		if mustJSON(t, out["users"]) == `["alice","bob"]` {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hub A lists %v, want alice and bob (bob on hub B)", out)
+		}
+	}
+	a.Close()
+	ab.Close()
+	if got := waitPresence(t, b, 3); !slices.Contains(got, "offline alice") {
+		t.Fatalf("presence calls %q, want alice offline", got)
+	}
+	time.Sleep(2 * grace) // a second offline would come by now
+	if got := presenceCalls(b); len(got) != 3 {
+		t.Fatalf("presence calls %q, want exactly one offline", got)
 	}
 }

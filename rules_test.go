@@ -141,7 +141,8 @@ func TestOptionalAuth(t *testing.T) {
 }
 
 func TestTokenExpiryDisconnects(t *testing.T) {
-	t.Parallel() // waits on real timers: overlaps with the others
+	testkit.WaitsOnClock(t) // exp has whole seconds: 0.5 to 1.5 s
+	t.Parallel()            // waits on real timers: overlaps with the others
 	base, _ := serve(t, tutorialHandler("expiry"))
 	c := dial(t, base, nil)
 	exp := time.Now().Add(1500 * time.Millisecond)

@@ -18,7 +18,6 @@ type socketState struct {
 	expiry   *expiryTimer   // disconnects the socket when its token expires
 	hookData any            // what the connect hook attached to the socket
 	queue    *webhook.Queue // the socket's webhook FIFO, made on first use
-	presence string         // the user it counts for in the hub's presence; "" when not tracked
 }
 
 // attach gives a connecting socket its state. It is the namespace's first
@@ -88,18 +87,4 @@ func (st *socketState) webhookQueue() *webhook.Queue {
 		st.queue = &webhook.Queue{}
 	}
 	return st.queue
-}
-
-// setPresence records the user the socket counts for in the hub's
-// presence.
-func (st *socketState) setPresence(user string) {
-	st.mu.Lock()
-	st.presence = user
-	st.mu.Unlock()
-}
-
-func (st *socketState) getPresence() string {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.presence
 }

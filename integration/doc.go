@@ -2,9 +2,11 @@
 // ./cmd/caddy (run from the repository root, so Caddyfile.example and
 // testdata/ resolve as they do for a user), the official socket.io-client
 // 4.8 and 3.1 driven through internal/nodeclient, and a headless Chromium.
-// Its files are tests only; this file names the package.
+// Its files are tests only, built with the live tag (`make test` and
+// `make test-live` set it: go test -tags live ./integration/); this file
+// names the package, so without the tag the fast loop (go test -short
+// ./...) links no test binary for it.
 //
-// Every test skips under -short (`make test-short` starts no Caddy process,
-// Node or Chromium) and when a tool it needs is missing, and fails instead
-// when CI=true.
+// Every test also skips under -short and when a tool it needs is missing,
+// and fails instead when CI=true.
 package integration

@@ -122,6 +122,11 @@ type SocketInfo struct {
 	Handshake *Handshake     `json:"handshake,omitempty"`
 	Data      map[string]any `json:"data"`
 	Transport string         `json:"transport,omitempty"`
+	// Presence is the key the socket counts for in presence (SetPresence),
+	// "" for none. It travels in this module's fetchSockets answers, so
+	// that a node can list who is online among another node's sockets
+	// (Node's RemoteSocket ignores the field).
+	Presence string `json:"presence,omitempty"`
 	// Remote marks a socket another node described (it has no local
 	// Socket, and its Transport is unknown).
 	Remote bool `json:"-"`

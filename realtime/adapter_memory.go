@@ -3,6 +3,8 @@ package realtime
 import (
 	"context"
 	"fmt"
+	"iter"
+	"slices"
 	"sync"
 
 	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
@@ -21,7 +23,7 @@ type MemoryAdapter struct {
 
 	mu    sync.RWMutex
 	rooms map[string]map[string]struct{} // room -> socket ids, id-rooms excluded
-	sids  map[string]map[string]struct{} // socket id -> rooms besides its id-room (nil until it joins one)
+	sids  map[string]*roomSet            // socket id -> rooms besides its id-room (nil until it joins one)
 }
 
 // NewMemoryAdapter returns an in-memory Adapter for n.
@@ -29,7 +31,7 @@ func NewMemoryAdapter(n *Namespace) *MemoryAdapter {
 	return &MemoryAdapter{
 		nsp:   n,
 		rooms: make(map[string]map[string]struct{}),
-		sids:  make(map[string]map[string]struct{}),
+		sids:  make(map[string]*roomSet),
 	}
 }
 
@@ -57,15 +59,12 @@ func (a *MemoryAdapter) addAllLocked(id string, rooms []string, track bool) (joi
 			continue
 		}
 		if mine == nil {
-			mine = make(map[string]struct{}, len(rooms))
+			mine = &roomSet{}
 			a.sids[id] = mine
 		}
-		if track {
-			if _, in := mine[r]; !in {
-				joined = append(joined, r)
-			}
+		if mine.add(r) && track {
+			joined = append(joined, r)
 		}
-		mine[r] = struct{}{}
 		members := a.rooms[r]
 		if members == nil {
 			members = make(map[string]struct{}, 1)
@@ -105,13 +104,13 @@ func (a *MemoryAdapter) AddAllBounded(id string, rooms []string, limit int) erro
 	a.mu.Lock()
 	if limit >= 0 {
 		mine := a.sids[id]
-		n := len(mine)
+		n := mine.len()
 		var seen map[string]struct{} // new rooms named more than once
 		for _, r := range rooms {
 			if r == id {
 				continue
 			}
-			if _, in := mine[r]; in {
+			if mine.has(r) {
 				continue
 			}
 			if len(rooms) > 1 {
@@ -140,10 +139,7 @@ func (a *MemoryAdapter) AddAllBounded(id string, rooms []string, limit int) erro
 func (a *MemoryAdapter) Del(id, room string) {
 	w := a.watcher()
 	a.mu.Lock()
-	_, had := a.sids[id][room]
-	if mine := a.sids[id]; mine != nil {
-		delete(mine, room)
-	}
+	had := a.sids[id].del(room)
 	a.delFromRoom(id, room)
 	a.mu.Unlock()
 	if had && w != nil {
@@ -167,10 +163,10 @@ func (a *MemoryAdapter) DelAll(id string) {
 	mine, known := a.sids[id]
 	var left []string
 	if known && w != nil {
-		left = make([]string, 0, 1+len(mine))
+		left = make([]string, 0, 1+mine.len())
 		left = append(left, id)
 	}
-	for r := range mine {
+	for r := range mine.all() {
 		a.delFromRoom(id, r)
 		if w != nil {
 			left = append(left, r)
@@ -200,9 +196,9 @@ func (a *MemoryAdapter) SocketRooms(id string) []string {
 	if !known {
 		return nil
 	}
-	rooms := make([]string, 0, 1+len(mine))
+	rooms := make([]string, 0, 1+mine.len())
 	rooms = append(rooms, id)
-	for r := range mine {
+	for r := range mine.all() {
 		rooms = append(rooms, r)
 	}
 	return rooms
@@ -400,3 +396,100 @@ var (
 	_ Adapter      = (*MemoryAdapter)(nil)
 	_ BoundedAdder = (*MemoryAdapter)(nil)
 )
+
+// roomSetSmall is how many rooms a roomSet keeps in its slice before it
+// moves them to a map.
+const roomSetSmall = 8
+
+// roomSet is the rooms of one socket besides its id-room. Most sockets are
+// in one room or a few: a short slice, scanned, costs an idle socket
+// about 50 bytes where a map of one entry costs about 200. Past
+// roomSetSmall rooms it is a map, so a socket in many rooms
+// (MaxRoomsPerSocket may be off) joins and leaves in constant time. The
+// methods take a nil set as empty (has, len, all, del).
+type roomSet struct {
+	few  []string
+	many map[string]struct{}
+}
+
+func (s *roomSet) len() int {
+	if s == nil {
+		return 0
+	}
+	if s.many != nil {
+		return len(s.many)
+	}
+	return len(s.few)
+}
+
+func (s *roomSet) has(r string) bool {
+	if s == nil {
+		return false
+	}
+	if s.many != nil {
+		_, in := s.many[r]
+		return in
+	}
+	return slices.Contains(s.few, r)
+}
+
+// add adds r; false if it was there.
+func (s *roomSet) add(r string) bool {
+	if s.has(r) {
+		return false
+	}
+	switch {
+	case s.many != nil:
+		s.many[r] = struct{}{}
+	case len(s.few) < roomSetSmall:
+		s.few = append(s.few, r)
+	default:
+		s.many = make(map[string]struct{}, 2*roomSetSmall)
+		for _, x := range s.few {
+			s.many[x] = struct{}{}
+		}
+		s.many[r] = struct{}{}
+		s.few = nil
+	}
+	return true
+}
+
+// del removes r; false if it was not there.
+func (s *roomSet) del(r string) bool {
+	if s == nil {
+		return false
+	}
+	if s.many != nil {
+		_, in := s.many[r]
+		delete(s.many, r)
+		return in
+	}
+	i := slices.Index(s.few, r)
+	if i < 0 {
+		return false
+	}
+	s.few = slices.Delete(s.few, i, i+1)
+	return true
+}
+
+// all yields the rooms; the set must not change meanwhile.
+func (s *roomSet) all() iter.Seq[string] {
+	return func(yield func(string) bool) {
+		if s == nil {
+			return
+		}
+		if s.many != nil {
+			for r := range s.many {
+				if !yield(r) {
+					return
+				}
+			}
+			return
+		}
+		for _, r := range s.few {
+			if !yield(r) {
+				return
+			}
+		}
+	}
+}

@@ -81,14 +81,14 @@ func TestDeliverLocal(t *testing.T) {
 	id = n.NextAckID()
 	msgs, _ = EncodeBroadcast(eventPacket("/", id, "late", nil))
 	n.DeliverLocal([]string{s.ID()}, Delivery{Messages: msgs, AckID: id,
-		OnAck: func(a []any) { acks <- a }, AckTimeout: 100 * time.Millisecond})
+		OnAck: func(a []any) { acks <- a }, AckTimeout: 50 * time.Millisecond})
 	c.Expect(`42` + itoa(id) + `["late"]`)
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(150 * time.Millisecond) // the ack timeout is what is tested
 	c.Send(`43` + itoa(id) + `["too late"]`)
 	select {
 	case a := <-acks:
 		t.Fatalf("an answer after the timeout or a second answer reached OnAck: %v", a)
-	case <-time.After(300 * time.Millisecond):
+	case <-time.After(150 * time.Millisecond):
 	}
 }
 

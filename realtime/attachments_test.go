@@ -24,7 +24,7 @@ func placeholders(n int) string {
 // complete binary packet disarms the timer.
 func TestAttachmentTimeout(t *testing.T) {
 	t.Parallel()
-	const timeout = 300 * time.Millisecond
+	const timeout = 200 * time.Millisecond
 	var seen atomic.Int64
 	_, ts := newTestServerWith(t, func(o *Options) { o.AttachmentTimeout = timeout }, func(s *Server) {
 		s.Of("/").OnConnection(func(s *Socket) {

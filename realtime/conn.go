@@ -2,7 +2,6 @@ package realtime
 
 import (
 	"errors"
-	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -40,8 +39,8 @@ type conn struct {
 	connects *eventLimiter
 
 	mu           sync.Mutex
-	sockets      map[string]*Socket // by namespace name
-	connecting   map[string]bool    // namespaces whose CONNECT is in a middleware
+	sockets      []*Socket       // one per namespace (socketIn); a connection is in a few at most
+	connecting   map[string]bool // namespaces whose CONNECT is in a middleware
 	connectTimer *time.Timer
 	closed       bool
 	// releaseLimits gives back the counts of the connection limits that
@@ -59,7 +58,7 @@ type conn struct {
 }
 
 func newConn(srv *Server, sess session, opts *Options) *conn {
-	c := &conn{srv: srv, sess: sess, opts: opts, sockets: make(map[string]*Socket, 1), v3: isV3(sess)}
+	c := &conn{srv: srv, sess: sess, opts: opts, v3: isV3(sess)}
 	c.dec.MaxAttachmentBytes = opts.MaxAttachmentBytes
 	if opts.rateLimited() {
 		c.connects = newEventLimiter(connectRate, connectBurst, time.Now())
@@ -114,7 +113,7 @@ func (c *conn) OnMessage(data []byte, binary bool) {
 		return
 	}
 	c.mu.Lock()
-	s := c.sockets[p.Namespace]
+	s := c.socketIn(p.Namespace)
 	busy := c.connecting[p.Namespace]
 	c.mu.Unlock()
 	if p.Type == parser.Connect {
@@ -237,7 +236,7 @@ func (c *conn) connect(p *parser.Packet) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		s.cancel()
+		s.endContext()
 		c.srv.releaseNamespace(n)
 		return
 	}
@@ -259,7 +258,11 @@ func (c *conn) connect(p *parser.Packet) {
 	}
 	closed := c.closed
 	if err == nil && !closed {
-		c.sockets[name] = s
+		if i := slices.IndexFunc(c.sockets, func(o *Socket) bool { return o.nsp.name == name }); i >= 0 {
+			c.sockets[i] = s // as a map by name would have it
+		} else {
+			c.sockets = append(c.sockets, s)
+		}
 		if c.connectTimer != nil {
 			// Joined in time: drop the timer rather than keep it for the
 			// life of the connection.
@@ -334,13 +337,26 @@ func (c *conn) disconnectAllWith(socketReason, sessionReason string) {
 func (c *conn) socketList() []*Socket {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return slices.Collect(maps.Values(c.sockets))
+	return slices.Clone(c.sockets)
+}
+
+// socketIn is the connection's socket in namespace name, or nil; c.mu is
+// held. A slice scanned in order: a connection is in one namespace or a
+// few (MaxNamespacesPerConn bounds them), and a map of one entry costs
+// an idle connection about 250 bytes.
+func (c *conn) socketIn(name string) *Socket {
+	for _, s := range c.sockets {
+		if s.nsp.name == name {
+			return s
+		}
+	}
+	return nil
 }
 
 func (c *conn) remove(s *Socket) {
 	c.mu.Lock()
-	if c.sockets[s.nsp.name] == s {
-		delete(c.sockets, s.nsp.name)
+	if i := slices.Index(c.sockets, s); i >= 0 {
+		c.sockets = slices.Delete(c.sockets, i, i+1)
 	}
 	c.mu.Unlock()
 }

@@ -516,8 +516,7 @@ func (c *conn) limitNamespaces(name string) bool {
 	}
 	c.mu.Lock()
 	n := len(c.sockets) + len(c.connecting)
-	_, in := c.sockets[name]
-	in = in || c.connecting[name]
+	in := c.socketIn(name) != nil || c.connecting[name]
 	c.mu.Unlock()
 	if in || n < max {
 		return true

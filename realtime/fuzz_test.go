@@ -178,7 +178,9 @@ func FuzzNames(f *testing.F) {
 		if n, ok := srv.Namespace(name); !ok || n.Len() != 1 {
 			t.Fatalf("namespace %.80q not there after its CONNECT", name)
 		}
-		s := c.sockets[name]
+		c.mu.Lock()
+		s := c.socketIn(name)
+		c.mu.Unlock()
 
 		// The event.
 		ev := head[1:]

@@ -31,13 +31,13 @@ type Handshake struct {
 	Request *http.Request
 }
 
-func newHandshake(r *http.Request, auth map[string]any) *Handshake {
+func newHandshake(r *http.Request, auth map[string]any, at time.Time) *Handshake {
 	return &Handshake{
 		Headers: r.Header,
 		Query:   r.URL.Query(),
 		Auth:    auth,
 		Address: r.RemoteAddr,
-		Time:    time.Now(),
+		Time:    at,
 		URL:     r.URL.RequestURI(),
 		Secure:  r.TLS != nil,
 		Request: r,

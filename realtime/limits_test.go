@@ -397,3 +397,59 @@ func newTestServerWith(t *testing.T, opts func(*Options), setup func(*Server)) (
 	})
 	return srv, ts
 }
+
+// TestUnsolicitedAcksLimited: answers to the server's own ack requests
+// never count against the event rate, however many; acks that nothing
+// waits for do, so a client flooding them is disconnected as an event
+// flood would be.
+func TestUnsolicitedAcksLimited(t *testing.T) {
+	sockets := make(chan *Socket, 1)
+	_, ts := newTestServerWith(t, func(o *Options) { o.EventRate = 0.1; o.EventBurst = 5 }, func(s *Server) {
+		s.Of("/").OnConnection(func(s *Socket) { sockets <- s })
+	})
+	c := dialRaw(t, ts, "")
+	c.Send("40")
+	c.ExpectPrefix("40{")
+	s := <-sockets
+	const asked = 20 // four times the burst
+	answered := make(chan []any, asked)
+	for i := range asked {
+		if err := s.EmitWithAckFunc(10*time.Second, "q", []any{i}, func(args []any, err error) {
+			if err != nil {
+				t.Errorf("ack %d: %v", i, err)
+			}
+			answered <- args
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range asked {
+		c.ExpectPrefix(fmt.Sprintf(`42%d["q",%d]`, i, i))
+		c.Send(fmt.Sprintf("43%d[%d]", i, i))
+	}
+	for range asked {
+		select {
+		case <-answered:
+		case <-time.After(5 * time.Second):
+			t.Fatal("an answer to the server's request was not delivered")
+		}
+	}
+	if !s.Connected() {
+		t.Fatal("answering the server's requests disconnected the client")
+	}
+	sent := 0
+	for i := range 50 { // nothing waits for these; the server closes before the last
+		if c.Write(websocket.TextMessage, fmt.Appendf(nil, "43%d[]", 1000+i)) != nil {
+			break
+		}
+		sent++
+	}
+	if sent < 10 {
+		t.Fatalf("closed after %d unsolicited acks, before burst and drops", sent)
+	}
+	c.Expect("41")
+	c.ExpectClosed(5 * time.Second)
+	if s.Connected() {
+		t.Fatal("a flood of unsolicited acks left the socket connected")
+	}
+}

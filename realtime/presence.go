@@ -24,14 +24,14 @@ const (
 
 // PresenceTracker counts the sockets of each key (a user: a token's
 // subject, the user id of the site's authentication) and says when a key
-// comes online and goes offline. Presence is the one for a single node.
+// comes online and goes offline. Presence is the one for a single node;
+// redispresence.Tracker spans the nodes on one Redis.
 //
-// A tracker spanning nodes (on Redis, say) implements the same methods
-// with the counts of every node: it must sum the sockets of a key over the
-// nodes, decide "offline" once for the whole cluster when the sum stays at
-// zero for the grace (one node's timer, or a key expiring in Redis), and
-// forget the sockets of a node that died without saying so (a heartbeat
-// per node). Presence has none of that.
+// A tracker spanning nodes implements the same methods with the counts of
+// every node: it sums the sockets of a key over the nodes, decides
+// "offline" once for the whole cluster when the sum stays at zero for the
+// grace, and forgets the sockets of a node that died without saying so (a
+// heartbeat per node). Presence has none of that.
 type PresenceTracker interface {
 	// Add counts one more socket for key; false when the key is not
 	// tracked (too long, or the tracker is full), and then Remove must

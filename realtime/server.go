@@ -115,7 +115,7 @@ func (s *Server) onSession(sess *engineio.Session) {
 	c := newConn(s, sess, s.opts.Load())
 	// The handshake's reservation of the connection limits is taken before
 	// the handler is set, so that OnClose, which gives it back, sees it.
-	if a, ok := engineio.Kept(sess.Request()).(*admission); ok {
+	if a, ok := sess.Kept().(*admission); ok {
 		c.releaseLimits = a.take()
 	}
 	sess.SetHandler(c)

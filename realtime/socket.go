@@ -48,17 +48,15 @@ type Socket struct {
 	id        string
 	nsp       *Namespace
 	conn      *conn
-	handshake *Handshake
-	pid       string // the recovery session's private id; "" when recovery is off
-	recovered bool   // a recovered session (set before it connects)
+	auth      map[string]any // the CONNECT payload, for Handshake
+	since     int64          // when it connected, Unix nanoseconds
+	pid       string         // the recovery session's private id; "" when recovery is off
+	recovered bool           // a recovered session (set before it connects)
 
 	state atomic.Int32 // socketConnecting, then socketConnected, then socketClosed
 
 	limiter *eventLimiter // nil when the event limit is off; reader goroutine only
 	joinMu  sync.Mutex    // serializes Join's count and add on adapters that are not BoundedAdders
-
-	ctx    context.Context // ends when the socket does (Context)
-	cancel context.CancelFunc
 
 	mu           sync.Mutex
 	handlers     map[string]EventHandler
@@ -68,16 +66,23 @@ type Socket struct {
 	holds        []func() // Hold: run when the socket is done
 	data         map[string]any
 	local        any // the embedding application's own value (SetLocal)
+	presence     string
+	// ctx ends when the socket does (Context); made on the first call, so
+	// that a socket nobody asks holds none. done: the socket ended, a
+	// later Context is born cancelled.
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   bool
 }
 
 func newSocket(n *Namespace, c *conn, auth map[string]any) *Socket {
 	s := &Socket{
-		id:        socketID(c, n.name),
-		nsp:       n,
-		conn:      c,
-		handshake: newHandshake(c.sess.Request(), auth),
+		id:    socketID(c, n.name),
+		nsp:   n,
+		conn:  c,
+		auth:  auth,
+		since: time.Now().UnixNano(),
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if o := c.opts; o.rateLimited() {
 		s.limiter = newEventLimiter(o.EventRate, o.EventBurst, time.Now())
 	}
@@ -94,8 +99,13 @@ func (s *Socket) ID() string { return s.id }
 // Namespace is the namespace the socket belongs to.
 func (s *Socket) Namespace() *Namespace { return s.nsp }
 
-// Handshake describes how the socket connected.
-func (s *Socket) Handshake() *Handshake { return s.handshake }
+// Handshake describes how the socket connected. It is built anew on each
+// call from what the connection keeps of its handshake request (no
+// request, header map or parsed query stays with an idle socket), so a
+// caller may change it freely: that changes nothing for later calls.
+func (s *Socket) Handshake() *Handshake {
+	return newHandshake(s.conn.sess.Request(), s.auth, time.Unix(0, s.since))
+}
 
 // Transport is the connection's current transport: "polling" or "websocket".
 func (s *Socket) Transport() string { return s.conn.sess.Transport() }
@@ -103,7 +113,28 @@ func (s *Socket) Transport() string { return s.conn.sess.Transport() }
 // Context is a context that ends when the socket disconnects (or is
 // refused): for work done on the socket's behalf that must not outlive it.
 // It carries no values, and is not the handshake request's context.
-func (s *Socket) Context() context.Context { return s.ctx }
+func (s *Socket) Context() context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx == nil {
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		if s.done {
+			s.cancel()
+		}
+	}
+	return s.ctx
+}
+
+// endContext ends the socket's Context, and any made later.
+func (s *Socket) endContext() {
+	s.mu.Lock()
+	s.done = true
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
 
 // Connected reports whether the socket is still connected.
 func (s *Socket) Connected() bool { return s.state.Load() == socketConnected }
@@ -182,6 +213,22 @@ func (s *Socket) Local() any {
 	return s.local
 }
 
+// SetPresence records the key (a user) the socket counts for in a
+// presence tracker; Info carries it, to this node's listings and to the
+// other nodes'.
+func (s *Socket) SetPresence(key string) {
+	s.mu.Lock()
+	s.presence = key
+	s.mu.Unlock()
+}
+
+// Presence is the key given to SetPresence, or "".
+func (s *Socket) Presence() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.presence
+}
+
 // Info describes the socket; its JSON is Node's fetchSockets shape (see
 // SocketInfo, and Handshake's MarshalJSON for what it leaves out).
 func (s *Socket) Info() SocketInfo {
@@ -189,9 +236,10 @@ func (s *Socket) Info() SocketInfo {
 		ID:        s.id,
 		Namespace: s.nsp.name,
 		Rooms:     s.Rooms(),
-		Handshake: s.handshake,
+		Handshake: s.Handshake(),
 		Data:      s.Data(),
 		Transport: s.Transport(),
+		Presence:  s.Presence(),
 	}
 }
 
@@ -504,10 +552,15 @@ func (s *Socket) onPacket(p *parser.Packet) {
 		fn := s.acks[p.ID]
 		delete(s.acks, p.ID)
 		s.mu.Unlock()
-		if fn != nil {
-			args, _ := p.Data.([]any)
-			fn(args, nil)
+		if fn == nil {
+			// An ack nothing waits for (a late answer, or a flood) is
+			// dropped and counts against the event rate, as an event
+			// would: only answers to the server's own requests are free.
+			s.limitEvent()
+			return
 		}
+		args, _ := p.Data.([]any)
+		fn(args, nil)
 	case parser.Disconnect:
 		s.onClose("client namespace disconnect")
 	}
@@ -615,7 +668,7 @@ func (s *Socket) connect() {
 func (s *Socket) refuse() {
 	s.state.CompareAndSwap(socketConnecting, socketClosed)
 	s.nsp.adapter.DelAll(s.id)
-	s.cancel()
+	s.endContext()
 	s.releaseHolds()
 }
 
@@ -659,7 +712,7 @@ func (s *Socket) finishClose(reason string) {
 	for _, fn := range acks {
 		fn(nil, ErrSocketClosed)
 	}
-	s.cancel()
+	s.endContext()
 	s.releaseHolds()
 	if fn := s.conn.opts.Observer.OnDisconnect; fn != nil {
 		fn(s, reason)

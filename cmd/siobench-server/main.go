@@ -7,7 +7,7 @@
 // broadcasts "msg"(payload) to that room; event "echo" acks with its args.
 //
 // Usage: siobench-server [-addr 127.0.0.1:3001] [-redis redis://...]
-// [-no-park]; prints "listening <port>" when ready and nothing per message.
+// [-no-park] [-cpuprofile file]; prints "listening <port>" when ready and nothing per message.
 // With -redis the namespace uses the Redis adapter (a node of a cluster,
 // for the cross-node fan-out bench, testdata/bench/cluster.sh). -no-park
 // keeps a goroutine blocked in every websocket's read (engineio.Options
@@ -24,6 +24,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -44,11 +45,37 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:3001", "listen address")
 	redisURL := flag.String("redis", "", "Redis URL: join a cluster with the Redis adapter")
 	noPark := flag.Bool("no-park", false, "keep a goroutine blocked in every websocket's read")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		stopProfile, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "siobench-server:", err)
+			os.Exit(1)
+		}
+		defer stopProfile()
+	}
 	if err := run(*addr, *redisURL, *noPark); err != nil {
 		fmt.Fprintln(os.Stderr, "siobench-server:", err)
-		os.Exit(1)
+		os.Exit(1) //nolint:gocritic // the profile of a failed run is not wanted
 	}
+}
+
+// startCPUProfile profiles the process until the returned func runs (on
+// SIGINT or SIGTERM, when run returns).
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path) //nolint:gosec // a path the developer gives
+	if err != nil {
+		return nil, fmt.Errorf("creating the CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("starting the CPU profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }
 
 func run(addr, redisURL string, noPark bool) error {

@@ -30,8 +30,9 @@ func RunShortWide(m *testing.M) int {
 }
 
 // WaitsOnClock skips t under -short: it waits a second or more on real
-// timers (token expiry, a grace, a refused connection's backoff) or
-// measures the heap, which the fast loop cannot afford; `make test` runs it.
+// timers (token expiry, a drain, a grace, a refused connection's backoff),
+// or measures the heap or spends a second of CPU, which the fast loop
+// cannot afford; `make test` runs it. Say why at the call.
 func WaitsOnClock(t testing.TB) {
 	t.Helper()
 	if testing.Short() {

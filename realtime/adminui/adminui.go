@@ -215,7 +215,8 @@ func (u *UI) Configure(c *Config) error {
 }
 
 // Close disables the UI for good, disconnects the admins and stops
-// watching the server; it returns once the stats loop has ended.
+// watching the server and counting logins; it returns once the stats loop
+// has ended.
 func (u *UI) Close() {
 	u.mu.Lock()
 	u.closed = true
@@ -228,6 +229,7 @@ func (u *UI) Close() {
 	if done != nil {
 		<-done
 	}
+	u.login.close()
 }
 
 // disconnectAdmins disconnects every connected admin socket.

@@ -250,3 +250,60 @@ func TestReconfigureDuringLogin(t *testing.T) {
 		t.Errorf("%d admins registered, want 0", n)
 	}
 }
+
+// TestLoginPerAddrTable: the per-address login count keys an IPv6
+// address by its /64, so a client cycling the addresses of its /64 gets
+// LoginPerIPBurst attempts in all, and another /64 is not locked out; the
+// table is bounded in bytes (a full table refuses new addresses, not the
+// ones it counts) and its sweeper ends with close.
+func TestLoginPerAddrTable(t *testing.T) {
+	c, err := newConfig(Config{Username: testUser, PasswordHash: testHash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaks := testkit.TrackGoroutines("realtime.(*KeyTable)")
+	l := newLogin()
+	compared := 0
+	l.compare = func(hash, password []byte) error { compared++; return errInvalidCredentials } // no bcrypt: the rate is tested
+	for i := range 50 {
+		err := l.verify(c, "[2001:db8:7:7:"+strconv.Itoa(i+1)+"::1]:4000", testUser, "nope")
+		want := errTooManyLogins
+		if i < LoginPerIPBurst {
+			want = errInvalidCredentials
+		}
+		if err != want {
+			t.Fatalf("address %d of one /64: %v, want %v", i, err, want)
+		}
+	}
+	if compared != LoginPerIPBurst {
+		t.Errorf("%d comparisons for one /64, want %d", compared, LoginPerIPBurst)
+	}
+	if err := l.verify(c, "[2001:db8:7:8::1]:4000", testUser, "nope"); err != errInvalidCredentials {
+		t.Errorf("another /64: %v, want %v", err, errInvalidCredentials)
+	}
+	if n := l.perIP.Len(); n != 2 {
+		t.Errorf("%d addresses counted, want 2 (one per /64)", n)
+	}
+	l.close()
+	leaks.Check(t, 2*time.Second)
+
+	// A table with room for four addresses.
+	l = newLogin()
+	l.compare = func(hash, password []byte) error { return errInvalidCredentials }
+	per := int64(len("10.0.0.1")) + 128 // a key and realtime's keyEntryOverhead
+	l.perIP.Close()
+	l.perIP = realtime.NewKeyTable(4 * per)
+	t.Cleanup(l.close)
+	for i := range 1000 {
+		err := l.verify(c, "10.0."+strconv.Itoa(i/250)+"."+strconv.Itoa(i%250)+":1", testUser, "nope")
+		if i < 4 && err != errInvalidCredentials || i >= 4 && err != errTooManyLogins {
+			t.Fatalf("address %d: %v", i, err)
+		}
+	}
+	if b := l.perIP.Bytes(); b > 4*per {
+		t.Errorf("table holds %d bytes, bound %d", b, 4*per)
+	}
+	if err := l.verify(c, "10.0.0.1:2", testUser, "nope"); err != errInvalidCredentials {
+		t.Errorf("a counted address while the table is full: %v, want %v", err, errInvalidCredentials)
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/caddy-socketio/caddy-socketio/realtime"
 )
 
 // The login's bounds. A bcrypt comparison is slow on purpose (tens of
@@ -31,14 +33,20 @@ const (
 	// LoginWait bounds how long a login waits for the comparison running
 	// before it (they run one at a time) before it is refused.
 	LoginWait = 3 * time.Second
-	// LoginPerIPRate and LoginPerIPBurst bound the logins of one client IP
-	// (per second, and at once), so that one client cannot spend the whole
-	// budget and lock out the others.
+	// LoginPerIPRate and LoginPerIPBurst bound the logins of one client
+	// address (per second, and at once), so that one client cannot spend
+	// the whole budget and lock out the others. An address is keyed as the
+	// connection limits key it (realtime.AddrKey): an IPv4 address, or an
+	// IPv6 address's /64, which one client usually holds whole.
 	LoginPerIPRate  = 0.5
 	LoginPerIPBurst = 5
-	// maxLoginIPs bounds the client IPs whose logins are counted; when
-	// full, the count starts over (the CPU budget still holds).
-	maxLoginIPs = 4096
+	// LoginTableBytes bounds the memory of the per-address counts (a
+	// realtime.KeyTable: about 128 bytes and the key per address, so some
+	// 6,000 addresses). An address is forgotten once its bucket is full
+	// again (LoginPerIPBurst / LoginPerIPRate after its last login); while
+	// the table is full of addresses that are not, logins from new ones
+	// are refused (the CPU budget holds in any case).
+	LoginTableBytes = 1 << 20
 	// maxCredential bounds the username and password read from the CONNECT
 	// payload; longer ones are refused without a comparison (bcrypt reads
 	// 72 bytes at most anyway).
@@ -81,43 +89,20 @@ type login struct {
 	mu     sync.Mutex
 	budget time.Duration // CPU time bcrypt may still use
 	last   time.Time     // when budget was last refilled
-	perIP  map[string]*bucket
+
+	perIP *realtime.KeyTable // logins per client address (AddrKey)
 
 	now     func() time.Time
 	compare func(hash, password []byte) error // bcrypt's; tests time it
 }
 
 func newLogin() *login {
-	return &login{sem: make(chan struct{}, 1), budget: LoginBurst, perIP: make(map[string]*bucket),
+	return &login{sem: make(chan struct{}, 1), budget: LoginBurst, perIP: realtime.NewKeyTable(LoginTableBytes),
 		now: time.Now, compare: bcrypt.CompareHashAndPassword}
 }
 
-// bucket is a token bucket of logins.
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-// allowIP takes a login token of ip; false when it has none.
-func (l *login) allowIP(ip string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.perIP[ip]
-	if b == nil {
-		if len(l.perIP) >= maxLoginIPs {
-			clear(l.perIP)
-		}
-		b = &bucket{tokens: LoginPerIPBurst, last: now}
-		l.perIP[ip] = b
-	}
-	b.tokens = min(LoginPerIPBurst, b.tokens+now.Sub(b.last).Seconds()*LoginPerIPRate)
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
+// close stops the per-address table's sweeper; logins are refused after.
+func (l *login) close() { l.perIP.Close() }
 
 // refillLocked adds the budget earned since the last refill.
 func (l *login) refillLocked(now time.Time) {
@@ -132,8 +117,9 @@ func (l *login) refillLocked(now time.Time) {
 // password always goes through bcrypt (against the configured hash even
 // when the username is wrong), so the time taken tells neither apart.
 func (l *login) verify(c *config, address, username, password string) error {
-	now := l.now()
-	if !l.allowIP(clientIP(address), now) {
+	// Refused when the address is over its rate, and when the table is
+	// full of other addresses.
+	if l.perIP.Allow(realtime.AddrKey(address), 0, LoginPerIPRate, LoginPerIPBurst) != nil {
 		return errTooManyLogins
 	}
 	timer := time.NewTimer(LoginWait)

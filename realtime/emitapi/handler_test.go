@@ -192,6 +192,7 @@ func mustJSON(t *testing.T, v any) string {
 // what is wrong (moved from the root's TestAPIAuthAndErrors, whose bearer
 // cases stay there).
 func TestErrors(t *testing.T) {
+	t.Parallel() // its server's Close waits out net/http's 500 ms after the 413: overlaps with the others
 	ts := newTestServer(t, Options{MaxBody: 200})
 	cases := []struct {
 		name, method, path, body string
@@ -401,6 +402,7 @@ func TestSocketsSubjectAndData(t *testing.T) {
 // TestEmitJoinLeaveDisconnect drives every endpoint against live sockets
 // (moved from the root, where it ran through the Caddy module).
 func TestEmitJoinLeaveDisconnect(t *testing.T) {
+	t.Parallel() // waits on an ack timeout: overlaps with the others
 	ts := newTestServer(t, Options{})
 	a := ts.dial(t, url.Values{"room": {"1"}})
 	sa := a.connect()

@@ -29,7 +29,9 @@ import (
 // would never wake the poller. The engine hands gorilla its own reader
 // (see hijackWriter.Hijack), so a reader parks only when that buffer is
 // empty; a frame split across reads is finished by a goroutine blocked in
-// the read as usual.
+// the read as usual. While a connection is parked its reader's buffer is lent to
+// a pool (releaseBuf) and given back before a reader resumes (restoreBuf),
+// so an idle connection holds no read buffer either.
 //
 // States of a parkable connection (parker.state, under parker.mu):
 // reading (a goroutine owns the read side), parked (registered with the
@@ -131,12 +133,13 @@ func (s *Session) parkRead(c *websocket.Conn) bool {
 		err := pk.poll.arm(bc, pk)
 		if err == nil {
 			pk.state = parkParked
+			pk.releaseBuf()
 			return true
 		}
 		if errors.Is(err, errRetired) && !pk.registered {
 			continue
 		}
-		if ce := s.log.Check(zap.DebugLevel, "websocket not parked"); ce != nil {
+		if ce := s.log().Check(zap.DebugLevel, "websocket not parked"); ce != nil {
 			ce.Write(zap.Error(err))
 		}
 		pk.noPark = true // keep reading with a goroutine from now on
@@ -192,6 +195,35 @@ func (srv *Server) stopPoller() {
 	}
 }
 
+// readerPool holds the read buffers of parked connections: a
+// *bufio.Reader of readBufferSize, reading from nothing.
+var readerPool sync.Pool
+
+// releaseBuf lends the read buffer of a connection that parks to
+// readerPool: gorilla's reader (pk.br, which gorilla keeps a pointer to)
+// is left empty, so a parked connection holds no buffer. It is empty
+// anyway (a reader parks only when nothing is buffered), and nothing
+// reads it until restoreBuf. pk.mu is held.
+func (pk *parker) releaseBuf() {
+	lent := new(bufio.Reader)
+	*lent = *pk.br
+	lent.Reset(nil)
+	*pk.br = bufio.Reader{}
+	readerPool.Put(lent)
+}
+
+// restoreBuf gives gorilla's reader a buffer again before a reader
+// resumes: one from readerPool, or a new one. pk.mu is held.
+func (pk *parker) restoreBuf(bc *batchConn) {
+	r, _ := readerPool.Get().(*bufio.Reader)
+	if r == nil {
+		r = bufio.NewReaderSize(bc, readBufferSize)
+	} else {
+		r.Reset(bc)
+	}
+	*pk.br = *r
+}
+
 // resume starts the reader of a connection that was parked.
 func (pk *parker) resume() {
 	go pk.s.readLoop(pk.c, false)
@@ -205,6 +237,7 @@ func (pk *parker) wake() {
 		return
 	}
 	pk.state = parkReading
+	pk.restoreBuf(pk.c.NetConn().(*batchConn))
 	pk.mu.Unlock()
 	pk.resume()
 }
@@ -223,6 +256,9 @@ func (b *batchConn) Close() error {
 		pk.registered = false
 	}
 	err := b.Conn.Close()
+	if was == parkParked {
+		pk.restoreBuf(b)
+	}
 	pk.mu.Unlock()
 	if was == parkParked {
 		pk.resume()

@@ -207,3 +207,47 @@ func TestReadersNotParked(t *testing.T) {
 		}
 	})
 }
+
+// TestParkedWebSocketLendsItsReadBuffer: a parked connection holds no read
+// buffer (gorilla's reader is empty until a frame wakes it), and the
+// reader that wakes gets one back before it reads: small frames, frames
+// larger than the buffer, and a close by the server all work after a park.
+func TestParkedWebSocketLendsItsReadBuffer(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("readers park on Linux only")
+	}
+	ts := newTServer(t, Options{})
+	cs, rs := openEcho(t, ts, 5)
+	bufSize := func(r *recorder) int {
+		r.s.mu.Lock()
+		ws := r.s.ws
+		r.s.mu.Unlock()
+		bc := ws.NetConn().(*batchConn)
+		bc.pk.mu.Lock()
+		defer bc.pk.mu.Unlock()
+		return bc.pk.br.Size()
+	}
+	for round := range 2 {
+		waitParked(t)
+		for i, r := range rs {
+			if n := bufSize(r); n != 0 {
+				t.Fatalf("round %d: parked connection %d holds a %d-byte read buffer", round, i, n)
+			}
+		}
+		big := "4" + strings.Repeat("x", 3*readBufferSize)
+		for i, c := range cs {
+			send(t, c, "4small")
+			expectText(t, c, "4small")
+			send(t, c, big)
+			expectText(t, c, big)
+			if n := bufSize(rs[i]); n != readBufferSize {
+				t.Fatalf("round %d: awake connection %d has a %d-byte read buffer, want %d", round, i, n, readBufferSize)
+			}
+		}
+	}
+	waitParked(t)
+	rs[0].s.Close(ReasonForcedClose)
+	if got := rs[0].waitClose(t); got != ReasonForcedClose {
+		t.Errorf("close reason %q, want %q", got, ReasonForcedClose)
+	}
+}

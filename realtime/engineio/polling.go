@@ -52,7 +52,7 @@ func (srv *Server) servePoll(w http.ResponseWriter, r *http.Request, s *Session)
 			}
 			break
 		}
-		if s.transport != TransportPolling {
+		if s.onWS {
 			// Upgraded while this GET waited: end it cleanly; the queue
 			// now belongs to the websocket.
 			pkts = noopPackets
@@ -102,7 +102,7 @@ func (s *Session) writePoll(w http.ResponseWriter, r *http.Request, pkts []outPa
 	} else {
 		body = appendPayload(make([]byte, 0, size), pkts)
 	}
-	if ce := s.log.Check(zap.DebugLevel, "poll response"); ce != nil {
+	if ce := s.log().Check(zap.DebugLevel, "poll response"); ce != nil {
 		ce.Write(zap.Int("bytes", len(body)))
 	}
 	writePollBody(w, r, s.cfg, body, ct)
@@ -171,10 +171,10 @@ func (srv *Server) serveData(w http.ResponseWriter, r *http.Request, s *Session)
 	}
 	if err != nil && !errors.Is(err, errStopPayload) {
 		if errors.Is(err, errTooManyPackets) {
-			s.log.Warn("closing session: polling payload over the packet limit",
+			s.log().Warn("closing session: polling payload over the packet limit",
 				zap.String("reason", ReasonParseError), zap.Int("limit_packets", s.cfg.MaxPayloadPackets),
 				zap.Int("bytes", len(body)), zap.String("remote", r.RemoteAddr))
-		} else if ce := s.log.Check(zap.DebugLevel, "bad polling payload"); ce != nil {
+		} else if ce := s.log().Check(zap.DebugLevel, "bad polling payload"); ce != nil {
 			ce.Write(zap.Error(err))
 		}
 		s.closeWith(ReasonParseError, kindError, onCloseHere)

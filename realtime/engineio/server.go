@@ -399,11 +399,11 @@ func (srv *Server) newRegisteredSession(r *http.Request, cfg *config, ws *websoc
 	if !srv.register(s) {
 		return nil
 	}
-	if ce := s.log.Check(zap.DebugLevel, "session opened"); ce != nil {
-		ce.Write(zap.String("transport", s.transport), zap.String("remote", r.RemoteAddr))
+	if ce := s.log().Check(zap.DebugLevel, "session opened"); ce != nil {
+		ce.Write(zap.String("transport", s.transportLocked()), zap.String("remote", r.RemoteAddr))
 	}
 	if fn := cfg.Observer.OnOpen; fn != nil {
-		fn(s.transport)
+		fn(s.transportLocked())
 	}
 	if cfg.OnSession != nil {
 		cfg.OnSession(s)

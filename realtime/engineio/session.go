@@ -13,15 +13,15 @@ import (
 
 // Session state machine and invariants.
 //
-// Guards. Set by newSession and never changed: id, srv, cfg, req, log, the
-// done and pollNotify channels (pollNotify only for a session that starts
-// on polling: nil, a signal to it is a no-op). wsNotify is set by
-// newSession for a websocket session and by the "5" that ends an upgrade,
-// under Session.mu and before any writer goroutine starts, and never
-// changed after. recvMu is held for each
+// Guards. Set by newSession and never changed: id, srv, cfg, hs, log and
+// the pollNotify channel (only for a session that starts on polling: nil,
+// a signal to it is a no-op). wsNotify is made, under Session.mu, by
+// wakeWriterLocked for each writer goroutine it starts (which is handed
+// it) and set to nil when that writer ends idle; done is made by the
+// first Done call, under Session.mu. recvMu is held for each
 // delivery (deliver), so OnMessage calls never overlap. Session.mu
 // guards every other field: the handler, the transport and the upgrade
-// (transport, ws, probe, probed), the queue and backlog (queue,
+// (onWS, ws, probe, probed), the queue and backlog (queue,
 // queuedBytes, writingBytes, slowSince, slowTimer), who is using the
 // session (getActive, postActive, wsLive, writing, delivering), the
 // heartbeat (hbTimer, hbDeadline, awaitingPong, extended) and the close
@@ -48,7 +48,7 @@ import (
 // through unlockAndFinalize, on that goroutine. A POST is not waited for:
 // once the session is closed its packets are no longer delivered. A
 // closed session that is not lingering is refused like an unknown sid
-// (gone). transport goes from polling to websocket at most once, never
+// (gone). The transport (onWS) goes from polling to websocket at most once, never
 // back.
 //
 // What each close kind owes (OnClose(reason) runs exactly once for every
@@ -165,8 +165,7 @@ type Session struct {
 	id   string
 	srv  *Server
 	cfg  *config
-	req  *http.Request
-	log  sessionLogger
+	hs   handshakeRecord // what Request rebuilds
 	done chan struct{}
 	v3   *eio3 // Engine.IO v3 (eio3.go); nil for v4
 
@@ -174,10 +173,9 @@ type Session struct {
 	// while an upgrade briefly lets two connections carry client packets.
 	recvMu sync.Mutex
 
-	mu        sync.Mutex
-	handler   Handler
-	transport string
-	queue     []outPacket
+	mu      sync.Mutex
+	handler Handler
+	queue   []outPacket
 	// The backlog, in bytes as counted by cost: queuedBytes for the
 	// messages in queue, writingBytes for those the websocket writer took
 	// and has not finished writing. slowSince is when the backlog went
@@ -185,33 +183,34 @@ type Session struct {
 	// the session after SlowClientGrace.
 	queuedBytes  int64
 	writingBytes int64
-	slowSince    time.Time
+	slowSince    time.Duration // a stamp (stampOf); 0 while not over
 	slowTimer    timer
 
 	wsNotify   chan struct{} // wakes the websocket writer (1-buffered)
 	pollNotify chan struct{} // wakes a pending polling GET (1-buffered)
 
 	ws      *websocket.Conn // active websocket, once the transport is websocket
-	wsLive  int             // reader and writer goroutines still using ws
-	writing bool            // a writer goroutine is running (wakeWriterLocked)
 	probe   *websocket.Conn // websocket being upgraded to
+	wsLive  int32           // reader and writer goroutines still using ws
+	onWS    bool            // the transport is websocket (it starts as polling unless the handshake is one)
+	writing bool            // a writer goroutine is running (wakeWriterLocked)
 	probed  bool            // "2probe" answered: GETs return at once
 
 	getActive, postActive bool
 
 	hbTimer      timer
-	hbDeadline   time.Time
+	hbDeadline   time.Duration // a stamp (stampOf)
 	awaitingPong bool
 	extended     bool // a non-pong packet already extended this pong deadline
 
 	closed      bool
 	kind        closeKind
-	reason      string
 	delivering  bool
-	onClose     int
+	onClose     uint8 // onCloseNone, onCloseRunning, onCloseDone
 	lingering   bool
-	lingerTimer timer
 	finalized   bool
+	reason      string
+	lingerTimer timer
 }
 
 // newSessionID returns 15 random bytes as 20 base64url characters, the
@@ -230,22 +229,12 @@ func newSessionID() string {
 // handshake has written the open packet and cleared it.
 func newSession(srv *Server, cfg *config, r *http.Request, ws *websocket.Conn) *Session {
 	id := cfg.newSessionID()
-	// A shallow copy, not Clone: the handshake request is not used by
-	// net/http once its handler returns, and a deep copy of its headers
-	// would cost every idle connection about a kilobyte. Of the context,
-	// only the value of WithKept stays.
-	req := r.WithContext(keptContext(r.Context()))
-	req.Body = http.NoBody
-	req.GetBody = nil
 	s := &Session{
-		id:        id,
-		srv:       srv,
-		cfg:       cfg,
-		req:       req,
-		log:       sessionLogger{base: cfg.Logger, sid: id},
-		done:      make(chan struct{}),
-		handler:   nopHandler{},
-		transport: TransportPolling,
+		id:      id,
+		srv:     srv,
+		cfg:     cfg,
+		hs:      recordHandshake(r),
+		handler: nopHandler{},
 	}
 	if cfg.AllowEIO3 {
 		s.v3 = newEIO3(r)
@@ -253,8 +242,7 @@ func newSession(srv *Server, cfg *config, r *http.Request, ws *websocket.Conn) *
 	if ws == nil {
 		s.pollNotify = make(chan struct{}, 1)
 	} else {
-		s.wsNotify = make(chan struct{}, 1)
-		s.transport = TransportWebSocket
+		s.onWS = true
 		s.ws = ws
 		s.wsLive = 1 // the reader, started by runWebSocket
 		s.writing = true
@@ -262,18 +250,47 @@ func newSession(srv *Server, cfg *config, r *http.Request, ws *websocket.Conn) *
 	return s
 }
 
+// log is the session's logger: the server's, with the session id.
+func (s *Session) log() sessionLogger { return sessionLogger{base: s.cfg.Logger, sid: s.id} }
+
+// epoch is where stamps count from.
+var epoch = time.Now()
+
+// stampOf is t as a stamp: the time since epoch, monotonic where t is. A
+// session keeps its deadlines as stamps, 8 bytes where a time.Time takes
+// 24.
+func stampOf(t time.Time) time.Duration { return t.Sub(epoch) }
+
 // ID returns the session id: 20 characters of base64url, like Node.
 func (s *Session) ID() string { return s.id }
 
-// Request returns a body-less clone of the handshake request (headers,
-// URL and query, RemoteAddr, TLS, Host). It is safe to keep.
-func (s *Session) Request() *http.Request { return s.req }
+// Request returns a body-less copy of the handshake request (headers,
+// URL and query, RemoteAddr, TLS, Host; its context carries only the
+// value of WithKept), built anew on each call from the compact record the
+// session keeps: changing it changes nothing. It is safe to keep.
+func (s *Session) Request() *http.Request { return s.hs.request() }
+
+// Kept returns the value WithKept put in the handshake request's context,
+// as Kept(s.Request()) does, without building the request.
+func (s *Session) Kept() any { return s.hs.value }
+
+// RemoteAddr returns the handshake request's RemoteAddr.
+func (s *Session) RemoteAddr() string { return s.hs.remote }
 
 // Transport returns the current transport, "polling" or "websocket".
 func (s *Session) Transport() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.transport
+	return s.transportLocked()
+}
+
+// transportLocked is the transport's name; s.mu is held (or the session
+// is not shared yet).
+func (s *Session) transportLocked() string {
+	if s.onWS {
+		return TransportWebSocket
+	}
+	return TransportPolling
 }
 
 // SetHandler sets who receives the session's messages; nil drops them.
@@ -297,15 +314,29 @@ func (s *Session) Writable() bool {
 	if s.closed {
 		return false
 	}
-	if s.transport == TransportWebSocket {
+	if s.onWS {
 		return len(s.queue) == 0 && s.backlogLocked() <= s.cfg.MaxBufferedBytes
 	}
 	return s.getActive && s.probe == nil
 }
 
 // Done is closed once the session is fully closed: OnClose has returned
-// and its connections are released.
-func (s *Session) Done() <-chan struct{} { return s.done }
+// and its connections are released. The channel is made on the first
+// call (an idle session holds none).
+func (s *Session) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done == nil {
+		if s.finalized {
+			return closedChan
+		}
+		s.done = make(chan struct{})
+	}
+	return s.done
+}
+
+// closedChan is Done's for a session finalized before anyone asked.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // cost is what a queued message counts against the backlog bounds.
 func cost(m *Message) int64 { return int64(len(m.frame)) + QueueEntryOverhead }
@@ -347,7 +378,7 @@ func (s *Session) Send(msgs ...*Message) error {
 	}
 	if backlog := s.backlogLocked(); backlog+add > s.cfg.MaxBufferedBytesHard {
 		s.mu.Unlock()
-		s.log.Warn("closing slow client: send queue over its hard limit",
+		s.log().Warn("closing slow client: send queue over its hard limit",
 			zap.String("reason", ReasonQueueFull), zap.Int64("queued_bytes", backlog),
 			zap.Int64("limit_bytes", s.cfg.MaxBufferedBytesHard))
 		// OnClose runs on another goroutine: Send may be called with
@@ -413,15 +444,15 @@ func (s *Session) queueLocked(msgs []*Message, add int64) {
 func (s *Session) checkBacklogLocked() {
 	over := s.backlogLocked() > s.cfg.MaxBufferedBytes
 	switch {
-	case over && s.slowSince.IsZero() && !s.closed:
-		s.slowSince = s.cfg.clock.Now()
+	case over && s.slowSince == 0 && !s.closed:
+		s.slowSince = stampOf(s.cfg.clock.Now())
 		if s.slowTimer == nil {
 			s.slowTimer = s.cfg.clock.AfterFunc(s.cfg.SlowClientGrace, s.onSlowTimer)
 		} else {
 			s.slowTimer.Reset(s.cfg.SlowClientGrace)
 		}
-	case !over && !s.slowSince.IsZero():
-		s.slowSince = time.Time{}
+	case !over && s.slowSince != 0:
+		s.slowSince = 0
 		s.slowTimer.Stop()
 	}
 }
@@ -431,20 +462,20 @@ func (s *Session) checkBacklogLocked() {
 // over the bound sees the later start and re-arms.
 func (s *Session) onSlowTimer() {
 	s.mu.Lock()
-	if s.closed || s.slowSince.IsZero() {
+	if s.closed || s.slowSince == 0 {
 		s.mu.Unlock()
 		return
 	}
-	if d := s.cfg.SlowClientGrace - s.cfg.clock.Now().Sub(s.slowSince); d > 0 {
+	if d := s.cfg.SlowClientGrace - (stampOf(s.cfg.clock.Now()) - s.slowSince); d > 0 {
 		s.slowTimer.Reset(d)
 		s.mu.Unlock()
 		return
 	}
 	backlog, since := s.backlogLocked(), s.slowSince
 	s.mu.Unlock()
-	s.log.Warn("closing slow client: send queue over its soft limit for too long",
+	s.log().Warn("closing slow client: send queue over its soft limit for too long",
 		zap.String("reason", ReasonQueueFull), zap.Int64("queued_bytes", backlog),
-		zap.Int64("limit_bytes", s.cfg.MaxBufferedBytes), zap.Duration("over_for", s.cfg.clock.Now().Sub(since)))
+		zap.Int64("limit_bytes", s.cfg.MaxBufferedBytes), zap.Duration("over_for", stampOf(s.cfg.clock.Now())-since))
 	s.closeWith(ReasonQueueFull, kindOverflow, onCloseTimer)
 }
 
@@ -464,7 +495,7 @@ func (s *Session) enqueueLocked(typ byte) {
 
 // notifyLocked wakes whoever drains the queue of the current transport.
 func (s *Session) notifyLocked() {
-	if s.transport == TransportWebSocket {
+	if s.onWS {
 		s.wakeWriterLocked()
 	} else {
 		signal(s.pollNotify)
@@ -562,14 +593,14 @@ func (s *Session) startHeartbeat() {
 		d = s.cfg.heartbeatV3()
 		s.awaitingPong, s.extended = true, true
 	}
-	s.hbDeadline = s.cfg.clock.Now().Add(d)
+	s.hbDeadline = stampOf(s.cfg.clock.Now()) + d
 	s.hbTimer = s.cfg.clock.AfterFunc(d, s.onHeartbeatTimer)
 }
 
 // armLocked moves the heartbeat deadline. A timer that fires early (it
 // was already running when reset) sees the later deadline and re-arms.
 func (s *Session) armLocked(d time.Duration) {
-	s.hbDeadline = s.cfg.clock.Now().Add(d)
+	s.hbDeadline = stampOf(s.cfg.clock.Now()) + d
 	if s.hbTimer != nil {
 		s.hbTimer.Reset(d)
 	}
@@ -581,7 +612,7 @@ func (s *Session) onHeartbeatTimer() {
 		s.mu.Unlock()
 		return
 	}
-	if d := s.hbDeadline.Sub(s.cfg.clock.Now()); d > 0 {
+	if d := s.hbDeadline - stampOf(s.cfg.clock.Now()); d > 0 {
 		s.hbTimer.Reset(d)
 		s.mu.Unlock()
 		return
@@ -667,7 +698,7 @@ func (s *Session) deliver(data []byte, binary bool) bool {
 	h := s.handler
 	s.mu.Unlock()
 
-	if ce := s.log.Check(zap.DebugLevel, "message received"); ce != nil {
+	if ce := s.log().Check(zap.DebugLevel, "message received"); ce != nil {
 		ce.Write(zap.Int("bytes", len(data)), zap.Bool("binary", binary))
 	}
 	if fn := s.cfg.Observer.OnReceived; fn != nil {
@@ -743,7 +774,7 @@ func (s *Session) closeWith(reason string, kind closeKind, mode onCloseMode) {
 	if kind != kindGraceful && kind != kindShutdown {
 		s.dropQueueLocked()
 	}
-	if s.transport == TransportPolling && !s.getActive {
+	if !s.onWS && !s.getActive {
 		switch kind {
 		case kindGraceful:
 			s.lingering = true
@@ -758,7 +789,7 @@ func (s *Session) closeWith(reason string, kind closeKind, mode onCloseMode) {
 	if kind == kindOverflow {
 		ws = s.ws
 	}
-	if s.transport == TransportWebSocket {
+	if s.onWS {
 		s.wakeWriterLocked()
 	}
 	signal(s.pollNotify)
@@ -771,7 +802,7 @@ func (s *Session) closeWith(reason string, kind closeKind, mode onCloseMode) {
 	}
 	s.mu.Unlock()
 
-	if ce := s.log.Check(zap.DebugLevel, "session closing"); ce != nil {
+	if ce := s.log().Check(zap.DebugLevel, "session closing"); ce != nil {
 		ce.Write(zap.String("reason", reason))
 	}
 	if fn := s.cfg.Observer.OnClose; fn != nil {
@@ -837,6 +868,7 @@ func (s *Session) unlockAndFinalize() {
 		return
 	}
 	s.finalized = true
+	done := s.done
 	if s.hbTimer != nil {
 		s.hbTimer.Stop()
 	}
@@ -848,8 +880,10 @@ func (s *Session) unlockAndFinalize() {
 	}
 	s.mu.Unlock()
 	s.srv.remove(s)
-	close(s.done)
-	if ce := s.log.Check(zap.DebugLevel, "session closed"); ce != nil {
+	if done != nil {
+		close(done)
+	}
+	if ce := s.log().Check(zap.DebugLevel, "session closed"); ce != nil {
 		ce.Write(zap.String("reason", s.reason))
 	}
 }

@@ -110,13 +110,13 @@ func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, cf
 func (srv *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Session) {
 	c, err := upgradeConn(w, r, s.cfg)
 	if err != nil {
-		if ce := s.log.Check(zap.DebugLevel, "websocket upgrade failed"); ce != nil {
+		if ce := s.log().Check(zap.DebugLevel, "websocket upgrade failed"); ce != nil {
 			ce.Write(zap.Error(err))
 		}
 		return
 	}
 	s.mu.Lock()
-	ok := !s.closed && s.transport == TransportPolling && s.probe == nil &&
+	ok := !s.closed && !s.onWS && s.probe == nil &&
 		s.cfg.websocket && !s.cfg.DisableUpgrades
 	if ok {
 		s.probe = c
@@ -133,7 +133,7 @@ func (srv *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Sessi
 		stale := s.probe == c
 		s.mu.Unlock()
 		if stale {
-			if ce := s.log.Check(zap.DebugLevel, "upgrade timed out"); ce != nil {
+			if ce := s.log().Check(zap.DebugLevel, "upgrade timed out"); ce != nil {
 				ce.Write()
 			}
 			_ = c.NetConn().Close()
@@ -151,7 +151,7 @@ func (srv *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Sessi
 		closeConn(c)
 		return
 	}
-	if ce := s.log.Check(zap.DebugLevel, "upgraded to websocket"); ce != nil {
+	if ce := s.log().Check(zap.DebugLevel, "upgraded to websocket"); ce != nil {
 		ce.Write()
 	}
 	s.mu.Lock()
@@ -191,9 +191,8 @@ func (s *Session) probeLoop(c *websocket.Conn) bool {
 			}
 			s.probe = nil
 			s.probed = false
-			s.transport = TransportWebSocket
+			s.onWS = true
 			s.ws = c
-			s.wsNotify = make(chan struct{}, 1)
 			s.wsLive = 1
 			signal(s.pollNotify) // a pending GET ends with a noop
 			s.mu.Unlock()
@@ -237,11 +236,14 @@ func (s *Session) wakeWriterLocked() {
 	}
 	s.writing = true
 	s.wsLive++
+	// The writer's own wake-up channel: an idle session, which has no
+	// writer, holds none.
+	s.wsNotify = make(chan struct{}, 1)
 	s.srv.track()
-	go func(c *websocket.Conn) {
+	go func(c *websocket.Conn, notify chan struct{}) {
 		defer s.srv.leave()
-		s.writeLoop(c)
-	}(s.ws)
+		s.writeLoop(c, notify)
+	}(s.ws, s.wsNotify)
 }
 
 // readLoop reads until the connection fails or the session closes. Before
@@ -297,7 +299,7 @@ func readErrorReason(err error) string {
 // writeLoop is the only writer of c once the session uses it. It writes
 // everything queued at each wake-up, and on close what the close kind
 // requires, then closes the socket (which ends readLoop).
-func (s *Session) writeLoop(c *websocket.Conn) {
+func (s *Session) writeLoop(c *websocket.Conn, notify <-chan struct{}) {
 	var batch []outPacket
 	var written int64  // bytes of the batch just written, still in the backlog
 	var idle chanTimer // armed only while the writer waits: from its first wait on
@@ -319,13 +321,14 @@ func (s *Session) writeLoop(c *websocket.Conn) {
 				idle.Reset(writerLinger)
 			}
 			select {
-			case <-s.wsNotify:
+			case <-notify:
 			case <-idle.Chan():
 				s.mu.Lock()
 				if len(s.queue) == 0 && !s.closed {
 					// Idle: end, keeping the connection; the reader
 					// is still running, so wsLive stays above zero.
 					s.writing = false
+					s.wsNotify = nil
 					s.wsLive--
 					s.mu.Unlock()
 					return
@@ -343,7 +346,7 @@ func (s *Session) writeLoop(c *websocket.Conn) {
 			return
 		}
 		if err := s.writeBatch(c, batch); err != nil {
-			if ce := s.log.Check(zap.DebugLevel, "websocket write failed"); ce != nil {
+			if ce := s.log().Check(zap.DebugLevel, "websocket write failed"); ce != nil {
 				ce.Write(zap.Error(err))
 			}
 			s.closeWith(ReasonTransportError, kindError, onCloseHere)
@@ -419,7 +422,7 @@ func (s *Session) writeBatch(c *websocket.Conn, batch []outPacket) error {
 			return err
 		}
 	}
-	if ce := s.log.Check(zap.DebugLevel, "websocket frames written"); ce != nil {
+	if ce := s.log().Check(zap.DebugLevel, "websocket frames written"); ce != nil {
 		ce.Write(zap.Int("count", len(batch)))
 	}
 	return nil

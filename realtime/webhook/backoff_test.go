@@ -7,6 +7,7 @@ import (
 )
 
 func TestConnectBackoff(t *testing.T) {
+	t.Parallel() // fills a table of backoffMaxEntries: overlaps with the others
 	now := time.Unix(1_700_000_000, 0)
 	b := NewBackoff()
 	b.now = func() time.Time { return now }

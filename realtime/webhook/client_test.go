@@ -146,6 +146,7 @@ func TestClientFailures(t *testing.T) {
 }
 
 func TestClientTimeoutAndPools(t *testing.T) {
+	t.Parallel() // waits on real timers: overlaps with the others
 	free := make(chan struct{})
 	entered := make(chan string, 10)
 	srv := newBackend(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
@@ -208,6 +209,7 @@ func TestClientTimeoutAndPools(t *testing.T) {
 }
 
 func TestClientClose(t *testing.T) {
+	t.Parallel() // waits on real timers: overlaps with the others
 	entered := make(chan struct{})
 	srv := newBackend(t, func(w http.ResponseWriter, r *http.Request, body []byte) {
 		close(entered)
