@@ -101,5 +101,6 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePayloadMany$$' -fuzztime 60s -fuzzminimizetime 2s ./realtime/engineio/
 	$(GO) test -run '^$$' -fuzz FuzzNames -fuzztime 60s ./realtime/
 	$(GO) test -run '^$$' -fuzz FuzzRecoveryLookup -fuzztime 60s ./realtime/
+	$(GO) test -run '^$$' -fuzz FuzzRecoveryOffset -fuzztime 60s ./realtime/redisadapter/
 	$(GO) test -run '^$$' -fuzz FuzzAPIRequest -fuzztime 60s ./realtime/emitapi/
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime 60s ./realtime/redisadapter/

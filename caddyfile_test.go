@@ -132,7 +132,6 @@ func TestCaddyfileErrors(t *testing.T) {
 		{"presence without webhook block", "socketio {\n\tpresence {\n\t\twebhook http://127.0.0.1:1/p\n\t}\n}", "add a webhook block"},
 		{"presence by the client", "socketio {\n\tpresence {\n\t\tby {socketio.query.user}\n\t}\n}", "{socketio.query.user} is chosen by the client"},
 		{"presence by a literal", "socketio {\n\tpresence {\n\t\tby alice\n\t}\n}", "names every socket's user the same"},
-		{"recovery with redis", "socketio {\n\trecovery\n\tadapter redis redis://127.0.0.1:6379\n}", "recovery: not available with the redis adapter yet"},
 		{"adapter no type", "socketio {\n\tadapter\n}", `adapter: want memory or redis <url>, at Caddyfile:2`},
 		{"adapter unknown", "socketio {\n\tadapter nats nats://x\n}", `adapter: unknown type "nats" (want memory or redis), at Caddyfile:2`},
 		{"adapter redis no url", "socketio {\n\tadapter redis\n}", `adapter: redis: a URL is required`},

@@ -91,7 +91,7 @@ func newHubOn(opts realtime.Options, cl *redisadapter.Cluster, identity string) 
 		opts.NewAdapter = cl.NewAdapter
 	}
 	h.policy.Store(&policy{logger: zap.NewNop(), namespaces: []string{"/"}, mode: AuthOff})
-	h.server = realtime.NewServer(opts)
+	h.server = realtime.NewServer(h.onCluster(opts))
 	h.setupNamespace(h.server.Of("/"))
 	h.server.OfFunc(func(name string) bool { return h.policy.Load().allowsNamespace(name) }, h.setupNamespace)
 	h.admin = adminui.New(h.server, opts.Logger) // after the application's namespaces
@@ -178,7 +178,7 @@ func (h *hub) remove(e *hubEntry) {
 // connected sockets again, with reverify, once the hub's lock is released).
 func (h *hub) activate(e *hubEntry) bool {
 	prev := h.policy.Swap(e.pol)
-	h.server.SetOptions(e.opts)
+	h.server.SetOptions(h.onCluster(e.opts))
 	h.applyPresence(e.pol)
 	h.configureAdminUI(e.pol)
 	if prev != nil && prev.authKey == e.pol.authKey {

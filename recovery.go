@@ -38,13 +38,16 @@ type Recovery struct {
 	// Default: true, as Node.
 	SkipMiddlewares *bool `json:"skip_middlewares,omitempty"`
 
-	// Buffer bounds the events kept for replay, per namespace, in bytes.
+	// Buffer bounds the events kept for replay, per namespace, in bytes
+	// (with the redis adapter, the namespace's stream in Redis).
 	// When it is full the oldest events go, and a client whose last event
 	// was among them gets a new session (recovered false). Default: 8MiB.
 	Buffer int64 `json:"buffer,omitempty"`
 
 	// Sessions bounds the sessions kept, per namespace, in bytes; when
-	// full, the oldest are forgotten. Default: 8MiB.
+	// full, the oldest are forgotten. Default: 8MiB. With the redis
+	// adapter, sessions are kept in Redis and expire with the window;
+	// this bound does not apply there (one session is at most 64KiB).
 	Sessions int64 `json:"sessions,omitempty"`
 }
 
@@ -60,22 +63,16 @@ func (r *Recovery) window() time.Duration {
 }
 
 // check validates the recovery settings; nil is recovery off. With the
-// redis adapter it is refused: sessions and events are kept by one node,
-// so a client back on another node would get a new session, and one back
-// on the same node would miss the other nodes' events while being told it
-// recovered (a store on Redis Streams is what is missing).
-func (r *Recovery) check(adapter *AdapterConfig) error {
+// redis adapter, sessions and events are kept in Redis (the adapter's
+// server and key), so a client recovers on any node.
+func (r *Recovery) check() error {
 	if r == nil {
 		return nil
 	}
-	var errs []error
 	if r.MaxDisconnectionDuration < 0 || r.Buffer < 0 || r.Sessions < 0 {
-		errs = append(errs, errors.New("recovery: max_disconnection_duration, buffer and sessions must not be negative"))
+		return errors.New("recovery: max_disconnection_duration, buffer and sessions must not be negative")
 	}
-	if adapter != nil && adapter.Type == AdapterRedis {
-		errs = append(errs, errors.New("recovery: not available with the redis adapter yet (sessions and missed events are kept by one node: a recovered client would miss the other nodes' events)"))
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // options are the engine's recovery options; nil when off.
@@ -91,8 +88,22 @@ func (r *Recovery) options() *realtime.RecoveryOptions {
 	}
 }
 
+// onCluster makes opts keep recovery's sessions and events in the hub's
+// Redis cluster, when it has one: every node then recovers the sessions
+// of the others (realtime/redisadapter/recovery.go).
+func (h *hub) onCluster(opts realtime.Options) realtime.Options {
+	if h.cluster == nil || opts.Recovery == nil {
+		return opts
+	}
+	r := *opts.Recovery
+	r.NewStore = h.cluster.RecoveryStore
+	opts.Recovery = &r
+	return opts
+}
+
 // resume takes over the module's state of a socket recovered without the
-// middlewares: the claims and connect-hook data of the session it
+// middlewares (a session from another node has no local value: its token
+// is then verified again by connected's recheck, its state being new): the claims and connect-hook data of the session it
 // continues (realtime keeps the socket's local value with the session),
 // its token expiry armed again, its webhook FIFO (so its notices stay in
 // order), and the disconnect notice; the connect hook is told.

@@ -10,9 +10,13 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
+	"github.com/caddy-socketio/caddy-socketio/realtime"
+	"github.com/caddy-socketio/caddy-socketio/realtime/redisadapter"
 )
 
 // recoveringHandler has recovery, presence, a webhook and the welcome
@@ -179,5 +183,35 @@ func TestRecoveryConfig(t *testing.T) {
 	}
 	if (*Recovery)(nil).options() != nil {
 		t.Fatal("no recovery block, but recovery options")
+	}
+}
+
+// TestRecoveryWithRedis: recovery is taken with the redis adapter, and a
+// hub on a cluster keeps its sessions and events in the cluster's store
+// (what the Caddyfile gave stays: window, skip_middlewares).
+func TestRecoveryWithRedis(t *testing.T) {
+	h := new(Handler)
+	in := "socketio {\n\trecovery {\n\t\tmax_disconnection_duration 30s\n\t}\n\tadapter redis redis://127.0.0.1:1\n}"
+	if err := h.UnmarshalCaddyfile(caddyfile.NewDispenser(tokensNamed(t, in))); err != nil {
+		t.Fatalf("recovery with the redis adapter refused: %v", err)
+	}
+	if err := h.check(); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	cl, err := redisadapter.New(redisadapter.Options{Client: redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	hb := &hub{cluster: cl}
+	opts := hb.onCluster(realtime.Options{Recovery: h.Recovery.options()})
+	if opts.Recovery.NewStore == nil || opts.Recovery.MaxDisconnectionDuration != 30*time.Second {
+		t.Fatalf("recovery options %+v", opts.Recovery)
+	}
+	if _, ok := opts.Recovery.NewStore(*opts.Recovery).(*redisadapter.RecoveryStore); !ok {
+		t.Fatal("the hub's store is not the cluster's")
+	}
+	if got := (&hub{}).onCluster(realtime.Options{Recovery: h.Recovery.options()}); got.Recovery.NewStore != nil {
+		t.Fatal("a hub without a cluster got a store")
 	}
 }

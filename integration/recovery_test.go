@@ -81,7 +81,10 @@ func (p *cutProxy) accept() {
 			reset(c)
 			continue
 		}
-		up, err := net.DialTimeout("tcp", p.target, 5*time.Second)
+		p.mu.Lock()
+		target := p.target
+		p.mu.Unlock()
+		up, err := net.DialTimeout("tcp", target, 5*time.Second)
 		if err != nil {
 			reset(c)
 			continue
@@ -122,6 +125,14 @@ func (p *cutProxy) cut() {
 	for c := range p.conns {
 		reset(c)
 	}
+}
+
+// retarget sends the next connections to target (another node, as a
+// round-robin balancer would).
+func (p *cutProxy) retarget(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
 }
 
 func (p *cutProxy) pause(on bool) {

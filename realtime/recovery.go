@@ -127,6 +127,43 @@ type RecoveryStore interface {
 	Close() error
 }
 
+// RecordingAdapter is an Adapter that records events in its cluster's
+// recovery store itself and delivers them, on every node, in the store's
+// order (redisadapter with its RecoveryStore). The namespace hands it the
+// events that get an offset instead of calling RecoveryStore.Append.
+type RecordingAdapter interface {
+	// BroadcastRecorded stores event p for the sockets opts selects, gives
+	// it its offset (as its last argument) and sends it to them on every
+	// node. False when the adapter does not record (no store): the
+	// namespace then records the event itself.
+	BroadcastRecorded(p *parser.Packet, opts BroadcastOptions) (bool, error)
+}
+
+// WithRecoveryLock runs f under the namespace's recovery lock, which
+// orders recorded events with the replay of a recovered socket: a
+// recording adapter delivers its events under it (a recovered socket then
+// gets each event either in its replay or live, once).
+func (n *Namespace) WithRecoveryLock(f func()) {
+	n.recMu.Lock()
+	defer n.recMu.Unlock()
+	f()
+}
+
+// offsetKnower is a RecoveryStore that can tell cheaply whether an offset
+// is one it can replay from.
+type offsetKnower interface {
+	Knows(nsp, offset string) bool
+}
+
+// knowsOffset reports whether st can replay from offset.
+func knowsOffset(st RecoveryStore, nsp, offset string) bool {
+	if k, ok := st.(offsetKnower); ok {
+		return k.Knows(nsp, offset)
+	}
+	_, ok := st.Missed(nsp, offset, nil)
+	return ok
+}
+
 // recoverableReasons are the disconnect reasons after which a session is
 // kept: the transport went, not the client or the server's decision
 // (Node's RECOVERABLE_DISCONNECT_REASONS).
@@ -224,6 +261,11 @@ func withOffset(p *parser.Packet, offset string) *parser.Packet {
 // its sockets receive them in, which replaying "what came after the
 // offset" relies on.
 func (n *Namespace) broadcastRecorded(st RecoveryStore, p *parser.Packet, opts BroadcastOptions) error {
+	if ra, ok := n.adapter.(RecordingAdapter); ok {
+		if done, err := ra.BroadcastRecorded(p, opts); done {
+			return err
+		}
+	}
 	n.recMu.Lock()
 	defer n.recMu.Unlock()
 	var sent *parser.Packet
@@ -244,6 +286,11 @@ func (s *Socket) sendRecorded(st RecoveryStore, p *parser.Packet) error {
 		return ErrSocketClosed
 	}
 	n := s.nsp
+	if ra, ok := n.adapter.(RecordingAdapter); ok {
+		if done, err := ra.BroadcastRecorded(p, BroadcastOptions{Rooms: []string{s.id}}); done {
+			return err
+		}
+	}
 	n.recMu.Lock()
 	defer n.recMu.Unlock()
 	msgs, err := st.Append(n.name, BroadcastOptions{Rooms: []string{s.id}}, func(offset string) ([]*engineio.Message, error) {
@@ -301,7 +348,7 @@ func (c *conn) recoverSession(n *Namespace, auth map[string]any) (*RecoverySessi
 		return nil, ""
 	}
 	sess, ok := st.Take(n.name, pid, offset)
-	if !ok && c.takeOver(n, st, pid, offset) {
+	if !ok && (c.takeOver(n, st, pid, offset) || remoteTakeOver(st, n.name, pid, offset)) {
 		sess, ok = st.Take(n.name, pid, offset)
 	}
 	if !ok || sess.ID == "" || sess.Namespace != n.name {
@@ -338,11 +385,17 @@ func (c *conn) connectRecovered(n *Namespace, s *Socket, offset string) {
 	defer n.recMu.Unlock()
 	s.recovered = false
 	if st != nil {
-		if missed, ok := st.Missed(n.name, offset, s.Rooms()); ok {
+		rooms := s.Rooms()
+		missed, ok := st.Missed(n.name, offset, rooms)
+		if ok {
 			s.recovered = true
 			for _, msgs := range missed {
 				_ = c.write(msgs)
 			}
+		}
+		if ce := c.srv.logger().Check(zap.DebugLevel, "recovery: session restored"); ce != nil {
+			ce.Write(zap.String("namespace", n.name), zap.String("socket", s.id), zap.Int("rooms", len(rooms)),
+				zap.Bool("replayed", ok), zap.Int("events", len(missed)))
 		}
 	}
 	if !s.recovered {
@@ -380,6 +433,45 @@ func (s *Socket) untrackPID() {
 	}
 }
 
+// remoteTaker is a cluster's RecoveryStore that can ask the other nodes to
+// close a socket they still hold (its client is back on this node).
+type remoteTaker interface {
+	TakeOver(nsp, pid, offset string) bool
+}
+
+// remoteTakeOver asks the other nodes, when st can: true when one closed
+// the socket of pid (its session is then saved).
+func remoteTakeOver(st RecoveryStore, nsp, pid, offset string) bool {
+	rt, ok := st.(remoteTaker)
+	return ok && rt.TakeOver(nsp, pid, offset)
+}
+
+// HoldsPID reports whether this node has a connected socket of pid.
+func (n *Namespace) HoldsPID(pid string) bool {
+	v, ok := n.srv.recLive.Load(livePID{n.name, pid})
+	return ok && v.(*Socket).Connected()
+}
+
+// CloseForRecovery closes this node's connected socket of pid, if any, as
+// its transport had closed (its session is kept): another node asks, its
+// client being back there with the pid and an offset the store holds.
+// The pid is the credential, as for takeOver.
+func (n *Namespace) CloseForRecovery(pid string) bool {
+	v, ok := n.srv.recLive.Load(livePID{n.name, pid})
+	if !ok {
+		return false
+	}
+	old := v.(*Socket)
+	if !old.Connected() {
+		return false
+	}
+	if ce := n.srv.logger().Check(zap.DebugLevel, "recovery: the client is back on another node; closing its old socket"); ce != nil {
+		ce.Write(zap.String("namespace", n.name), zap.String("socket", old.id), zap.Int("rooms", len(old.Rooms())))
+	}
+	old.onClose(engineio.ReasonTransportClose)
+	return true
+}
+
 // takeOver handles a client that comes back with the pid of a socket the
 // server still holds on another connection: its old transport is dead but
 // not seen to be yet (a polling client between requests, a network that
@@ -398,7 +490,7 @@ func (c *conn) takeOver(n *Namespace, st RecoveryStore, pid, offset string) bool
 	if old.conn == c || !old.Connected() {
 		return false
 	}
-	if _, ok := st.Missed(n.name, offset, nil); !ok {
+	if !knowsOffset(st, n.name, offset) {
 		return false // a bogus or too old offset closes nothing
 	}
 	if ce := c.srv.logger().Check(zap.DebugLevel, "recovery: the client is back on a new connection; closing its old socket"); ce != nil {

@@ -479,10 +479,13 @@ func hasBinary(v any, depth int) bool {
 
 // onBroadcast applies a message of the broadcast channels.
 func (a *Adapter) onBroadcast(channel string, payload []byte) {
+	rec := a.c.recording()
 	if room, ok := strings.CutPrefix(channel, a.base); ok && room != "" {
 		room = strings.TrimSuffix(room, "#")
-		// Nobody here is in the room: nothing to decode (Node does the same).
-		if !a.HasRoom(room) {
+		// Nobody here is in the room: nothing to decode (Node does the
+		// same), unless it may be a recorded event, whose place in the
+		// stream this node must learn (recovery.go).
+		if !a.HasRoom(room) && rec == nil {
 			return
 		}
 	}
@@ -497,7 +500,11 @@ func (a *Adapter) onBroadcast(channel string, payload []byte) {
 		return
 	}
 	uid, _ := arr[0].(string)
-	if uid == a.c.uid {
+	recorded := false
+	if len(arr) > 3 {
+		recorded, _ = arr[3].(bool)
+	}
+	if uid == a.c.uid && (!recorded || rec == nil) {
 		return // delivered here when it was sent
 	}
 	packet, ok := arr[1].(map[string]any)
@@ -529,7 +536,20 @@ func (a *Adapter) onBroadcast(channel string, payload []byte) {
 		return
 	}
 	a.c.received("broadcast")
-	a.nsp.DeliverLocal(a.Select(opts), realtime.Delivery{Messages: msgs, Volatile: opts.Flags.Volatile, Event: asList(event)})
+	d := realtime.Delivery{Messages: msgs, Volatile: opts.Flags.Volatile, Event: asList(event)}
+	if recorded && rec != nil {
+		// A recorded event: delivered in the stream's order, and noted as
+		// the last this node delivered, under the recovery lock.
+		last, _ := data[len(data)-1].(string)
+		if id, ok := ParseOffset(last); ok {
+			a.nsp.WithRecoveryLock(func() {
+				rec.markDelivered(a.name, id)
+				a.nsp.DeliverLocal(a.Select(opts), d)
+			})
+			return
+		}
+	}
+	a.nsp.DeliverLocal(a.Select(opts), d)
 }
 
 // readOpts reads {rooms, except, flags}; every part may be missing (other
@@ -714,6 +734,16 @@ func (a *Adapter) onRequest(payload []byte) {
 			n = 0
 		}
 		reply(map[string]any{"type": int64(typeBroadcastCount), "requestId": id, "clientCount": n})
+	case typeRecoveryTakeOver:
+		if !needID() {
+			return
+		}
+		pid, _ := m["pid"].(string)
+		if pid == "" || len(pid) > MaxPIDLength {
+			bad("no pid, or one too long")
+			return
+		}
+		a.onTakeOver(uid, id, pid)
 	default:
 		a.c.dropped("unknown_type", fmt.Sprintf("request of unknown type %d", typ), a.reqChannel, len(payload), nil)
 		return

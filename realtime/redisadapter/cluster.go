@@ -112,6 +112,7 @@ type Cluster struct {
 	patterns map[string]string     // broadcast pattern -> namespace
 	channels map[string]string     // request and response channels -> namespace
 	pending  map[string]*pending   // by namespace "\x00" requestId
+	rec      *RecoveryStore        // recovery on: the store (recovery.go)
 	closed   bool
 }
 
@@ -219,7 +220,11 @@ func (c *Cluster) release(a *Adapter) {
 		c.nsps[a.name] = list
 	}
 	closed := c.closed
+	rec := c.rec
 	c.mu.Unlock()
+	if last && rec != nil {
+		rec.forgetNamespace(a.name)
+	}
 	if last && !closed {
 		ctx, cancel := context.WithTimeout(c.ctx, publishTimeout)
 		defer cancel()
@@ -256,6 +261,9 @@ func (c *Cluster) Close() error {
 func (c *Cluster) setUp(up bool, cause error) {
 	if c.up.Swap(up) == up {
 		return
+	}
+	if r := c.recording(); r != nil && !up {
+		r.forget() // what is published while the subscription is down never arrives
 	}
 	if up {
 		c.log.Info("redis adapter connected", zap.String("uid", c.uid))
