@@ -123,9 +123,9 @@ func testBackend(t *testing.T, drv *nodeclient.Driver, b backendSpec, base []str
 	backendAddr := fmt.Sprintf("127.0.0.1:%d", bport)
 	site := fmt.Sprintf("http://127.0.0.1:%d", sport)
 
-	be := startProc(t, b.name+" backend", testkit.RepoRoot(t),
+	be := testkit.StartProcess(t, b.name+" backend", testkit.RepoRoot(t),
 		baseEnv(home, "WEBHOOK_SECRET="+hookSecret, "BACKEND="+backendAddr), b.argv(base, backendAddr)...)
-	be.waitHTTP(t, nil, "http://"+backendAddr+"/", http.StatusOK)
+	be.WaitHTTP(t, nil, "http://"+backendAddr+"/", http.StatusOK, readyTimeout)
 
 	refusals := testSignatureChecks(t, "http://"+backendAddr)
 	// The refusals above are the only ones allowed; their log lines may
@@ -219,22 +219,22 @@ func firstMap(args []any) (map[string]any, bool) {
 }
 
 // waitCountLog waits until p's log holds s n times.
-func waitCountLog(t *testing.T, p *proc, s string, n int) {
+func waitCountLog(t *testing.T, p *testkit.Process, s string, n int) {
 	t.Helper()
-	if !p.Log.WaitFor(clientWait, p.done, func(log string) bool { return strings.Count(log, s) >= n }) {
-		t.Fatalf("%s log has %d %q, want %d:\n%s", p.name, strings.Count(p.Log.String(), s), s, n, p.Log)
+	if !p.Log.WaitFor(clientWait, p.Done(), func(log string) bool { return strings.Count(log, s) >= n }) {
+		t.Fatalf("%s log has %d %q, want %d:\n%s", p.Name, strings.Count(p.Log.String(), s), s, n, p.Log)
 	}
 }
 
 // waitLog waits until p's log holds every line.
-func waitLog(t *testing.T, p *proc, lines ...string) {
+func waitLog(t *testing.T, p *testkit.Process, lines ...string) {
 	t.Helper()
 	missing := func(log string) []string {
 		return slices.DeleteFunc(slices.Clone(lines), func(l string) bool { return strings.Contains(log, l) })
 	}
-	if !p.Log.WaitFor(clientWait, p.done, func(log string) bool { return len(missing(log)) == 0 }) {
+	if !p.Log.WaitFor(clientWait, p.Done(), func(log string) bool { return len(missing(log)) == 0 }) {
 		log := p.Log.String()
-		t.Errorf("%s log has no %q after %v:\n%s", p.name, missing(log), clientWait, log)
+		t.Errorf("%s log has no %q after %v:\n%s", p.Name, missing(log), clientWait, log)
 	}
 }
 

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -48,86 +46,6 @@ func baseEnv(home string, vars ...string) []string {
 		}
 	}
 	return append(env, vars...)
-}
-
-// proc is a process started by a test and stopped by its cleanup.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	Log  *testkit.SyncBuffer
-	done chan struct{}
-	err  error
-}
-
-// startProc starts argv in dir with env; t.Cleanup ends it with SIGTERM
-// (then kill), bounded.
-func startProc(t testing.TB, name, dir string, env []string, argv ...string) *proc {
-	t.Helper()
-	p := &proc{name: name, Log: &testkit.SyncBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Dir = dir
-	p.cmd.Env = env
-	p.cmd.Stdout = p.Log
-	p.cmd.Stderr = p.Log
-	p.cmd.WaitDelay = 2 * time.Second
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() { p.stop(t) })
-	return p
-}
-
-func (p *proc) stop(t testing.TB) {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return
-	case <-time.After(exitTimeout):
-	}
-	t.Errorf("%s did not exit %v after SIGTERM; killing it", p.name, exitTimeout)
-	_ = p.cmd.Process.Kill()
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-	}
-}
-
-// waitHTTP polls url until it answers with want (any status when want is
-// 0), and fails the test if p exits first or readyTimeout passes.
-func (p *proc) waitHTTP(t testing.TB, client *http.Client, url string, want int) {
-	t.Helper()
-	if client == nil {
-		client = &http.Client{Timeout: time.Second}
-	}
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		resp, err := client.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if want == 0 || resp.StatusCode == want {
-				return
-			}
-			err = fmt.Errorf("status %s", resp.Status)
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited before serving %s: %v\n%s", p.name, url, p.err, p.Log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not serving %s after %v: %v\n%s", p.name, url, readyTimeout, err, p.Log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // testGlobal is the global options block the tests put in front of an
@@ -179,7 +97,7 @@ func collapseBlank(s string) string {
 // startCaddy writes cfg into a temporary directory and runs it from the
 // repository root (the examples' `root` paths are relative to it) with
 // env. It returns once getURL answers.
-func startCaddy(t testing.TB, cfg string, env []string, client *http.Client, getURL string) *proc {
+func startCaddy(t testing.TB, cfg string, env []string, client *http.Client, getURL string) *testkit.Process {
 	t.Helper()
 	bin := testkit.CaddyBinary(t)
 	dir := t.TempDir()
@@ -187,8 +105,8 @@ func startCaddy(t testing.TB, cfg string, env []string, client *http.Client, get
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatalf("writing the Caddyfile: %v", err)
 	}
-	p := startProc(t, "caddy", testkit.RepoRoot(t), env, bin, "run", "--config", path, "--adapter", "caddyfile")
-	p.waitHTTP(t, client, getURL, 0)
+	p := testkit.StartProcess(t, "caddy", testkit.RepoRoot(t), env, bin, "run", "--config", path, "--adapter", "caddyfile")
+	p.WaitHTTP(t, client, getURL, 0, readyTimeout)
 	return p
 }
 

@@ -38,7 +38,7 @@ type httpsSite struct {
 	base    string // https://localhost:<port>
 	rootPEM []byte // Caddy's local root CA
 	roots   *x509.CertPool
-	caddy   *proc
+	caddy   *testkit.Process
 }
 
 // startHTTPS runs examples/https/Caddyfile on a free port with a data
@@ -56,7 +56,7 @@ func startHTTPS(t *testing.T, home string) *httpsSite {
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.caddy = startProc(t, "caddy", testkit.RepoRoot(t), env, bin, "run", "--config", path, "--adapter", "caddyfile")
+	s.caddy = testkit.StartProcess(t, "caddy", testkit.RepoRoot(t), env, bin, "run", "--config", path, "--adapter", "caddyfile")
 
 	root := filepath.Join(home, "data", "caddy", "pki", "authorities", "local", "root.crt")
 	deadline := time.Now().Add(readyTimeout)
@@ -67,8 +67,8 @@ func startHTTPS(t *testing.T, home string) *httpsSite {
 			break
 		}
 		select {
-		case <-s.caddy.done:
-			t.Fatalf("caddy exited: %v\n%s", s.caddy.err, s.caddy.Log)
+		case <-s.caddy.Done():
+			t.Fatalf("caddy exited: %v\n%s", s.caddy.Err(), s.caddy.Log)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -80,7 +80,7 @@ func startHTTPS(t *testing.T, home string) *httpsSite {
 	if !s.roots.AppendCertsFromPEM(s.rootPEM) {
 		t.Fatalf("%s holds no certificate", root)
 	}
-	s.caddy.waitHTTP(t, s.h2Client(), s.base+"/app.js", http.StatusOK)
+	s.caddy.WaitHTTP(t, s.h2Client(), s.base+"/app.js", http.StatusOK, readyTimeout)
 	return s
 }
 

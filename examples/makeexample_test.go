@@ -82,7 +82,7 @@ func TestMakeExample(t *testing.T) {
 	t.Run("free ports", func(t *testing.T) {
 		port, admin := testkit.FreePort(t), testkit.FreePort(t)
 		dir := t.TempDir()
-		p := startProc(t, "make example", root, makeEnv(dir),
+		p := testkit.StartProcess(t, "make example", root, makeEnv(dir),
 			mk, "example", fmt.Sprintf("PORT=%d", port), fmt.Sprintf("ADMIN=127.0.0.1:%d", admin))
 		// Stop Caddy through its admin API, as `caddy stop` would; the
 		// process cleanup is the backstop.
@@ -92,20 +92,20 @@ func TestMakeExample(t *testing.T) {
 				resp.Body.Close()
 			}
 			select {
-			case <-p.done:
+			case <-p.Done():
 			case <-time.After(exitTimeout):
 			}
 		})
 		url := fmt.Sprintf("http://localhost:%d/?token=", port)
-		if !p.Log.WaitFor(makeTimeout, p.done, func(log string) bool { return strings.Contains(log, url) }) {
+		if !p.Log.WaitFor(makeTimeout, p.Done(), func(log string) bool { return strings.Contains(log, url) }) {
 			select {
-			case <-p.done:
-				t.Fatalf("make example exited: %v\n%s", p.err, p.Log)
+			case <-p.Done():
+				t.Fatalf("make example exited: %v\n%s", p.Err(), p.Log)
 			default:
 			}
 			t.Fatalf("make example printed no %q within %v:\n%s", url, makeTimeout, p.Log)
 		}
-		p.waitHTTP(t, nil, fmt.Sprintf("http://127.0.0.1:%d/app.js", port), http.StatusOK)
+		p.WaitHTTP(t, nil, fmt.Sprintf("http://127.0.0.1:%d/app.js", port), http.StatusOK, readyTimeout)
 		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
 		if err != nil {
 			t.Fatal(err)

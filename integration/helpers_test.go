@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -94,6 +93,7 @@ func exampleConfig(t testing.TB, sc siteConfig) string {
 
 // caddyProc is a running `caddy run`.
 type caddyProc struct {
+	*testkit.Process
 	t       testing.TB
 	bin     string
 	dir     string // holds the config files and Caddy's home
@@ -101,11 +101,6 @@ type caddyProc struct {
 	cfgPath string
 	admin   string // host:port of the admin API
 	BaseURL string // http://127.0.0.1:<site port>
-	Log     *testkit.SyncBuffer
-
-	cmd  *exec.Cmd
-	done chan struct{} // closed once the process has been reaped
-	err  error         // cmd.Wait's result, valid after done
 }
 
 // startCaddy writes cfg and runs `caddy run --config <file> --adapter
@@ -131,8 +126,6 @@ func startCaddyConfig(t testing.TB, sc siteConfig, cfg string) *caddyProc {
 		cfgPath: filepath.Join(dir, "Caddyfile"),
 		admin:   fmt.Sprintf("127.0.0.1:%d", sc.AdminPort),
 		BaseURL: fmt.Sprintf("http://127.0.0.1:%d", sc.Port),
-		Log:     &testkit.SyncBuffer{},
-		done:    make(chan struct{}),
 	}
 	// Caddy keeps its data and config under HOME/XDG dirs; keep them out of
 	// the real home.
@@ -143,20 +136,8 @@ func startCaddyConfig(t testing.TB, sc siteConfig, cfg string) *caddyProc {
 		"XDG_DATA_HOME="+filepath.Join(dir, "data"),
 	)
 	p.writeConfig(cfg)
-	p.cmd = exec.Command(bin, "run", "--config", p.cfgPath, "--adapter", "caddyfile")
-	p.cmd.Dir = testkit.RepoRoot(t)
-	p.cmd.Env = p.env
-	p.cmd.Stdout = p.Log
-	p.cmd.Stderr = p.Log
-	p.cmd.WaitDelay = 2 * time.Second
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting caddy: %v", err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(p.shutdown)
+	p.Process = testkit.StartProcess(t, "caddy", testkit.RepoRoot(t), p.env, bin, "run", "--config", p.cfgPath, "--adapter", "caddyfile")
+	p.ExitTimeout = caddyExitTimeout
 	p.waitReady()
 	return p
 }
@@ -171,27 +152,7 @@ func (p *caddyProc) writeConfig(cfg string) {
 // waitReady polls the site until it serves the page's script.
 func (p *caddyProc) waitReady() {
 	p.t.Helper()
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(caddyReadyTimeout)
-	for {
-		resp, err := client.Get(p.BaseURL + "/app.js")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-			err = fmt.Errorf("status %s", resp.Status)
-		}
-		select {
-		case <-p.done:
-			p.t.Fatalf("caddy exited before serving: %v\n%s", p.err, p.Log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("caddy not serving %s after %v: %v\n%s", p.BaseURL, caddyReadyTimeout, err, p.Log)
-		}
-		time.Sleep(50 * time.Millisecond) // Caddy, another process, is asked again: nothing signals readiness
-	}
+	p.WaitHTTP(p.t, nil, p.BaseURL+"/app.js", http.StatusOK, caddyReadyTimeout)
 }
 
 // command runs a caddy subcommand against this instance's admin API.
@@ -227,36 +188,12 @@ func (p *caddyProc) Stop() time.Duration {
 	start := time.Now()
 	p.command("stop", "--address", p.admin)
 	select {
-	case <-p.done:
+	case <-p.Done():
 		return time.Since(start)
 	case <-time.After(caddyExitTimeout):
 		p.t.Fatalf("caddy still running %v after `caddy stop`\n%s", caddyExitTimeout, p.Log)
 	}
 	return 0
-}
-
-// shutdown ends the process if a test left it running: SIGTERM, then kill.
-func (p *caddyProc) shutdown() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	start := time.Now()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		p.t.Logf("caddy exited %v after SIGTERM", time.Since(start).Round(time.Millisecond))
-		return
-	case <-time.After(caddyExitTimeout):
-	}
-	p.t.Errorf("caddy did not exit %v after SIGTERM; killing it", caddyExitTimeout)
-	_ = p.cmd.Process.Kill()
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		p.t.Errorf("caddy did not exit after kill")
-	}
 }
 
 // asBytes is v as the bytes a Node client decoded from a binary argument

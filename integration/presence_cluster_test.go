@@ -245,9 +245,9 @@ func TestPresenceClusterLive(t *testing.T) {
 	// Node B dies holding hal's only socket.
 	presClient(t, drv, a, "ivan-a", "ivan", "team")
 	b.wait(t, "online ivan", clientWait)
-	_ = nodeB.cmd.Process.Kill()
+	_ = nodeB.Cmd.Process.Kill()
 	killed := time.Now()
-	<-nodeB.done
+	<-nodeB.Done()
 	at = b.wait(t, "offline hal", redispresence.DefaultNodeTTL+presClusterGrace+15*time.Second)
 	if d := at.Sub(killed); d < redispresence.DefaultNodeTTL-6*time.Second {
 		// The last heartbeat came at most a third of the TTL before the kill.
