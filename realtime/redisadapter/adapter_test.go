@@ -49,9 +49,16 @@ func (c *counter) get(k string) int {
 // CONNECT auth's "rooms" and answer "ask" acks with their id.
 func newNode(t *testing.T, r *testkit.Redis) *node {
 	t.Helper()
+	return newNodeWith(t, r, nil)
+}
+
+// newNodeWith is newNode with recovery options made from the node's
+// cluster (nil: recovery off).
+func newNodeWith(t *testing.T, r *testkit.Redis, recovery func(*Cluster) *realtime.RecoveryOptions) *node {
+	t.Helper()
 	n := &node{drops: &counter{}}
 	cl, err := New(Options{
-		Client:         redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: 1}),
+		Client:         redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: 1, DialTimeout: time.Second}),
 		RequestTimeout: 2 * time.Second,
 		Observer:       Observer{OnDrop: n.drops.add},
 	})
@@ -59,10 +66,14 @@ func newNode(t *testing.T, r *testkit.Redis) *node {
 		t.Fatal(err)
 	}
 	n.cluster = cl
-	n.srv = realtime.NewServer(realtime.Options{
+	opts := realtime.Options{
 		Engine:     engineio.Options{PingInterval: time.Second, PingTimeout: 2 * time.Second, AllowedOrigins: []string{"*"}},
 		NewAdapter: cl.NewAdapter,
-	})
+	}
+	if recovery != nil {
+		opts.Recovery = recovery(cl)
+	}
+	n.srv = realtime.NewServer(opts)
 	n.srv.Of("/").Use(func(s *realtime.Socket) error {
 		if rooms, ok := s.Handshake().Auth["rooms"].([]any); ok {
 			for _, r := range rooms {

@@ -4,57 +4,22 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 	"github.com/caddy-socketio/caddy-socketio/realtime"
-	"github.com/caddy-socketio/caddy-socketio/realtime/engineio"
 )
 
 // recNode is a server with recovery on, its store in the cluster.
 func recNode(t *testing.T, r *testkit.Redis, buffer int64) *node {
 	t.Helper()
-	n := &node{drops: &counter{}}
-	cl, err := New(Options{
-		Client:         redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: 1, DialTimeout: time.Second}),
-		RequestTimeout: 2 * time.Second,
-		Observer:       Observer{OnDrop: n.drops.add},
+	return newNodeWith(t, r, func(cl *Cluster) *realtime.RecoveryOptions {
+		return &realtime.RecoveryOptions{MaxDisconnectionDuration: 5 * time.Second, BufferBytes: buffer, NewStore: cl.RecoveryStore}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.cluster = cl
-	n.srv = realtime.NewServer(realtime.Options{
-		Engine:     engineio.Options{PingInterval: time.Second, PingTimeout: 2 * time.Second, AllowedOrigins: []string{"*"}},
-		NewAdapter: cl.NewAdapter,
-		Recovery:   &realtime.RecoveryOptions{MaxDisconnectionDuration: 5 * time.Second, BufferBytes: buffer, NewStore: cl.RecoveryStore},
-	})
-	n.srv.Of("/").Use(func(s *realtime.Socket) error {
-		if rooms, ok := s.Handshake().Auth["rooms"].([]any); ok {
-			for _, r := range rooms {
-				if r, ok := r.(string); ok {
-					_ = s.Join(r)
-				}
-			}
-		}
-		return nil
-	})
-	n.ts = httptest.NewServer(n.srv)
-	t.Cleanup(func() {
-		n.srv.Close()
-		n.ts.Close()
-		if err := cl.Close(); err != nil {
-			t.Errorf("closing the cluster: %v", err)
-		}
-	})
-	return n
 }
 
 func twoRecNodes(t *testing.T, buffer int64) (*testkit.Redis, *node, *node) {
