@@ -446,8 +446,9 @@ func TestWebhookOrderAndBounds(t *testing.T) {
 	}
 }
 
+// TestWebhookCleanupStopsCalls is not parallel: it sets the package's
+// webhookCloseGrace, which every other test's Provision reads.
 func TestWebhookCleanupStopsCalls(t *testing.T) {
-	t.Parallel()
 	cancelled := make(chan struct{})
 	b := newHookBackend(t, func(c hookCall, r *http.Request) (int, any) {
 		<-r.Context().Done()
