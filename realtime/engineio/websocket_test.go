@@ -155,13 +155,20 @@ func TestWebSocketHeartbeatExtendedOnce(t *testing.T) {
 		t.Fatal("closed before the extended deadline")
 	}
 	fc.advance(time.Nanosecond) // PingTimeout after "4x"
+	// The fake clock stands still from here, so a deadline that "4y" moved
+	// can never fire: waiting in real time only lets an OnClose that runs
+	// off the test's goroutine arrive (CI saw it late once under load).
 	select {
 	case reason := <-r.closeReason:
 		if reason != ReasonPingTimeout {
 			t.Errorf("OnClose(%q)", reason)
 		}
-	default:
-		t.Fatal("open at the deadline \"4x\" set: the second message extended it again")
+	case <-time.After(2 * time.Second):
+		r.s.mu.Lock()
+		deadline, awaiting, extended := r.s.hbDeadline, r.s.awaitingPong, r.s.extended
+		r.s.mu.Unlock()
+		t.Fatalf("open at the deadline \"4x\" set: the second message extended it again (deadline %v, now %v, awaiting pong %v, extended %v)",
+			deadline, stampOf(fc.Now()), awaiting, extended)
 	}
 	expectClosed(t, c)
 }
