@@ -230,7 +230,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	// Once the whole block is read: presence needs the webhook's secret,
 	// neither takes the redis adapter yet, and the admin namespace is
 	// checked against namespaces, which may come after its block.
-	if err := errors.Join(h.Presence.check(h.Webhook, h.Adapter), h.Recovery.check(), h.AdminUI.check(h.Namespaces)); err != nil {
+	if err := errors.Join(h.Presence.check(h.Webhook), h.Recovery.check(), h.AdminUI.check(h.Namespaces)); err != nil {
 		return d.Err(err.Error())
 	}
 	return nil

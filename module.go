@@ -446,7 +446,7 @@ func matchPath(prefix, p string) bool {
 // rule is written once for both paths.
 func (h *Handler) check() error {
 	return errors.Join(h.checkEngine(), h.Compression.check(), h.Auth.check(), h.checkRules(), h.Webhook.check(), h.Limits.check(), h.Adapter.check(),
-		h.Recovery.check(), h.Presence.check(h.Webhook, h.Adapter), h.AdminUI.check(h.Namespaces))
+		h.Recovery.check(), h.Presence.check(h.Webhook), h.AdminUI.check(h.Namespaces))
 }
 
 // check validates the admin_ui block; namespaces are the handler's (its

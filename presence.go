@@ -73,7 +73,7 @@ type PresenceConfig struct {
 
 // check validates the presence settings; nil is presence off. With the
 // redis adapter, presence spans the nodes on its Redis.
-func (pc *PresenceConfig) check(wh *Webhook, _ *AdapterConfig) error {
+func (pc *PresenceConfig) check(wh *Webhook) error {
 	if pc == nil {
 		return nil
 	}
