@@ -54,7 +54,13 @@ async function inPage(page, site, expectConnect) {
           res.transports.push(typeof tr.index === "number" ? "jsonp" : tr.name);
           if (!expectConnect) return;
           b = io(site, opts);
-          b.on("welcome", (t) => res.welcome.push(t));
+          // The welcome comes from the emit rule, which runs after the
+          // join rule: b is in room "j" once it has it, so a's message is
+          // sent then (b's connect can come before its join).
+          b.on("welcome", (t) => {
+            res.welcome.push(t);
+            a.emit("chat", 'hi "\u2028</script> from a');
+          });
           b.on("chat", (m) => {
             res.relayed.push(m);
             a.emit("join_room", "extra-j", (reply) => {
@@ -63,7 +69,6 @@ async function inPage(page, site, expectConnect) {
               done();
             });
           });
-          b.on("connect", () => a.emit("chat", 'hi "\u2028</script> from a'));
         });
       }),
     { site, expectConnect, stepMs: STEP_MS },
