@@ -160,9 +160,12 @@ func (a *AdapterConfig) resolve(repl *caddy.Replacer) (*adapterSetup, error) {
 		return nil, errors.New("adapter: redis: the URL is not a Redis URL")
 	}
 	// Fail fast when Redis is away: a cross-node call then errors in about
-	// a second instead of retrying for several.
+	// a second instead of retrying for several. go-redis also retries a
+	// failed dial 5 times, 100 ms apart, by default (DialerRetries): one
+	// dial, so a call's own timeout is what bounds it.
 	opts.MaxRetries = 1
 	opts.DialTimeout = time.Second
+	opts.DialerRetries = 1
 	s := &adapterSetup{
 		redisOptions:   opts,
 		key:            cmpOrString(a.Key, redisadapter.DefaultKey),

@@ -81,7 +81,7 @@ func newTracker(t *testing.T, r *testkit.Redis, ev *events, node string, o track
 		o.grace = 500 * time.Millisecond
 	}
 	tr, err := New(Options{
-		Client: redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, DialTimeout: 300 * time.Millisecond}),
+		Client: redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, DialTimeout: 300 * time.Millisecond, DialerRetries: 1}), // as the module's (adapter.go)
 		PresenceOptions: realtime.PresenceOptions{
 			Grace:     o.grace,
 			MaxBytes:  o.maxBytes,
