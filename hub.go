@@ -237,6 +237,7 @@ func (h *hub) setupNamespace(ns *realtime.Namespace) {
 	ns.Use(h.attach)
 	ns.Use(h.authorize)
 	ns.Use(h.webhookConnect)
+	ns.Use(h.joinRule)
 	ns.OnConnection(h.connected)
 	h.serverSideEvents(ns)
 }

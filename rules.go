@@ -373,8 +373,35 @@ func (h *hub) recheck(p *policy, gen uint64, s *realtime.Socket) {
 	}
 }
 
-// connected applies the connection rules: join, announce, emit, and the
-// event handler.
+// joinRule is the namespace's last middleware: the socket joins the rooms
+// of the join rule before the client gets CONNECT, as a Node server's
+// connection handler joins before anything else can run. A message sent
+// to such a room by anyone once the client is connected reaches it.
+func (h *hub) joinRule(s *realtime.Socket) error {
+	p := h.policy.Load()
+	stateOf(s).setRuleRooms(h.joinByRule(p, s, view(s, p)))
+	return nil
+}
+
+// joinByRule joins the rooms of p's join rule and returns those joined. A
+// room that cannot be joined (too long, too many) is logged and skipped:
+// the socket still connects, as it always has.
+func (h *hub) joinByRule(p *policy, s *realtime.Socket, v *socketView) []string {
+	rooms := p.joinRooms(v)
+	joined := rooms[:0]
+	for _, room := range rooms {
+		if err := s.Join(room); err != nil {
+			p.logger.Warn("join rule not applied", zap.String("namespace", s.Namespace().Name()),
+				zap.String("socket", s.ID()), zap.String("room", utf8cut.Cut(room, maxLoggedName)), zap.Error(err))
+			continue
+		}
+		joined = append(joined, room)
+	}
+	return joined
+}
+
+// connected applies the connection rules that follow CONNECT: announce,
+// emit, and the event handler (join ran in joinRule).
 func (h *hub) connected(s *realtime.Socket) {
 	if s.Recovered() && h.policy.Load().resume {
 		h.resume(s)
@@ -390,13 +417,12 @@ func (h *hub) connected(s *realtime.Socket) {
 	p := h.policy.Load()
 	h.startExpiry(s)
 	v := view(s, p)
-	rooms := p.joinRooms(v)
+	rooms, joined := stateOf(s).takeRuleRooms()
+	if !joined {
+		// Recovered without the middlewares: the rules join here.
+		rooms = h.joinByRule(p, s, v)
+	}
 	for _, room := range rooms {
-		if err := s.Join(room); err != nil {
-			p.logger.Warn("join rule not applied", zap.String("namespace", s.Namespace().Name()),
-				zap.String("socket", s.ID()), zap.String("room", utf8cut.Cut(room, maxLoggedName)), zap.Error(err))
-			continue
-		}
 		h.announce(p, s, v, room)
 	}
 	if m := p.emit; m != nil {

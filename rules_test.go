@@ -3,6 +3,7 @@ package socketio
 import (
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
+	"github.com/caddy-socketio/caddy-socketio/realtime"
 )
 
 // Tests of rules.go over a raw WebSocket: auth and its refusals, joins
@@ -227,4 +229,50 @@ func TestLooksLikeSocketID(t *testing.T) {
 			t.Errorf("looksLikeSocketID(%q) = %v", id, got)
 		}
 	}
+}
+
+// roomsAtConnect is a realtime.Watcher that records the rooms of each
+// socket at the moment it got its CONNECT answer, before the namespace's
+// connection handlers ran.
+type roomsAtConnect struct{ rooms chan []string }
+
+func (w roomsAtConnect) SocketConnected(s *realtime.Socket) { w.rooms <- s.Rooms() }
+
+func (roomsAtConnect) ConnOpened(string)                              {}
+func (roomsAtConnect) ConnClosed(string)                              {}
+func (roomsAtConnect) PacketReceived(int)                             {}
+func (roomsAtConnect) PacketsSent(int, int)                           {}
+func (roomsAtConnect) SocketUpgraded(*realtime.Socket)                {}
+func (roomsAtConnect) SocketDisconnected(*realtime.Socket, string)    {}
+func (roomsAtConnect) RoomJoined(*realtime.Namespace, string, string) {}
+func (roomsAtConnect) RoomLeft(*realtime.Namespace, string, string)   {}
+func (roomsAtConnect) EventReceived(*realtime.Socket, []any)          {}
+func (roomsAtConnect) EventSent(*realtime.Socket, []any)              {}
+
+// TestJoinRuleBeforeConnect: a socket is in the join rule's rooms before
+// its client gets CONNECT, as with Node's connection handler, so a message
+// another client sends to the room once this one is connected reaches it
+// (the join used to run after the CONNECT answer, and such a message could
+// miss the room). A socket recovered without the middlewares still joins.
+func TestJoinRuleBeforeConnect(t *testing.T) {
+	h := tutorialHandler("join-before-connect")
+	base, _ := serve(t, h)
+	w := roomsAtConnect{rooms: make(chan []string, 1)}
+	h.hub.server.Watch(w)
+	t.Cleanup(func() { h.hub.server.Watch(nil) })
+
+	c := dial(t, base, url.Values{"roomNumber": {"3"}})
+	c.Send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": "carol"})}))
+	c.ExpectPrefix(`40{"sid":"`)
+	select {
+	case rooms := <-w.rooms:
+		if !slices.Contains(rooms, "room-userId-3") {
+			t.Fatalf("rooms at CONNECT = %q, want room-userId-3 among them", rooms)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no socket connected")
+	}
+	// The announcement still follows the CONNECT answer, once.
+	c.Expect(`42["room-userId","You are in room number: 3"]`)
+	c.Expect(`42["message_from_server","Message: welcome carol"]`)
 }
