@@ -194,11 +194,12 @@ func TestPresenceConfig(t *testing.T) {
 // tracker, the redis adapter one on its Redis; with Redis unreachable it
 // still counts and closes at once.
 func TestPresenceTrackerChoice(t *testing.T) {
+	t.Parallel()
 	p := &policy{logger: zap.NewNop()}
 	if _, ok := (&hub{}).newPresenceTracker(p, realtime.PresenceOptions{}).(*realtime.Presence); !ok {
 		t.Fatal("memory adapter: not a realtime.Presence")
 	}
-	h := &hub{redisOptions: &redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1}, redisKey: "k"}
+	h := &hub{redisOptions: &redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1, DialerRetries: 1}, redisKey: "k"}
 	tr, ok := h.newPresenceTracker(p, realtime.PresenceOptions{}).(*redispresence.Tracker)
 	if !ok {
 		t.Fatal("redis adapter: not a redispresence.Tracker")

@@ -462,7 +462,7 @@ func TestWebhookCleanupStopsCalls(t *testing.T) {
 	}}
 	// Read when the config is built.
 	defer func(g time.Duration) { webhookCloseGrace = g }(webhookCloseGrace)
-	webhookCloseGrace = 300 * time.Millisecond
+	webhookCloseGrace = 100 * time.Millisecond
 	if err := h.Provision(testContext(t)); err != nil {
 		t.Fatal(err)
 	}

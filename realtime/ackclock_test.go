@@ -59,6 +59,7 @@ func (c *fakeAckClock) fire() {
 // callback has not run, after it it gets ErrAckTimeout once, and a late
 // ack from the client is ignored.
 func TestAckTimeoutOnTheClock(t *testing.T) {
+	t.Parallel()
 	clk := &fakeAckClock{armed: make(chan time.Duration, 1)}
 	got := make(chan error, 2)
 	_, ts := newTestServerWith(t, func(o *Options) { o.clock = clk }, func(srv *Server) {

@@ -119,6 +119,7 @@ func waitConns(t *testing.T, srv *Server, n int) {
 // {"code":4,...} with the reason; another address is not affected; a
 // closed connection frees its slot. One WARN line however many refusals.
 func TestConnectionsPerAddrHold(t *testing.T) {
+	t.Parallel()
 	zcore, logs := observer.New(zap.WarnLevel)
 	var lim limitCounts
 	srv, ts := newTestServerWith(t, func(o *Options) {
@@ -160,6 +161,7 @@ func TestConnectionsPerAddrHold(t *testing.T) {
 // TestMaxConnectionsHold: the hub's bound holds under 80 concurrent
 // handshakes from two addresses, and never more connections are held.
 func TestMaxConnectionsHold(t *testing.T) {
+	t.Parallel()
 	var lim limitCounts
 	srv, ts := newTestServerWith(t, func(o *Options) {
 		o.MaxConnections = 30

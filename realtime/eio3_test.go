@@ -71,6 +71,7 @@ func TestEIO3ImplicitMainNamespace(t *testing.T) {
 // payload; the socket id is "<nsp>#<sid>" and is the socket's own room;
 // events, acks and binary attachments are as in v5.
 func TestEIO3Namespace(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var auth map[string]any
 	var sock *Socket
@@ -169,6 +170,7 @@ func TestEIO3ImplicitRefused(t *testing.T) {
 // A v4 client on the same server is unchanged: 40{"sid":...} with a
 // 20-character id.
 func TestEIO3LeavesV4Alone(t *testing.T) {
+	t.Parallel()
 	_, ts := eio3Server(t, nil)
 	c := dialRaw(t, ts, "")
 	c.Quiet(100 * time.Millisecond) // no implicit connect for v4

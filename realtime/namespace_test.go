@@ -175,6 +175,7 @@ func TestDynamicNamespaceLife(t *testing.T) {
 // admitted to a namespace that stays; and a connect/disconnect storm always
 // admits sockets to the published namespace.
 func TestDynamicNamespaceRaces(t *testing.T) {
+	t.Parallel()
 	var (
 		gateMu  sync.Mutex
 		gate    chan struct{} // when set, the middleware waits on it

@@ -206,6 +206,7 @@ func TestPresenceTransitions(t *testing.T) {
 // of keys waiting; long keys are refused; keys that went offline free
 // their room.
 func TestPresenceHostileKeys(t *testing.T) {
+	t.Parallel()
 	const maxBytes = 64 << 10
 	p, c, log := newTestPresence(PresenceOptions{Grace: time.Second, MaxBytes: maxBytes, MaxKeyLength: 64})
 	if p.Add(strings.Repeat("x", 65)) {

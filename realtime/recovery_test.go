@@ -172,6 +172,7 @@ func TestRecoveryWire(t *testing.T) {
 // ones not), before the CONNECT reply with the same sid and pid; events
 // go on reaching it live.
 func TestRecoveryRestore(t *testing.T) {
+	t.Parallel()
 	e := newRecoveryEnv(t, RecoveryOptions{}, nil)
 	nsp := e.srv.Of("/")
 	c, r := e.connect(`{"token":"t"}`)
@@ -232,6 +233,7 @@ func TestRecoveryRestore(t *testing.T) {
 // offset, an offset that the buffer dropped. (A pid already
 // connected is taken over: TestRecoveryTakeOver.)
 func TestRecoveryNotRecovered(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		// leave ends the first connection; then come returns the payload
@@ -355,6 +357,7 @@ func TestRecoveryMiddlewares(t *testing.T) {
 // bytes, events and sessions alike, and the window's timer drops what
 // aged out.
 func TestRecoveryBounds(t *testing.T) {
+	t.Parallel()
 	const cap = 64 << 10
 	e := newRecoveryEnv(t, RecoveryOptions{BufferBytes: cap, SessionBytes: cap}, nil)
 	nsp := e.srv.Of("/")
@@ -503,6 +506,7 @@ func TestRecoveryDynamicNamespace(t *testing.T) {
 // taken, and the events queued on the dead connection are replayed. A
 // bogus offset closes nothing.
 func TestRecoveryTakeOver(t *testing.T) {
+	t.Parallel()
 	e := newRecoveryEnv(t, RecoveryOptions{}, nil)
 	nsp := e.srv.Of("/")
 	reasons := make(chan string, 4)

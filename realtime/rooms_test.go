@@ -28,6 +28,7 @@ func connectedSocket(t *testing.T, opts func(*Options)) *Socket {
 }
 
 func TestJoinLimits(t *testing.T) {
+	t.Parallel()
 	adapters := map[string]func(*Options){
 		"memory": nil,
 		"other": func(o *Options) {

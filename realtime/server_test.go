@@ -120,6 +120,7 @@ func TestBadInputClosesConnection(t *testing.T) {
 }
 
 func TestMiddlewareRefusal(t *testing.T) {
+	t.Parallel()
 	var handled sync.WaitGroup
 	_, ts := newTestServer(t, func(s *Server) {
 		s.Of("/").Use(func(s *Socket) error {
@@ -143,6 +144,7 @@ func TestMiddlewareRefusal(t *testing.T) {
 }
 
 func TestEventsAndAcks(t *testing.T) {
+	t.Parallel()
 	got := make(chan []any, 4)
 	var srvSock *Socket
 	ready := make(chan struct{})

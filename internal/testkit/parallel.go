@@ -29,13 +29,13 @@ func RunShortWide(m *testing.M) int {
 	return m.Run()
 }
 
-// WaitsOnClock skips t under -short: it waits a second or more on real
+// WaitsOnClock skips t under -short: it waits half a second or more on real
 // timers (token expiry, a drain, a grace, a refused connection's backoff),
 // or measures the heap or spends a second of CPU, which the fast loop
 // cannot afford; `make test` runs it. Say why at the call.
 func WaitsOnClock(t testing.TB) {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("waits on real timers for a second or more: skipped under -short (make test runs it)")
+		t.Skip("waits on real timers for half a second or more: skipped under -short (make test runs it)")
 	}
 }

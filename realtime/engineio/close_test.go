@@ -92,7 +92,7 @@ func TestServerClose(t *testing.T) {
 // a write until the connection is force-closed.
 func TestServerCloseStuckClient(t *testing.T) {
 	defer func(g time.Duration) { shutdownGrace = g }(shutdownGrace)
-	shutdownGrace = 300 * time.Millisecond
+	shutdownGrace = 100 * time.Millisecond
 	srv := NewServer(Options{PingInterval: time.Minute, WriteTimeout: time.Minute, MaxBufferedBytesHard: 1 << 30, SlowClientGrace: time.Minute})
 	recs := make(chan *recorder, 1)
 	srv.SetOptions(Options{PingInterval: time.Minute, WriteTimeout: time.Minute, MaxBufferedBytesHard: 1 << 30, SlowClientGrace: time.Minute,

@@ -50,7 +50,7 @@ import (
 // frame: a busy connection keeps its reader, an idle one parks soon (a
 // longer linger keeps more goroutines alive during a connect storm, whose
 // stacks stay in the process's RSS).
-const readLinger = 100 * time.Millisecond
+var readLinger = 100 * time.Millisecond // a variable only so that tests may shorten it (TestMain)
 
 // readBufferSize is gorilla's read buffer per connection: frame headers
 // and small packets (larger payloads take more reads). gorilla reuses a

@@ -14,6 +14,8 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 // heapInuse returns HeapInuse after a full collection: the bytes that
@@ -182,6 +184,7 @@ func TestPollingResponseBounded(t *testing.T) {
 // most 1,000 messages behind: on a busy machine the test's own reader,
 // not the server, lagged past the hard cap (seen in CI).
 func TestWebSocketBurst(t *testing.T) {
+	testkit.WaitsOnClock(t)        // five bursts 100 ms apart
 	ts := newTServer(t, Options{}) // default bounds: 1 MiB soft, 8 MiB hard, 5s grace
 	fast := ts.mustDial("EIO=4&transport=websocket")
 	read(t, fast)
