@@ -24,14 +24,9 @@ import (
 // Tests of metrics.go: the values a scrape of Caddy's registry shows
 // during traffic, and after a reload.
 
-// metricValue reads one series from a registry: the metric named name
+// metricValue finds one series in gathered families: the metric named name
 // whose labels include want. ok is false when there is no such series.
-func metricValue(t *testing.T, reg prometheus.Gatherer, name string, want map[string]string) (float64, bool) {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gathering metrics: %v", err)
-	}
+func metricValue(mfs []*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
@@ -65,26 +60,52 @@ func value(m *dto.Metric) float64 {
 	return 0
 }
 
-// expectMetric fails unless the series has exactly the value want, within
-// a second (the engine counts some things on its own goroutines).
-func expectMetric(t *testing.T, reg prometheus.Gatherer, want float64, name string, labels ...string) {
-	t.Helper()
+// series is one expected value of expectMetrics: the series named name
+// with the label pairs labels (name, value, name, value...) is want.
+type series struct {
+	want   float64
+	name   string
+	labels []string
+}
+
+func (w series) labelMap() map[string]string {
 	l := map[string]string{}
-	for i := 0; i+1 < len(labels); i += 2 {
-		l[labels[i]] = labels[i+1]
+	for i := 0; i+1 < len(w.labels); i += 2 {
+		l[w.labels[i]] = w.labels[i+1]
 	}
-	var got float64
-	var ok bool
+	return l
+}
+
+// expectMetrics fails unless every series has exactly its value, within a
+// second (the engine counts some things on its own goroutines). One scrape
+// checks them all: a scrape of a test process, which holds the series of
+// every hub its tests made, is not cheap.
+func expectMetrics(t *testing.T, reg prometheus.Gatherer, want ...series) {
+	t.Helper()
+	var mfs []*dto.MetricFamily
 	for deadline := time.Now().Add(time.Second); ; time.Sleep(10 * time.Millisecond) {
-		got, ok = metricValue(t, reg, name, l)
-		if ok && got == want || time.Now().After(deadline) {
+		var err error
+		if mfs, err = reg.Gather(); err != nil {
+			t.Fatalf("gathering metrics: %v", err)
+		}
+		done := true
+		for _, w := range want {
+			if got, ok := metricValue(mfs, w.name, w.labelMap()); !ok || got != w.want {
+				done = false
+				break
+			}
+		}
+		if done || time.Now().After(deadline) {
 			break
 		}
 	}
-	if !ok {
-		t.Errorf("%s%v: no such series", name, l)
-	} else if got != want {
-		t.Errorf("%s%v = %v, want %v", name, l, got, want)
+	for _, w := range want {
+		got, ok := metricValue(mfs, w.name, w.labelMap())
+		if !ok {
+			t.Errorf("%s%v: no such series", w.name, w.labelMap())
+		} else if got != w.want {
+			t.Errorf("%s%v = %v, want %v", w.name, w.labelMap(), got, w.want)
+		}
 	}
 }
 
@@ -155,24 +176,30 @@ func TestMetricsScrapeAndReload(t *testing.T) {
 		resp.Body.Close()
 	}
 
-	expectMetric(t, reg, 2, m+"sockets", "hub", hubName, "namespace", "/", "transport", "websocket")
-	expectMetric(t, reg, 1, m+"sockets", "hub", hubName, "namespace", "/", "transport", "polling")
-	expectMetric(t, reg, 2, m+"rooms", "hub", hubName, "namespace", "/")
-	expectMetric(t, reg, 4, m+"connections_total", "hub", hubName, "transport", "websocket")
-	expectMetric(t, reg, 1, m+"connections_total", "hub", hubName, "transport", "polling")
-	expectMetric(t, reg, 1, m+"handshakes_refused_total", "hub", hubName, "reason", "missing_token")
-	expectMetric(t, reg, 1, m+"handshakes_refused_total", "hub", hubName, "reason", "invalid_token")
-	expectMetric(t, reg, 1, m+"handshakes_refused_total", "hub", hubName, "reason", "transport_unknown")
-	expectMetric(t, reg, 0, m+"handshakes_refused_total", "hub", hubName, "reason", "invalid_namespace")
+	expectMetrics(t, reg,
+		series{2, m + "sockets", []string{"hub", hubName, "namespace", "/", "transport", "websocket"}},
+		series{1, m + "sockets", []string{"hub", hubName, "namespace", "/", "transport", "polling"}},
+		series{2, m + "rooms", []string{"hub", hubName, "namespace", "/"}},
+		series{4, m + "connections_total", []string{"hub", hubName, "transport", "websocket"}},
+		series{1, m + "connections_total", []string{"hub", hubName, "transport", "polling"}},
+		series{1, m + "handshakes_refused_total", []string{"hub", hubName, "reason", "missing_token"}},
+		series{1, m + "handshakes_refused_total", []string{"hub", hubName, "reason", "invalid_token"}},
+		series{1, m + "handshakes_refused_total", []string{"hub", hubName, "reason", "transport_unknown"}},
+		series{0, m + "handshakes_refused_total", []string{"hub", hubName, "reason", "invalid_namespace"}},
+	)
 	// The five CONNECTs the server read; the three CONNECT replies (two
 	// refusals) went out over WebSocket, one is queued for polling.
-	expectMetric(t, reg, 5, m+"packets_total", "hub", hubName, "direction", "in")
-	expectMetric(t, reg, 5, m+"packets_total", "hub", hubName, "direction", "out")
+	expectMetrics(t, reg,
+		series{5, m + "packets_total", []string{"hub", hubName, "direction", "in"}},
+		series{5, m + "packets_total", []string{"hub", hubName, "direction", "out"}},
+	)
 
 	// An event name over the limit is dropped, and counted.
 	a.Send(`42["` + strings.Repeat("e", 300) + `"]`)
-	expectMetric(t, reg, 1, m+"limited_total", "hub", hubName, "limit", "event_name")
-	expectMetric(t, reg, 0, m+"limited_total", "hub", hubName, "limit", "rooms")
+	expectMetrics(t, reg,
+		series{1, m + "limited_total", []string{"hub", hubName, "limit", "event_name"}},
+		series{0, m + "limited_total", []string{"hub", hubName, "limit", "rooms"}},
+	)
 
 	// The polling client never polls: its queue fills and it is dropped.
 	ns := first.hub.server.Of("/")
@@ -184,9 +211,11 @@ func TestMetricsScrapeAndReload(t *testing.T) {
 			}
 		}
 	}
-	expectMetric(t, reg, 1, m+"slow_clients_dropped_total", "hub", hubName)
-	expectMetric(t, reg, 1, m+"disconnects_total", "hub", hubName, "reason", "write_queue_full")
-	expectMetric(t, reg, 0, m+"sockets", "hub", hubName, "namespace", "/", "transport", "polling")
+	expectMetrics(t, reg,
+		series{1, m + "slow_clients_dropped_total", []string{"hub", hubName}},
+		series{1, m + "disconnects_total", []string{"hub", hubName, "reason", "write_queue_full"}},
+		series{0, m + "sockets", []string{"hub", hubName, "namespace", "/", "transport", "polling"}},
+	)
 
 	// Nobody answers an emit with acks: one timeout, one broadcast.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -194,8 +223,10 @@ func TestMetricsScrapeAndReload(t *testing.T) {
 	if _, err := ns.Timeout(50*time.Millisecond).EmitWithAck(ctx, "question"); err != realtime.ErrAckTimeout {
 		t.Fatalf("EmitWithAck: %v, want a timeout", err)
 	}
-	expectMetric(t, reg, 1, m+"ack_timeouts_total", "hub", hubName)
-	expectMetric(t, reg, 1, m+"broadcasts_total", "hub", hubName)
+	expectMetrics(t, reg,
+		series{1, m + "ack_timeouts_total", []string{"hub", hubName}},
+		series{1, m + "broadcasts_total", []string{"hub", hubName}},
+	)
 
 	// A reload: a new config (its own registry) provisions the same hub,
 	// then the old one is cleaned up. Gauges stay exact, counters go on.
@@ -206,23 +237,29 @@ func TestMetricsScrapeAndReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	firstCleaned = true
-	expectMetric(t, reg2, 2, m+"sockets", "hub", hubName, "namespace", "/", "transport", "websocket")
-	expectMetric(t, reg2, 0, m+"sockets", "hub", hubName, "namespace", "/", "transport", "polling")
-	expectMetric(t, reg2, 2, m+"rooms", "hub", hubName, "namespace", "/")
-	expectMetric(t, reg2, 4, m+"connections_total", "hub", hubName, "transport", "websocket")
-	expectMetric(t, reg2, 1, m+"handshakes_refused_total", "hub", hubName, "reason", "missing_token")
-	expectMetric(t, reg2, 1, m+"slow_clients_dropped_total", "hub", hubName)
-	expectMetric(t, reg2, 1, m+"ack_timeouts_total", "hub", hubName)
+	expectMetrics(t, reg2,
+		series{2, m + "sockets", []string{"hub", hubName, "namespace", "/", "transport", "websocket"}},
+		series{0, m + "sockets", []string{"hub", hubName, "namespace", "/", "transport", "polling"}},
+		series{2, m + "rooms", []string{"hub", hubName, "namespace", "/"}},
+		series{4, m + "connections_total", []string{"hub", hubName, "transport", "websocket"}},
+		series{1, m + "handshakes_refused_total", []string{"hub", hubName, "reason", "missing_token"}},
+		series{1, m + "slow_clients_dropped_total", []string{"hub", hubName}},
+		series{1, m + "ack_timeouts_total", []string{"hub", hubName}},
+	)
 
 	// Traffic after the reload counts on from there, in the new registry.
 	e := dial(t, wsBase2, url.Values{"room": {"1"}})
 	e.ConnectSocket(auth)
-	expectMetric(t, reg2, 5, m+"connections_total", "hub", hubName, "transport", "websocket")
-	expectMetric(t, reg2, 3, m+"sockets", "hub", hubName, "namespace", "/", "transport", "websocket")
-	expectMetric(t, reg2, 2, m+"rooms", "hub", hubName, "namespace", "/")
+	expectMetrics(t, reg2,
+		series{5, m + "connections_total", []string{"hub", hubName, "transport", "websocket"}},
+		series{3, m + "sockets", []string{"hub", hubName, "namespace", "/", "transport", "websocket"}},
+		series{2, m + "rooms", []string{"hub", hubName, "namespace", "/"}},
+	)
 	a.Close()
-	expectMetric(t, reg2, 1, m+"disconnects_total", "hub", hubName, "reason", "transport_close")
-	expectMetric(t, reg2, 2, m+"sockets", "hub", hubName, "namespace", "/", "transport", "websocket")
+	expectMetrics(t, reg2,
+		series{1, m + "disconnects_total", []string{"hub", hubName, "reason", "transport_close"}},
+		series{2, m + "sockets", []string{"hub", hubName, "namespace", "/", "transport", "websocket"}},
+	)
 }
 
 // TestMetricsRegisterTwice: a second handler of one config registers the
@@ -323,9 +360,11 @@ func TestMetricsWebhook(t *testing.T) {
 	r.Send("40")
 	r.Expect(`44{"message":"nope"}`)
 
-	expectMetric(t, reg, 1, m+"webhook_requests_total", "hub", hubName, "kind", "connect", "outcome", "ok")
-	expectMetric(t, reg, 1, m+"webhook_requests_total", "hub", hubName, "kind", "connect", "outcome", "refused")
-	expectMetric(t, reg, 1, m+"webhook_requests_total", "hub", hubName, "kind", "event", "outcome", "status")
-	expectMetric(t, reg, 2, m+"webhook_duration_seconds", "hub", hubName, "kind", "connect")
-	expectMetric(t, reg, 1, m+"handshakes_refused_total", "hub", hubName, "reason", "webhook")
+	expectMetrics(t, reg,
+		series{1, m + "webhook_requests_total", []string{"hub", hubName, "kind", "connect", "outcome", "ok"}},
+		series{1, m + "webhook_requests_total", []string{"hub", hubName, "kind", "connect", "outcome", "refused"}},
+		series{1, m + "webhook_requests_total", []string{"hub", hubName, "kind", "event", "outcome", "status"}},
+		series{2, m + "webhook_duration_seconds", []string{"hub", hubName, "kind", "connect"}},
+		series{1, m + "handshakes_refused_total", []string{"hub", hubName, "reason", "webhook"}},
+	)
 }
