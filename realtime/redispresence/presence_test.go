@@ -385,6 +385,12 @@ func TestPresenceCloseLeaves(t *testing.T) {
 	b := newTracker(t, r, ev, "B", trackerOpts{})
 	a.Add("erin")
 	waitFor(t, 3*time.Second, "written", func() bool { return total(t, c, "erin") == 1 })
+	// Both nodes in the set first: B registers on its own goroutine (CI
+	// once closed A before B had).
+	waitFor(t, 3*time.Second, "both nodes registered", func() bool {
+		n, _ := c.ZCard(context.Background(), "socket.io-presence#nodes").Result()
+		return n == 2
+	})
 	a.Close()
 	if a.Add("erin") {
 		t.Fatal("Add after Close")
