@@ -370,24 +370,9 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	})
 	for _, e := range list {
 		for _, ns := range e.hub.server.Namespaces() {
-			var polling, websocket int
-			sockets := ns.Sockets()
-			for _, s := range sockets {
-				if !s.Connected() {
-					continue
-				}
-				if s.Transport() == engineio.TransportWebSocket {
-					websocket++
-				} else {
-					polling++
-				}
-			}
-			rooms := 0
-			for room := range ns.Rooms() {
-				if _, own := ns.Socket(room); !own {
-					rooms++
-				}
-			}
+			// Counted as they change: a scrape walks no sockets or rooms.
+			polling, websocket := ns.Counts()
+			rooms := ns.RoomCount()
 			name := ns.Name()
 			ch <- prometheus.MustNewConstMetric(c.sockets, prometheus.GaugeValue, float64(polling), e.name, name, engineio.TransportPolling)
 			ch <- prometheus.MustNewConstMetric(c.sockets, prometheus.GaugeValue, float64(websocket), e.name, name, engineio.TransportWebSocket)

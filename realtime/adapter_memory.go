@@ -215,6 +215,14 @@ func (a *MemoryAdapter) HasRoom(room string) bool {
 	return len(a.rooms[room]) > 0
 }
 
+// RoomCount is the number of local rooms, the sockets' own id-rooms left
+// out (they are not kept as rooms here).
+func (a *MemoryAdapter) RoomCount() int {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return len(a.rooms)
+}
+
 // Rooms implements Adapter; each socket's id-room counts as a room of one.
 func (a *MemoryAdapter) Rooms() map[string]int {
 	a.mu.RLock()

@@ -259,9 +259,13 @@ func (c *conn) connect(p *parser.Packet) {
 	closed := c.closed
 	if err == nil && !closed {
 		if i := slices.IndexFunc(c.sockets, func(o *Socket) bool { return o.nsp.name == name }); i >= 0 {
+			c.sockets[i].uncountLocked()
 			c.sockets[i] = s // as a map by name would have it
 		} else {
 			c.sockets = append(c.sockets, s)
+		}
+		if c.sess.Transport() == engineio.TransportWebSocket {
+			s.countWebSocketLocked()
 		}
 		if c.connectTimer != nil {
 			// Joined in time: drop the timer rather than keep it for the
@@ -358,7 +362,28 @@ func (c *conn) remove(s *Socket) {
 	if i := slices.Index(c.sockets, s); i >= 0 {
 		c.sockets = slices.Delete(c.sockets, i, i+1)
 	}
+	s.uncountLocked()
 	c.mu.Unlock()
+}
+
+// countWebSocketLocked counts s among its namespace's WebSocket sockets,
+// once; c.mu is held. A socket is counted when it is admitted on a
+// connection that is already on WebSocket, or when its connection
+// upgrades (OnUpgrade), whichever comes first, and uncounted when it
+// leaves the connection: so the gauges cost no walk over the sockets.
+func (s *Socket) countWebSocketLocked() {
+	if !s.onWS {
+		s.onWS = true
+		s.nsp.webSockets.Add(1)
+	}
+}
+
+// uncountLocked undoes countWebSocketLocked; c.mu is held.
+func (s *Socket) uncountLocked() {
+	if s.onWS {
+		s.onWS = false
+		s.nsp.webSockets.Add(-1)
+	}
 }
 
 // write queues messages on the session. A full queue closes the session

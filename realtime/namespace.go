@@ -41,6 +41,8 @@ type Namespace struct {
 	joining atomic.Int32
 	state   nsState
 
+	webSockets atomic.Int64 // sockets on a WebSocket connection (Socket.onWS)
+
 	mu           sync.RWMutex
 	sockets      map[string]*Socket
 	middlewares  []Middleware
@@ -121,6 +123,40 @@ func (n *Namespace) Len() int {
 	n.mu.RLock()
 	defer n.mu.RUnlock()
 	return len(n.sockets)
+}
+
+// Counts is the number of local sockets by transport, without a walk over
+// them: for gauges scraped while the namespace holds many sockets. While
+// sockets connect, leave or upgrade the two may lag each other by those
+// sockets.
+func (n *Namespace) Counts() (polling, websocket int) {
+	total := n.Len()
+	websocket = min(int(max(n.webSockets.Load(), 0)), total)
+	return total - websocket, websocket
+}
+
+// roomCounter is an Adapter that counts its local rooms without listing
+// them (MemoryAdapter, and the adapters that embed it).
+type roomCounter interface {
+	// RoomCount is the number of local rooms, the sockets' own id-rooms
+	// left out.
+	RoomCount() int
+}
+
+// RoomCount is the number of local rooms, the sockets' own id-rooms left
+// out. With MemoryAdapter (or an adapter embedding it) it costs no walk
+// over the rooms; with another adapter it lists them.
+func (n *Namespace) RoomCount() int {
+	if rc, ok := n.adapter.(roomCounter); ok {
+		return rc.RoomCount()
+	}
+	count := 0
+	for room := range n.adapter.Rooms() {
+		if _, own := n.Socket(room); !own {
+			count++
+		}
+	}
+	return count
 }
 
 // Rooms maps every local room to its size, each socket's own id-room

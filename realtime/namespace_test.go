@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync"
@@ -344,4 +345,85 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestCountsWithoutWalk: Counts and RoomCount, which the metrics scrape
+// reads instead of walking every socket and room, follow sockets as they
+// connect over polling, upgrade, connect over WebSocket, join and leave
+// rooms and go; and a crowd of clients doing all of it at once leaves
+// them at exactly zero (a count that drifted would lie for the life of the
+// process).
+func TestCountsWithoutWalk(t *testing.T) {
+	t.Parallel()
+	var nsp *Namespace
+	_, ts := newTestServer(t, func(s *Server) {
+		nsp = s.Of("/")
+		nsp.OnConnection(func(s *Socket) {
+			if r := s.Handshake().Query.Get("room"); r != "" {
+				_ = s.Join(r, "all")
+			}
+		})
+	})
+	expect := func(what string, polling, websocket, rooms int) {
+		t.Helper()
+		waitFor(t, what, func() bool {
+			p, w := nsp.Counts()
+			return p == polling && w == websocket && nsp.RoomCount() == rooms
+		})
+	}
+	base := ts.URL + "/socket.io/"
+
+	p := testkit.OpenPolling(t, base, url.Values{"room": {"a"}}, nil)
+	p.MustPost("40")
+	expect("a polling socket", 1, 0, 2)
+
+	up := testkit.DialWSURL(t, upgradeURL(p.URL), nil)
+	up.Send("2probe")
+	up.Expect("3probe")
+	up.Send("5")
+	expect("the polling socket upgraded", 0, 1, 2)
+
+	ws := dialRaw(t, ts, "&room=b")
+	ws.ConnectSocket("")
+	expect("a websocket socket in another room", 0, 2, 3)
+
+	ws.Close()
+	expect("the websocket socket gone", 0, 1, 2)
+	up.Close()
+	expect("every socket gone", 0, 0, 0)
+
+	// The crowd: half upgrade from polling, half connect over WebSocket,
+	// each in a room of its own and "all", all at once.
+	const n = 40
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			room := url.Values{"room": {fmt.Sprint("r", i)}}
+			if i%2 == 0 {
+				c := dialRaw(t, ts, "&"+room.Encode())
+				c.ConnectSocket("")
+				c.Close()
+				return
+			}
+			p := testkit.OpenPolling(t, base, room, nil)
+			p.MustPost("40")
+			c := testkit.DialWSURL(t, upgradeURL(p.URL), nil)
+			c.Send("2probe")
+			c.Expect("3probe")
+			c.Send("5")
+			c.Close()
+		}()
+	}
+	wg.Wait()
+	expect("the crowd gone", 0, 0, 0)
+	if v := nsp.webSockets.Load(); v != 0 {
+		t.Fatalf("webSockets = %d after every socket left", v)
+	}
+}
+
+// upgradeURL is a polling session's URL for its WebSocket upgrade.
+func upgradeURL(pollingURL string) string {
+	return "ws" + strings.TrimPrefix(strings.Replace(pollingURL, "transport=polling", "transport=websocket", 1), "http")
 }

@@ -52,6 +52,7 @@ type Socket struct {
 	since     int64          // when it connected, Unix nanoseconds
 	pid       string         // the recovery session's private id; "" when recovery is off
 	recovered bool           // a recovered session (set before it connects)
+	onWS      bool           // counted in its namespace's webSockets; guarded by conn.mu
 
 	state atomic.Int32 // socketConnecting, then socketConnected, then socketClosed
 

@@ -146,8 +146,14 @@ func (s *Server) PollingConnCount() int {
 }
 
 // OnUpgrade implements engineio.UpgradeHandler: the sockets of the
-// connection tell the Watcher that their transport changed.
+// connection count as WebSocket sockets from now on, and tell the Watcher
+// that their transport changed.
 func (c *conn) OnUpgrade() {
+	c.mu.Lock()
+	for _, s := range c.sockets {
+		s.countWebSocketLocked()
+	}
+	c.mu.Unlock()
 	w := c.srv.watcher()
 	if w == nil {
 		return
