@@ -36,18 +36,7 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 			// Every client is 127.0.0.1, as in the bench Caddyfile.
 			Limits: &Limits{EventRate: -1, EventBurst: -1, MaxConnectionsPerIP: -1, HandshakeRate: -1},
 		}
-		if err := h.Provision(ctx); err != nil {
-			b.Fatalf("Provision: %v", err)
-		}
-		// Quiet: a debug line per session would be most of the run.
-		h.entry.pol.logger = zap.NewNop()
-		opts := h.serverOptions()
-		opts.Logger, opts.Engine.Logger = zap.NewNop(), zap.NewNop()
-		h.hub.server.SetOptions(opts)
-		notFound := caddyHandlerFunc(func(w http.ResponseWriter, r *http.Request) error { http.NotFound(w, r); return nil })
-		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_ = h.ServeHTTP(w, r, notFound)
-		}))
+		ts := serveQuiet(b, ctx, h)
 		base := testkit.TakeMemSnapshot()
 		stop := testkit.IdleClients(b, "ws"+strings.TrimPrefix(ts.URL, "http")+
 			"/socket.io/?EIO=4&transport=websocket&room=r1", n, true)
@@ -63,6 +52,23 @@ func BenchmarkIdleSessionMemory(b *testing.B) {
 		ts.Close()
 		cancel()
 	}
+}
+
+// serveQuiet provisions h in ctx with every log off (a debug line per
+// session would be most of a benchmark's run) and serves it.
+func serveQuiet(b *testing.B, ctx caddy.Context, h *Handler) *httptest.Server {
+	b.Helper()
+	if err := h.Provision(ctx); err != nil {
+		b.Fatalf("Provision: %v", err)
+	}
+	h.entry.pol.logger = zap.NewNop()
+	opts := h.serverOptions()
+	opts.Logger, opts.Engine.Logger = zap.NewNop(), zap.NewNop()
+	h.hub.server.SetOptions(opts)
+	notFound := caddyHandlerFunc(func(w http.ResponseWriter, r *http.Request) error { http.NotFound(w, r); return nil })
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = h.ServeHTTP(w, r, notFound)
+	}))
 }
 
 // TestIdleClientsChild is the client process of BenchmarkIdleSessionMemory.
@@ -82,17 +88,7 @@ func BenchmarkMetricsScrape(b *testing.B) {
 		Join:    []string{"{socketio.query.room}"},
 		Limits:  &Limits{EventRate: -1, EventBurst: -1, MaxConnectionsPerIP: -1, HandshakeRate: -1},
 	}
-	if err := h.Provision(ctx); err != nil {
-		b.Fatalf("Provision: %v", err)
-	}
-	h.entry.pol.logger = zap.NewNop()
-	opts := h.serverOptions()
-	opts.Logger, opts.Engine.Logger = zap.NewNop(), zap.NewNop()
-	h.hub.server.SetOptions(opts)
-	notFound := caddyHandlerFunc(func(w http.ResponseWriter, r *http.Request) error { http.NotFound(w, r); return nil })
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_ = h.ServeHTTP(w, r, notFound)
-	}))
+	ts := serveQuiet(b, ctx, h)
 	defer ts.Close()
 	stop := testkit.IdleClients(b, "ws"+strings.TrimPrefix(ts.URL, "http")+
 		"/socket.io/?EIO=4&transport=websocket&room=r1", n, true)
