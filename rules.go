@@ -379,13 +379,14 @@ func (h *hub) recheck(p *policy, gen uint64, s *realtime.Socket) {
 // to such a room by anyone once the client is connected reaches it.
 func (h *hub) joinRule(s *realtime.Socket) error {
 	p := h.policy.Load()
-	stateOf(s).setRuleRooms(h.joinByRule(p, s, view(s, p)))
+	h.joinByRule(p, s, view(s, p))
 	return nil
 }
 
-// joinByRule joins the rooms of p's join rule and returns those joined. A
-// room that cannot be joined (too long, too many) is logged and skipped:
-// the socket still connects, as it always has.
+// joinByRule joins the rooms of p's join rule and returns those the socket
+// is in (joining a room it is in already is a no-op). A room that cannot be
+// joined (too long, too many) is logged and skipped: the socket still
+// connects, as it always has.
 func (h *hub) joinByRule(p *policy, s *realtime.Socket, v *socketView) []string {
 	rooms := p.joinRooms(v)
 	joined := rooms[:0]
@@ -417,12 +418,9 @@ func (h *hub) connected(s *realtime.Socket) {
 	p := h.policy.Load()
 	h.startExpiry(s)
 	v := view(s, p)
-	rooms, joined := stateOf(s).takeRuleRooms()
-	if !joined {
-		// Recovered without the middlewares: the rules join here.
-		rooms = h.joinByRule(p, s, v)
-	}
-	for _, room := range rooms {
+	// joinRule joined these already (a no-op here), except for a socket
+	// recovered without the middlewares, or after a reload in between.
+	for _, room := range h.joinByRule(p, s, v) {
 		h.announce(p, s, v, room)
 	}
 	if m := p.emit; m != nil {

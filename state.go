@@ -18,11 +18,6 @@ type socketState struct {
 	expiry   *expiryTimer   // disconnects the socket when its token expires
 	hookData any            // what the connect hook attached to the socket
 	queue    *webhook.Queue // the socket's webhook FIFO, made on first use
-
-	// ruleRooms are the rooms joinRule joined, kept from the middleware
-	// to the connection handler that announces them, then dropped.
-	ruleRooms  []string
-	ruleJoined bool
 }
 
 // attach gives a connecting socket its state. It is the namespace's first
@@ -92,21 +87,4 @@ func (st *socketState) webhookQueue() *webhook.Queue {
 		st.queue = &webhook.Queue{}
 	}
 	return st.queue
-}
-
-// setRuleRooms records the rooms the join rule joined in the middlewares.
-func (st *socketState) setRuleRooms(rooms []string) {
-	st.mu.Lock()
-	st.ruleRooms, st.ruleJoined = rooms, true
-	st.mu.Unlock()
-}
-
-// takeRuleRooms returns the rooms setRuleRooms recorded, and whether the
-// join rule ran at all, and forgets the rooms.
-func (st *socketState) takeRuleRooms() ([]string, bool) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	rooms, ok := st.ruleRooms, st.ruleJoined
-	st.ruleRooms = nil
-	return rooms, ok
 }
