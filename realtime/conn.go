@@ -33,6 +33,7 @@ type conn struct {
 	sess session
 	opts *Options       // the server's options when the connection opened
 	v3   bool           // Engine.IO v3, Socket.IO protocol v4: socket.io-client 2.x (eio3.go)
+	onWS bool           // counted in Server.wsConns; guarded by Server.mu
 	dec  parser.Decoder // used by the reader goroutine only
 	// connects bounds the CONNECT packets of the connection (reader
 	// goroutine only); nil when the event limit is off.

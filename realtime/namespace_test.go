@@ -348,7 +348,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // TestCountsWithoutWalk: Counts and RoomCount, which the metrics scrape
-// reads instead of walking every socket and room, follow sockets as they
+// reads instead of walking every socket and room, and PollingConnCount
+// (the admin UI's stats every 2 s), follow sockets as they
 // connect over polling, upgrade, connect over WebSocket, join and leave
 // rooms and go; and a crowd of clients doing all of it at once leaves
 // them at exactly zero (a count that drifted would lie for the life of the
@@ -356,7 +357,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestCountsWithoutWalk(t *testing.T) {
 	t.Parallel()
 	var nsp *Namespace
-	_, ts := newTestServer(t, func(s *Server) {
+	srv, ts := newTestServer(t, func(s *Server) {
 		nsp = s.Of("/")
 		nsp.OnConnection(func(s *Socket) {
 			if r := s.Handshake().Query.Get("room"); r != "" {
@@ -364,11 +365,13 @@ func TestCountsWithoutWalk(t *testing.T) {
 			}
 		})
 	})
+	// One socket per connection here: the connection counts follow.
 	expect := func(what string, polling, websocket, rooms int) {
 		t.Helper()
 		waitFor(t, what, func() bool {
 			p, w := nsp.Counts()
-			return p == polling && w == websocket && nsp.RoomCount() == rooms
+			return p == polling && w == websocket && nsp.RoomCount() == rooms &&
+				srv.PollingConnCount() == polling && srv.ConnCount() == polling+websocket
 		})
 	}
 	base := ts.URL + "/socket.io/"

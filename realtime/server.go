@@ -47,6 +47,7 @@ type Server struct {
 	pending   map[string]*Namespace // dynamic namespaces no socket was admitted to yet
 	dynamics  []dynamicNamespace
 	conns     map[*conn]struct{}
+	wsConns   int // the conns on WebSocket (conn.onWS), for PollingConnCount
 	closed    bool
 	closeDone chan struct{} // closed when Close has finished
 
@@ -126,6 +127,10 @@ func (s *Server) onSession(sess *engineio.Session) {
 		return
 	}
 	s.conns[c] = struct{}{}
+	if sess.Transport() == engineio.TransportWebSocket {
+		c.onWS = true
+		s.wsConns++
+	}
 	s.mu.Unlock()
 	if c.v3 {
 		c.connectImplicit()
@@ -134,7 +139,12 @@ func (s *Server) onSession(sess *engineio.Session) {
 
 func (s *Server) removeConn(c *conn) {
 	s.mu.Lock()
-	delete(s.conns, c)
+	if _, ok := s.conns[c]; ok {
+		delete(s.conns, c)
+		if c.onWS {
+			s.wsConns--
+		}
+	}
 	s.mu.Unlock()
 }
 

@@ -131,24 +131,20 @@ func (s *Server) watchEngine(o engineio.Observer) engineio.Observer {
 // upgraded to WebSocket).
 func (s *Server) PollingConnCount() int {
 	s.mu.RLock()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.RUnlock()
-	n := 0
-	for _, c := range conns {
-		if c.sess.Transport() == engineio.TransportPolling {
-			n++
-		}
-	}
-	return n
+	defer s.mu.RUnlock()
+	return len(s.conns) - s.wsConns
 }
 
 // OnUpgrade implements engineio.UpgradeHandler: the sockets of the
 // connection count as WebSocket sockets from now on, and tell the Watcher
 // that their transport changed.
 func (c *conn) OnUpgrade() {
+	c.srv.mu.Lock()
+	if _, ok := c.srv.conns[c]; ok && !c.onWS {
+		c.onWS = true
+		c.srv.wsConns++
+	}
+	c.srv.mu.Unlock()
 	c.mu.Lock()
 	for _, s := range c.sockets {
 		s.countWebSocketLocked()
