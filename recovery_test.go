@@ -122,6 +122,13 @@ func TestRecoveryThroughTheModule(t *testing.T) {
 			// Skipped, the hook's reply to the notice changes nothing; run,
 			// its new data replaces the old.
 			c2.Expect(`431["alice",{"seen":` + strconv.FormatBool(!skip) + `}]`)
+			// The recovered socket holds no connect view (the state
+			// resume made is the one whose view is dropped).
+			for _, s := range h.hub.server.Of("/").Sockets() {
+				if stateOf(s).holdsConnectView() {
+					t.Fatal("a recovered socket still holds its connect view")
+				}
+			}
 			for deadline := time.Now().Add(5 * time.Second); len(b.callsTo("/connect")) < 2; {
 				if time.Now().After(deadline) {
 					t.Fatal("the connect hook was not told of the recovery")

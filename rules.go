@@ -379,7 +379,7 @@ func (h *hub) recheck(p *policy, gen uint64, s *realtime.Socket) {
 // to such a room by anyone once the client is connected reaches it.
 func (h *hub) joinRule(s *realtime.Socket) error {
 	p := h.policy.Load()
-	h.joinByRule(p, s, view(s, p))
+	h.joinByRule(p, s, h.connectView(s, p))
 	return nil
 }
 
@@ -404,6 +404,8 @@ func (h *hub) joinByRule(p *policy, s *realtime.Socket, v *socketView) []string 
 // connected applies the connection rules that follow CONNECT: announce,
 // emit, and the event handler (join ran in joinRule).
 func (h *hub) connected(s *realtime.Socket) {
+	// The state is looked up at the end: resume replaces it.
+	defer func() { stateOf(s).dropConnectView() }()
 	if s.Recovered() && h.policy.Load().resume {
 		h.resume(s)
 	}
@@ -417,7 +419,7 @@ func (h *hub) connected(s *realtime.Socket) {
 	}
 	p := h.policy.Load()
 	h.startExpiry(s)
-	v := view(s, p)
+	v := h.connectView(s, p)
 	// joinRule joined these already (a no-op here), except for a socket
 	// recovered without the middlewares, or after a reload in between.
 	for _, room := range h.joinByRule(p, s, v) {

@@ -276,3 +276,31 @@ func TestJoinRuleBeforeConnect(t *testing.T) {
 	c.Expect(`42["room-userId","You are in room number: 3"]`)
 	c.Expect(`42["message_from_server","Message: welcome carol"]`)
 }
+
+// TestConnectViewDropped: the placeholder view a socket's connect rules
+// share (socketState.cview) is gone once its connection handler ran: a
+// socket holds no parsed handshake for its life (TestRecoveryThroughTheModule
+// checks a recovered one).
+func TestConnectViewDropped(t *testing.T) {
+	h := tutorialHandler("connect-view")
+	base, _ := serve(t, h)
+	c := dial(t, base, url.Values{"roomNumber": {"4"}})
+	c.Send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": "dave"})}))
+	c.ExpectPrefix(`40{"sid":"`)
+	c.Expect(`42["room-userId","You are in room number: 4"]`)
+	c.Expect(`42["message_from_server","Message: welcome dave"]`)
+	socks := h.hub.server.Of("/").Sockets()
+	if len(socks) != 1 {
+		t.Fatalf("%d sockets, want 1", len(socks))
+	}
+	if stateOf(socks[0]).holdsConnectView() {
+		t.Fatal("the connect view is still held after the connection handler")
+	}
+}
+
+// holdsConnectView reports whether the state still holds a connect view.
+func (st *socketState) holdsConnectView() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.cview != nil
+}

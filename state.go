@@ -18,6 +18,16 @@ type socketState struct {
 	expiry   *expiryTimer   // disconnects the socket when its token expires
 	hookData any            // what the connect hook attached to the socket
 	queue    *webhook.Queue // the socket's webhook FIFO, made on first use
+	// cview is the placeholder view of the socket while it connects: made
+	// by joinRule, used again by the connection handler, which drops it
+	// (building one parses the handshake's query and headers anew).
+	cview *cachedView
+}
+
+// cachedView is a socket's view under the policy it was made with.
+type cachedView struct {
+	p *policy
+	v *socketView
 }
 
 // attach gives a connecting socket its state. It is the namespace's first
@@ -87,4 +97,28 @@ func (st *socketState) webhookQueue() *webhook.Queue {
 		st.queue = &webhook.Queue{}
 	}
 	return st.queue
+}
+
+// connectView returns the socket's view under p, made once while the
+// socket connects (see socketState.cview); dropConnectView ends that.
+func (h *hub) connectView(s *realtime.Socket, p *policy) *socketView {
+	st := stateOf(s)
+	st.mu.Lock()
+	if c := st.cview; c != nil && c.p == p {
+		st.mu.Unlock()
+		return c.v
+	}
+	st.mu.Unlock()
+	v := view(s, p) // takes st.mu for the claims
+	st.mu.Lock()
+	st.cview = &cachedView{p: p, v: v}
+	st.mu.Unlock()
+	return v
+}
+
+// dropConnectView forgets the view connectView made.
+func (st *socketState) dropConnectView() {
+	st.mu.Lock()
+	st.cview = nil
+	st.mu.Unlock()
 }

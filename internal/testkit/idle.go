@@ -218,11 +218,15 @@ func dialIdle(ctx context.Context, d *websocket.Dialer, u string, sio bool) (*we
 // runtime.MemStats after a collection: live heap and goroutine stacks.
 type SessionMemory struct {
 	HeapBytes, StackBytes, Goroutines float64 // per session
+	// AllocBytes is every byte the process allocated in between, per
+	// session: what a connect costs the collector, garbage included.
+	AllocBytes float64
 }
 
 // MemSnapshot is a point of the measurement (see MeasureSince).
 type MemSnapshot struct {
 	heap, stack uint64
+	alloc       uint64 // bytes allocated since the process started
 	goroutines  int
 }
 
@@ -233,7 +237,7 @@ func TakeMemSnapshot() MemSnapshot {
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return MemSnapshot{heap: m.HeapAlloc, stack: m.StackInuse, goroutines: runtime.NumGoroutine()}
+	return MemSnapshot{heap: m.HeapAlloc, stack: m.StackInuse, alloc: m.TotalAlloc, goroutines: runtime.NumGoroutine()}
 }
 
 // PerSession is the growth from base to now divided over n sessions.
@@ -243,6 +247,7 @@ func (now MemSnapshot) PerSession(base MemSnapshot, n int) SessionMemory {
 		HeapBytes:  (float64(now.heap) - float64(base.heap)) / f,
 		StackBytes: (float64(now.stack) - float64(base.stack)) / f,
 		Goroutines: float64(now.goroutines-base.goroutines) / f,
+		AllocBytes: (float64(now.alloc) - float64(base.alloc)) / f,
 	}
 }
 
@@ -252,6 +257,7 @@ func (m SessionMemory) Report(b *testing.B) {
 	b.ReportMetric(m.HeapBytes, "heap-B/session")
 	b.ReportMetric(m.StackBytes, "stack-B/session")
 	b.ReportMetric(m.Goroutines, "goroutines/session")
+	b.ReportMetric(m.AllocBytes, "alloc-B/session")
 	b.ReportMetric(0, "ns/op") // one measurement, not a timed loop
 }
 
