@@ -23,7 +23,7 @@ import (
 // Run it with -benchtime 1x; it is one measurement, not a timed loop.
 func BenchmarkIdleSessionMemory(b *testing.B) {
 	const n = 2000
-	const idleSettle = 1500 * time.Millisecond // longer than the websocket writer's linger (1 s)
+	const idleSettle = 1500 * time.Millisecond // longer than the websocket writer's linger (250 ms)
 	for range b.N {
 		ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 		h := &Handler{

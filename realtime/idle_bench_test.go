@@ -12,7 +12,7 @@ import (
 // idleSessions is how many idle sessions the memory benchmarks hold.
 const idleSessions = 2000
 
-// idleSettle is longer than the websocket writer's linger (1 s).
+// idleSettle is longer than the websocket writer's linger (250 ms).
 const idleSettle = 1500 * time.Millisecond
 
 // BenchmarkIdleSessionMemory reports what one idle WebSocket session costs
