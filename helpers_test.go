@@ -157,3 +157,16 @@ func itoa(i int) string { return strconv.Itoa(i) }
 
 // The fast loop runs this package's timer-bound tests side by side.
 func TestMain(m *testing.M) { os.Exit(testkit.RunShortWide(m)) }
+
+// joinTutorial connects a socket of the tutorial handler served at base
+// as sub with ?roomNumber=room, and reads its CONNECT answer, its room's
+// announcement and its welcome.
+func joinTutorial(t *testing.T, base, room, sub string) *wsClient {
+	t.Helper()
+	c := dial(t, base, url.Values{"roomNumber": {room}})
+	c.Send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": sub})}))
+	c.ExpectPrefix(`40{"sid":"`)
+	c.Expect(`42["room-userId","You are in room number: ` + room + `"]`)
+	c.Expect(`42["message_from_server","Message: welcome ` + sub + `"]`)
+	return c
+}

@@ -57,11 +57,7 @@ func TestProvisionCleanupLeavesPoolEmpty(t *testing.T) {
 func TestReloadKeepsSockets(t *testing.T) {
 	old := tutorialHandler("reload")
 	base, _ := serve(t, old)
-	c := dial(t, base, url.Values{"roomNumber": {"1"}})
-	c.Send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": "r"})}))
-	c.ExpectPrefix(`40{"sid":"`)
-	c.Expect(`42["room-userId","You are in room number: 1"]`)
-	c.Expect(`42["message_from_server","Message: welcome r"]`)
+	c := joinTutorial(t, base, "1", "r")
 
 	next := tutorialHandler("reload")
 	next.Relay = nil

@@ -102,11 +102,7 @@ func TestRoomRequestsBounded(t *testing.T) {
 	h := tutorialHandler("room-bound")
 	h.Limits = &Limits{MaxRooms: 2}
 	base, _ := serve(t, h)
-	c := dial(t, base, url.Values{"roomNumber": {"1"}}) // the join rule puts it in room-userId-1
-	c.Send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": "ann"})}))
-	c.ExpectPrefix(`40{"sid":"`)
-	c.Expect(`42["room-userId","You are in room number: 1"]`)
-	c.Expect(`42["message_from_server","Message: welcome ann"]`)
+	c := joinTutorial(t, base, "1", "ann")
 	c.Send(`421["join","room-ann-a"]`)
 	c.Expect(`431[{"ok":true,"room":"room-ann-a"}]`)
 	c.Expect(`42["room-userId","You are in room number: 1"]`)

@@ -28,11 +28,7 @@ func TestTutorialFlow(t *testing.T) {
 	a.Expect(`42["room-userId","You are in room number: 7"]`)
 	a.Expect(`42["message_from_server","Message: welcome alice"]`)
 
-	b := dial(t, base, url.Values{"roomNumber": {"7"}})
-	b.Send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": "bob"})}))
-	b.ExpectPrefix(`40{"sid":"`)
-	b.Expect(`42["room-userId","You are in room number: 7"]`)
-	b.Expect(`42["message_from_server","Message: welcome bob"]`)
+	b := joinTutorial(t, base, "7", "bob")
 	a.Expect(`42["room-userId","You are in room number: 7"]`)
 
 	// A socket of another room hears nothing of room 7.
@@ -71,11 +67,7 @@ func TestTutorialFlow(t *testing.T) {
 
 func TestHandshakeRefusals(t *testing.T) {
 	base, _ := serve(t, tutorialHandler("refusals"))
-	member := dial(t, base, url.Values{"roomNumber": {"5"}})
-	member.Send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": "m"})}))
-	member.ExpectPrefix(`40{"sid":"`)
-	member.Expect(`42["room-userId","You are in room number: 5"]`)
-	member.Expect(`42["message_from_server","Message: welcome m"]`)
+	member := joinTutorial(t, base, "5", "m")
 
 	otherKey := testkit.Sign(t, jwt.SigningMethodHS256, []byte("another-secret-0123456789abcdef-xyz"), jwt.MapClaims{"sub": "x"})
 	none := testkit.Unsigned(t, jwt.MapClaims{"sub": "x"})
@@ -284,11 +276,7 @@ func TestJoinRuleBeforeConnect(t *testing.T) {
 func TestConnectViewDropped(t *testing.T) {
 	h := tutorialHandler("connect-view")
 	base, _ := serve(t, h)
-	c := dial(t, base, url.Values{"roomNumber": {"4"}})
-	c.Send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": "dave"})}))
-	c.ExpectPrefix(`40{"sid":"`)
-	c.Expect(`42["room-userId","You are in room number: 4"]`)
-	c.Expect(`42["message_from_server","Message: welcome dave"]`)
+	joinTutorial(t, base, "4", "dave") // held open until the test ends
 	socks := h.hub.server.Of("/").Sockets()
 	if len(socks) != 1 {
 		t.Fatalf("%d sockets, want 1", len(socks))
