@@ -375,15 +375,20 @@ func TestCountsWithoutWalk(t *testing.T) {
 		})
 	}
 	base := ts.URL + "/socket.io/"
+	// upgrade moves a polling session to WebSocket (probe, then upgrade).
+	upgrade := func(p *testkit.Polling) *testkit.WS {
+		c := testkit.DialWSURL(t, testkit.WSURL(base, url.Values{"sid": {p.SID}}), nil)
+		c.Send("2probe")
+		c.Expect("3probe")
+		c.Send("5")
+		return c
+	}
 
 	p := testkit.OpenPolling(t, base, url.Values{"room": {"a"}}, nil)
 	p.MustPost("40")
 	expect("a polling socket", 1, 0, 2)
 
-	up := testkit.DialWSURL(t, upgradeURL(p.URL), nil)
-	up.Send("2probe")
-	up.Expect("3probe")
-	up.Send("5")
+	up := upgrade(p)
 	expect("the polling socket upgraded", 0, 1, 2)
 
 	ws := dialRaw(t, ts, "&room=b")
@@ -412,11 +417,7 @@ func TestCountsWithoutWalk(t *testing.T) {
 			}
 			p := testkit.OpenPolling(t, base, room, nil)
 			p.MustPost("40")
-			c := testkit.DialWSURL(t, upgradeURL(p.URL), nil)
-			c.Send("2probe")
-			c.Expect("3probe")
-			c.Send("5")
-			c.Close()
+			upgrade(p).Close()
 		}()
 	}
 	wg.Wait()
@@ -424,9 +425,4 @@ func TestCountsWithoutWalk(t *testing.T) {
 	if v := nsp.webSockets.Load(); v != 0 {
 		t.Fatalf("webSockets = %d after every socket left", v)
 	}
-}
-
-// upgradeURL is a polling session's URL for its WebSocket upgrade.
-func upgradeURL(pollingURL string) string {
-	return "ws" + strings.TrimPrefix(strings.Replace(pollingURL, "transport=polling", "transport=websocket", 1), "http")
 }
