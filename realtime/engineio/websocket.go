@@ -37,9 +37,13 @@ var (
 // hijackWriter lets gorilla/websocket, which finds the hijacker by type
 // assertion, hijack through http.ResponseController: it follows Unwrap,
 // so this works under middleware that wraps the ResponseWriter (Caddy).
+// With hold, the connection starts batching (batchConn.begin), so that
+// the handshake's response waits for the open packet and both go out in
+// one write (the caller flushes).
 type hijackWriter struct {
 	http.ResponseWriter
-	rc *http.ResponseController
+	rc   *http.ResponseController
+	hold bool
 }
 
 func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -48,6 +52,9 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	bc := &batchConn{Conn: c}
+	if h.hold {
+		bc.begin()
+	}
 	if brw.Reader.Buffered() > 0 {
 		return bc, brw, nil // gorilla refuses data sent before the handshake's end
 	}
@@ -58,8 +65,11 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return bc, bufio.NewReadWriter(bc.pk.br, brw.Writer), nil
 }
 
-func upgradeConn(w http.ResponseWriter, r *http.Request, cfg *config) (*websocket.Conn, error) {
-	c, err := cfg.upgraderFor().Upgrade(hijackWriter{w, http.NewResponseController(w)}, r, nil)
+// upgradeConn answers the websocket handshake. With hold, the answer is
+// not written yet: it goes out with the next flush (flushConn), or with
+// closeConn.
+func upgradeConn(w http.ResponseWriter, r *http.Request, cfg *config, hold bool) (*websocket.Conn, error) {
+	c, err := cfg.upgraderFor().Upgrade(hijackWriter{w, http.NewResponseController(w), hold}, r, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -68,16 +78,28 @@ func upgradeConn(w http.ResponseWriter, r *http.Request, cfg *config) (*websocke
 	return c, nil
 }
 
-// closeConn ends a websocket we do not keep: close frame, then socket.
+// closeConn ends a websocket we do not keep: close frame (after what a
+// held handshake still has to write), then socket.
 func closeConn(c *websocket.Conn) {
 	_ = c.WriteControl(websocket.CloseMessage, normalClose, time.Now().Add(closeFrameTimeout))
+	_ = flushConn(c)
 	_ = c.NetConn().Close()
 }
 
+// flushConn writes what a held handshake (upgradeConn) collected.
+func flushConn(c *websocket.Conn) error {
+	if bc, ok := c.NetConn().(*batchConn); ok {
+		return bc.flush()
+	}
+	return nil
+}
+
 // handshakeWebSocket opens a session directly over websocket: the open
-// packet first, then whatever the application queued meanwhile.
+// packet first, then whatever the application queued meanwhile. The
+// handshake's answer and the open packet go out in one write: on loopback
+// a write costs about as much as the rest of a connect's own work.
 func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, cfg *config) {
-	c, err := upgradeConn(w, r, cfg)
+	c, err := upgradeConn(w, r, cfg, true)
 	if err != nil {
 		if ce := cfg.Logger.Check(zap.DebugLevel, "websocket upgrade failed"); ce != nil {
 			ce.Write(zap.Error(err))
@@ -94,6 +116,9 @@ func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, cf
 	}
 	_ = c.SetWriteDeadline(time.Now().Add(cfg.WriteTimeout))
 	err = c.WriteMessage(websocket.TextMessage, cfg.openPacket(s.id, true))
+	if ferr := flushConn(c); err == nil {
+		err = ferr
+	}
 	s.mu.Lock()
 	s.writing = false
 	s.mu.Unlock()
@@ -108,7 +133,7 @@ func (srv *Server) handshakeWebSocket(w http.ResponseWriter, r *http.Request, cf
 // A websocket for a session that is already upgraded or upgrading is
 // accepted and closed at once, as Node does.
 func (srv *Server) serveUpgrade(w http.ResponseWriter, r *http.Request, s *Session) {
-	c, err := upgradeConn(w, r, s.cfg)
+	c, err := upgradeConn(w, r, s.cfg, false)
 	if err != nil {
 		if ce := s.log().Check(zap.DebugLevel, "websocket upgrade failed"); ce != nil {
 			ce.Write(zap.Error(err))

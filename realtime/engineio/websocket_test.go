@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -514,5 +515,82 @@ func TestWebSocketRawHandshake(t *testing.T) {
 	}
 	if hdr[0] != 0x81 { // FIN + text
 		t.Errorf("first frame header %x", hdr)
+	}
+}
+
+// countingListener hands out connections that count their Write calls.
+type countingListener struct {
+	net.Listener
+	conns chan *countingConn
+}
+
+type countingConn struct {
+	net.Conn
+	writes atomic.Int32
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	cc := &countingConn{Conn: c}
+	l.conns <- cc
+	return cc, nil
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(p)
+}
+
+// TestWebSocketHandshakeOneWrite: the handshake's 101 answer and the open
+// packet leave the server in one write call (the client reads both from
+// one segment), while an upgrade's 101 is not held back: its client waits
+// for it before it sends the probe.
+func TestWebSocketHandshakeOneWrite(t *testing.T) {
+	srv := NewServer(Options{PingInterval: time.Minute, OnSession: func(s *Session) { s.SetHandler(newRecorder(s, false)) }})
+	hs := httptest.NewUnstartedServer(srv)
+	conns := make(chan *countingConn, 4)
+	hs.Listener = countingListener{hs.Listener, conns}
+	hs.Start()
+	t.Cleanup(func() { srv.Close(); hs.Close() })
+	wsURL := "ws" + strings.TrimPrefix(hs.URL, "http") + "/engine.io/?EIO=4&transport=websocket"
+	dialer := websocket.Dialer{HandshakeTimeout: testTimeout}
+	c, _, err := dialer.Dial(wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(testTimeout))
+	if _, p, err := c.ReadMessage(); err != nil || !strings.HasPrefix(string(p), "0{") {
+		t.Fatalf("open packet %q, %v", p, err)
+	}
+	sc := <-conns
+	if n := sc.writes.Load(); n != 1 {
+		t.Errorf("the server wrote the handshake and the open packet in %d calls, want 1", n)
+	}
+
+	// The upgrade of a polling session: the 101 comes at once.
+	code, _, body := (&tserver{t: t, hs: hs, url: hs.URL + "/engine.io/"}).do("GET", "EIO=4&transport=polling", "", nil)
+	if code != http.StatusOK || !strings.HasPrefix(body, "0{") {
+		t.Fatalf("polling handshake %d %q", code, body)
+	}
+	<-conns // the polling request's connection
+	var open struct{ Sid string }
+	if err := json.Unmarshal([]byte(body[1:]), &open); err != nil {
+		t.Fatal(err)
+	}
+	up, _, err := dialer.Dial(strings.Replace(wsURL, "EIO=4", "EIO=4&sid="+open.Sid, 1), nil)
+	if err != nil {
+		t.Fatalf("upgrade handshake: %v", err)
+	}
+	defer up.Close()
+	if err := up.WriteMessage(websocket.TextMessage, []byte("2probe")); err != nil {
+		t.Fatal(err)
+	}
+	_ = up.SetReadDeadline(time.Now().Add(testTimeout))
+	if _, p, err := up.ReadMessage(); err != nil || string(p) != "3probe" {
+		t.Fatalf("probe answer %q, %v", p, err)
 	}
 }
