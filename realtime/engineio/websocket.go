@@ -231,9 +231,10 @@ func (s *Session) probeLoop(c *websocket.Conn) bool {
 // runWebSocket serves an active websocket: a reader, parked while there
 // is nothing to read (park.go) and otherwise a goroutine, and a writer
 // goroutine while there is something to write (see wakeWriterLocked). The
-// request's goroutine returns, so an idle connection holds neither its
-// stack nor net/http's buffers. The reader counts in Server.active from
-// here until readLoop ends for good, parked or not.
+// request's goroutine reads the first frame (readFirst) and returns, so an
+// idle connection holds neither its stack nor net/http's buffers. The
+// reader counts in Server.active from here until readLoop ends for good,
+// parked or not.
 func (srv *Server) runWebSocket(s *Session, c *websocket.Conn) {
 	s.mu.Lock()
 	if len(s.queue) > 0 || s.closed {
@@ -241,7 +242,24 @@ func (srv *Server) runWebSocket(s *Session, c *websocket.Conn) {
 	}
 	s.mu.Unlock()
 	srv.track()
-	go s.readLoop(c, true)
+	s.readFirst(c)
+}
+
+// readFirst reads and handles the connection's first frame on the
+// request's goroutine, then hands the reader to readLoop on a goroutine of
+// its own (or parks it). The request's stack has already grown through
+// the HTTP server's handler chain, and a client's first frame, Socket.IO's
+// CONNECT, takes the deepest path a connection runs (authentication,
+// rules, rooms): on a new goroutine that stack would grow again, copy by
+// copy, for every connect. The wait for that frame is readLoop's own
+// (waitOrPark: readLinger, then parked).
+func (s *Session) readFirst(c *websocket.Conn) {
+	if s.waitOrPark(c) {
+		return
+	}
+	if s.readOne(c) {
+		go s.readLoop(c, true)
+	}
 }
 
 // writerLinger is how long an idle writer goroutine waits for more before
@@ -289,23 +307,32 @@ func (s *Session) readLoop(c *websocket.Conn, park bool) {
 			return
 		}
 		park = true
-		mt, p, err := s.readMessage(c)
-		if err != nil {
-			s.closeWith(readErrorReason(err), kindError, onCloseHere)
-			s.endRead()
-			return
-		}
-		pkt, err := s.decodeFrame(mt, p)
-		if err != nil {
-			s.closeWith(ReasonParseError, kindError, onCloseHere)
-			s.endRead()
-			return
-		}
-		if !s.handlePacket(pkt) {
-			s.endRead()
+		if !s.readOne(c) {
 			return
 		}
 	}
+}
+
+// readOne reads and handles one frame. false: the reader has ended
+// (endRead ran).
+func (s *Session) readOne(c *websocket.Conn) bool {
+	mt, p, err := s.readMessage(c)
+	if err != nil {
+		s.closeWith(readErrorReason(err), kindError, onCloseHere)
+		s.endRead()
+		return false
+	}
+	pkt, err := s.decodeFrame(mt, p)
+	if err != nil {
+		s.closeWith(ReasonParseError, kindError, onCloseHere)
+		s.endRead()
+		return false
+	}
+	if !s.handlePacket(pkt) {
+		s.endRead()
+		return false
+	}
+	return true
 }
 
 // endRead is the reader's end: the session is released, then Server.Close

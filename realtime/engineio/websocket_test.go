@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -592,5 +593,60 @@ func TestWebSocketHandshakeOneWrite(t *testing.T) {
 	_ = up.SetReadDeadline(time.Now().Add(testTimeout))
 	if _, p, err := up.ReadMessage(); err != nil || string(p) != "3probe" {
 		t.Fatalf("probe answer %q, %v", p, err)
+	}
+}
+
+// TestWebSocketFirstFrameOnRequestGoroutine: the first frame of a
+// websocket session is handled on the handshake request's goroutine
+// (whose stack has grown already), the next ones on the reader's own, and
+// the request's handler returns after the first frame while the session
+// lives on.
+func TestWebSocketFirstFrameOnRequestGoroutine(t *testing.T) {
+	type delivery struct {
+		text        string
+		fromRequest bool
+	}
+	got := make(chan delivery, 4)
+	srv := NewServer(Options{PingInterval: time.Minute, OnSession: func(s *Session) {
+		r := newRecorder(s, true)
+		r.onMessage = func(_ *recorder, data []byte, _ bool) {
+			buf := make([]byte, 64<<10)
+			stack := string(buf[:runtime.Stack(buf, false)])
+			got <- delivery{string(data), strings.Contains(stack, "net/http.(*conn).serve")}
+		}
+		s.SetHandler(r)
+	}})
+	returned := make(chan struct{}, 1)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv.ServeHTTP(w, r)
+		returned <- struct{}{}
+	}))
+	t.Cleanup(func() { srv.Close(); hs.Close() })
+	ts := &tserver{t: t, hs: hs, url: hs.URL + "/engine.io/"}
+	c := ts.mustDial("EIO=4&transport=websocket")
+	if _, frame := read(t, c); !strings.HasPrefix(frame, "0{") {
+		t.Fatalf("first frame %q", frame)
+	}
+	for i, text := range []string{"first", "second"} {
+		if err := c.WriteMessage(websocket.TextMessage, []byte("4"+text)); err != nil {
+			t.Fatal(err)
+		}
+		expectText(t, c, "4"+text)
+		var d delivery
+		select {
+		case d = <-got:
+		case <-time.After(testTimeout):
+			t.Fatalf("%q not delivered", text)
+		}
+		if want := i == 0; d.text != text || d.fromRequest != want {
+			t.Errorf("delivery %d: %+v, want %q on the request's goroutine: %v", i, d, text, want)
+		}
+		if i == 0 {
+			select {
+			case <-returned:
+			case <-time.After(testTimeout):
+				t.Fatal("the handshake's handler did not return after the first frame")
+			}
+		}
 	}
 }
