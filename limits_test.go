@@ -404,3 +404,33 @@ func TestLimitsDefaults(t *testing.T) {
 		t.Error("max_connections_per_ip -2 accepted")
 	}
 }
+
+// TestJoinRuleRefusalLoggedOnce: a join-rule room over limits.max_rooms is
+// skipped, the socket still connects in the rooms that fit, and the
+// refusal is logged once per socket (joinRule logs it; the connection
+// handler's second pass, a no-op, stays quiet).
+func TestJoinRuleRefusalLoggedOnce(t *testing.T) {
+	h := tutorialHandler("join-refused-once")
+	h.Join = []string{"room-userId-{socketio.query.roomNumber}", "second-{socketio.query.roomNumber}"}
+	h.Announce = nil
+	h.Limits = &Limits{MaxRooms: 1}
+	base, logs := serve(t, h)
+	for _, sub := range []string{"ann", "bob"} {
+		c := dial(t, base, url.Values{"roomNumber": {"4"}})
+		c.Send("40" + connectPayload(t, map[string]any{"token": token(t, jwt.MapClaims{"sub": sub})}))
+		c.ExpectPrefix(`40{"sid":"`)
+		c.Expect(`42["message_from_server","Message: welcome ` + sub + `"]`)
+		// The room request's ack comes after the connection handler ran.
+		c.Send(`421["join","room-` + sub + `-x"]`)
+		c.Expect(`431[{"error":"too many rooms","ok":false}]`)
+	}
+	refused := logs.FilterMessage("join rule not applied").All()
+	if len(refused) != 2 {
+		t.Fatalf("%d join-rule refusals logged for 2 sockets, want 2: %v", len(refused), refused)
+	}
+	for _, e := range refused {
+		if room := e.ContextMap()["room"]; room != "second-4" {
+			t.Errorf("refused room %v, want second-4", room)
+		}
+	}
+}

@@ -379,21 +379,23 @@ func (h *hub) recheck(p *policy, gen uint64, s *realtime.Socket) {
 // to such a room by anyone once the client is connected reaches it.
 func (h *hub) joinRule(s *realtime.Socket) error {
 	p := h.policy.Load()
-	h.joinByRule(p, s, h.connectView(s, p))
+	h.joinByRule(p, s, h.connectView(s, p), false)
 	return nil
 }
 
 // joinByRule joins the rooms of p's join rule and returns those the socket
 // is in (joining a room it is in already is a no-op). A room that cannot be
-// joined (too long, too many) is logged and skipped: the socket still
-// connects, as it always has.
-func (h *hub) joinByRule(p *policy, s *realtime.Socket, v *socketView) []string {
+// joined (too long, too many) is logged, unless quiet (joinRule has logged
+// it already), and skipped: the socket still connects, as it always has.
+func (h *hub) joinByRule(p *policy, s *realtime.Socket, v *socketView, quiet bool) []string {
 	rooms := p.joinRooms(v)
 	joined := rooms[:0]
 	for _, room := range rooms {
 		if err := s.Join(room); err != nil {
-			p.logger.Warn("join rule not applied", zap.String("namespace", s.Namespace().Name()),
-				zap.String("socket", s.ID()), zap.String("room", utf8cut.Cut(room, maxLoggedName)), zap.Error(err))
+			if !quiet {
+				p.logger.Warn("join rule not applied", zap.String("namespace", s.Namespace().Name()),
+					zap.String("socket", s.ID()), zap.String("room", utf8cut.Cut(room, maxLoggedName)), zap.Error(err))
+			}
 			continue
 		}
 		joined = append(joined, room)
@@ -419,10 +421,12 @@ func (h *hub) connected(s *realtime.Socket) {
 	}
 	p := h.policy.Load()
 	h.startExpiry(s)
+	// joinRule joined these already (a no-op here, and what failed there
+	// was logged there), except for a socket recovered without the
+	// middlewares, or after a reload in between.
+	ran := stateOf(s).joinRuleRan(p)
 	v := h.connectView(s, p)
-	// joinRule joined these already (a no-op here), except for a socket
-	// recovered without the middlewares, or after a reload in between.
-	for _, room := range h.joinByRule(p, s, v) {
+	for _, room := range h.joinByRule(p, s, v, ran) {
 		h.announce(p, s, v, room)
 	}
 	if m := p.emit; m != nil {

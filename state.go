@@ -116,6 +116,14 @@ func (h *hub) connectView(s *realtime.Socket, p *policy) *socketView {
 	return v
 }
 
+// joinRuleRan reports whether joinRule ran for this connect under p: it
+// made the connect view (connectView).
+func (st *socketState) joinRuleRan(p *policy) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.cview != nil && st.cview.p == p
+}
+
 // dropConnectView forgets the view connectView made.
 func (st *socketState) dropConnectView() {
 	st.mu.Lock()
