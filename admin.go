@@ -25,10 +25,10 @@ const (
 	// AdminPrefix is the path under which the admin routes are mounted on
 	// Caddy's admin endpoint.
 	AdminPrefix = "/socketio/"
-	// DefaultAdminPageSize is the number of sockets a page lists when the
-	// request gives no limit.
+	// DefaultAdminPageSize is the number of sockets or rooms a page lists
+	// when the request gives no limit, and the rooms a hub's detail lists.
 	DefaultAdminPageSize = 100
-	// MaxAdminPageSize bounds the limit of a sockets page.
+	// MaxAdminPageSize bounds the limit of a sockets or rooms page.
 	MaxAdminPageSize = 1000
 	// adminDefaultAlias is the path segment that names the default hub
 	// (DefaultPath).
@@ -147,6 +147,19 @@ func handleAdmin(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		return writeAdminJSON(w, page)
+	case len(segs) == 3 && segs[2] == "rooms":
+		if r.Method != http.MethodGet {
+			return methodNotAllowed(w, r, http.MethodGet)
+		}
+		h, err := adminHub(name)
+		if err != nil {
+			return err
+		}
+		page, err := h.adminRooms(r.URL.Query())
+		if err != nil {
+			return err
+		}
+		return writeAdminJSON(w, page)
 	case len(segs) == 5 && segs[2] == "sockets" && segs[4] == "disconnect":
 		if r.Method != http.MethodPost {
 			return methodNotAllowed(w, r, http.MethodPost)
@@ -221,11 +234,15 @@ func listHubs() map[string]any {
 	return map[string]any{"hubs": out}
 }
 
-// adminNamespace is one namespace of GET /socketio/hubs/<hub>.
+// adminNamespace is one namespace of GET /socketio/hubs/<hub>: its first
+// DefaultAdminPageSize rooms; RoomsNext, when set, is the after of the
+// next page of GET /socketio/hubs/<hub>/rooms.
 type adminNamespace struct {
-	Name    string      `json:"name"`
-	Sockets int         `json:"sockets"`
-	Rooms   []adminRoom `json:"rooms"`
+	Name      string      `json:"name"`
+	Sockets   int         `json:"sockets"`
+	RoomCount int         `json:"room_count"`
+	Rooms     []adminRoom `json:"rooms"`
+	RoomsNext string      `json:"rooms_next,omitempty"`
 }
 
 type adminRoom struct {
@@ -242,18 +259,13 @@ type adminHubDetail struct {
 }
 
 // adminDetail describes the hub: its namespaces by name, each with its
-// socket count and rooms by name (sockets' own id-rooms left out).
+// socket count, its room count and its first page of rooms by name
+// (sockets' own id-rooms left out).
 func (h *hub) adminDetail(name string) adminHubDetail {
 	out := adminHubDetail{Name: name, Connections: h.server.ConnCount(), Namespaces: []adminNamespace{}}
 	for _, ns := range h.server.Namespaces() {
-		n := adminNamespace{Name: ns.Name(), Sockets: ns.Len(), Rooms: []adminRoom{}}
-		for room, size := range ns.Rooms() {
-			if _, isSocket := ns.Socket(room); isSocket {
-				continue
-			}
-			n.Rooms = append(n.Rooms, adminRoom{Name: room, Size: size})
-		}
-		slices.SortFunc(n.Rooms, func(x, y adminRoom) int { return strings.Compare(x.Name, y.Name) })
+		page := roomPageOf(ns, "", DefaultAdminPageSize)
+		n := adminNamespace{Name: ns.Name(), Sockets: ns.Len(), RoomCount: page.Total, Rooms: page.Rooms, RoomsNext: page.Next}
 		out.Sockets += n.Sockets
 		out.Namespaces = append(out.Namespaces, n)
 	}
@@ -282,6 +294,60 @@ type adminSocketPage struct {
 	Next      string        `json:"next,omitempty"`
 }
 
+// adminRoomPage is GET /socketio/hubs/<hub>/rooms: one page of a
+// namespace's rooms in name order; Next, when set, is the after of the
+// next page.
+type adminRoomPage struct {
+	Namespace string      `json:"namespace"`
+	Total     int         `json:"total"`
+	Rooms     []adminRoom `json:"rooms"`
+	Next      string      `json:"next,omitempty"`
+}
+
+// roomPageOf lists at most limit rooms of ns after after. The adapter
+// walks its rooms once and keeps only the page (realtime.Namespace.RoomPage),
+// so a namespace with a million rooms costs a walk, not a copy.
+func roomPageOf(ns *realtime.Namespace, after string, limit int) *adminRoomPage {
+	// One more than the page tells whether a next page exists.
+	rooms, total := ns.RoomPage(after, limit+1)
+	page := &adminRoomPage{Namespace: ns.Name(), Total: total, Rooms: []adminRoom{}}
+	for _, r := range rooms[:min(limit, len(rooms))] {
+		page.Rooms = append(page.Rooms, adminRoom{Name: r.Name, Size: r.Size})
+	}
+	if len(rooms) > limit {
+		page.Next = rooms[limit-1].Name
+	}
+	return page
+}
+
+// adminRooms lists one page of a namespace's rooms, in name order: at
+// most limit of them, those whose name sorts after after.
+func (h *hub) adminRooms(q url.Values) (*adminRoomPage, error) {
+	limit, err := adminLimit(q)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := h.adminNamespaceOf(q)
+	if err != nil {
+		return nil, err
+	}
+	return roomPageOf(ns, q.Get("after"), limit), nil
+}
+
+// adminLimit is a page's limit query parameter: DefaultAdminPageSize when
+// absent, at most MaxAdminPageSize.
+func adminLimit(q url.Values) (int, error) {
+	v := q.Get("limit")
+	if v == "" {
+		return DefaultAdminPageSize, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > MaxAdminPageSize {
+		return 0, adminError(http.StatusBadRequest, "limit %q: want a number from 1 to %d", v, MaxAdminPageSize)
+	}
+	return n, nil
+}
+
 // adminNamespaceOf finds the namespace a query names ("/" when none).
 func (h *hub) adminNamespaceOf(q url.Values) (*realtime.Namespace, error) {
 	name := q.Get("namespace")
@@ -298,13 +364,9 @@ func (h *hub) adminNamespaceOf(q url.Values) (*realtime.Namespace, error) {
 // adminSockets lists one page of a namespace's connected sockets, in id
 // order: at most limit of them, those whose id sorts after after.
 func (h *hub) adminSockets(q url.Values) (*adminSocketPage, error) {
-	limit := DefaultAdminPageSize
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxAdminPageSize {
-			return nil, adminError(http.StatusBadRequest, "limit %q: want a number from 1 to %d", v, MaxAdminPageSize)
-		}
-		limit = n
+	limit, err := adminLimit(q)
+	if err != nil {
+		return nil, err
 	}
 	ns, err := h.adminNamespaceOf(q)
 	if err != nil {

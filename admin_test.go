@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -151,8 +152,8 @@ func TestAdminListsHubsNamespacesRoomsAndSockets(t *testing.T) {
 	var detail adminHubDetail
 	adminGet(t, want[0].AdminPath, &detail)
 	wantDetail := adminHubDetail{Name: "admin/list", Connections: 4, Sockets: 5, Namespaces: []adminNamespace{
-		{Name: "/", Sockets: 3, Rooms: []adminRoom{{"room-1", 2}, {"room-2", 1}}},
-		{Name: "/chat", Sockets: 2, Rooms: []adminRoom{{"room-1", 1}}},
+		{Name: "/", Sockets: 3, RoomCount: 2, Rooms: []adminRoom{{"room-1", 2}, {"room-2", 1}}},
+		{Name: "/chat", Sockets: 2, RoomCount: 1, Rooms: []adminRoom{{"room-1", 1}}},
 	}}
 	if got, w := mustJSON(t, detail), mustJSON(t, wantDetail); got != w {
 		t.Fatalf("detail:\n got %s\nwant %s", got, w)
@@ -276,6 +277,82 @@ func TestAdminSocketsPaging(t *testing.T) {
 	adminExpectError(t, http.MethodGet, "/socketio/hubs/admin-paging/sockets?namespace=%2Fnone", http.StatusNotFound, `no namespace "/none"`)
 }
 
+type adminRoomList struct {
+	Namespace string      `json:"namespace"`
+	Total     int         `json:"total"`
+	Rooms     []adminRoom `json:"rooms"`
+	Next      string      `json:"next"`
+}
+
+// TestAdminRoomsPaging: a namespace with more rooms than a page lists the
+// first DefaultAdminPageSize in the hub's detail, with the count and where
+// the next page starts; GET .../rooms pages through all of them in name
+// order, each with its size, and refuses a bad limit or namespace.
+func TestAdminRoomsPaging(t *testing.T) {
+	h := adminHandler("admin-rooms")
+	base, _ := serve(t, h)
+	_, id := connectMain(t, base, url.Values{"roomNumber": {"x"}}, "")
+	s, ok := h.hub.server.Of("/").Socket(id)
+	if !ok {
+		t.Fatal("socket not found")
+	}
+	const n = DefaultAdminPageSize + 30
+	want := []adminRoom{}
+	for i := range n {
+		want = append(want, adminRoom{fmt.Sprintf("r%03d", i), 1})
+	}
+	want = append(want, adminRoom{"room-x", 1}) // the join rule's
+	for _, r := range want[:n] {
+		if err := s.Join(r.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var detail adminHubDetail
+	adminGet(t, "/socketio/hubs/admin-rooms", &detail)
+	main := detail.Namespaces[0]
+	if main.Name != "/" || main.RoomCount != n+1 || len(main.Rooms) != DefaultAdminPageSize ||
+		main.Rooms[0] != want[0] || main.RoomsNext != want[DefaultAdminPageSize-1].Name {
+		t.Fatalf("detail of /: %d rooms listed, count %d, first %v, next %q", len(main.Rooms), main.RoomCount, main.Rooms[:1], main.RoomsNext)
+	}
+
+	var got []adminRoom
+	after := main.RoomsNext
+	got = append(got, main.Rooms...)
+	for pages := 0; after != ""; pages++ {
+		if pages > 4 {
+			t.Fatal("more than 4 pages of 10 for the 31 rooms after the detail's 100")
+		}
+		var page adminRoomList
+		adminGet(t, "/socketio/hubs/admin-rooms/rooms?limit=10&after="+url.QueryEscape(after), &page)
+		if page.Namespace != "/" || page.Total != n+1 || len(page.Rooms) > 10 || len(page.Rooms) == 0 {
+			t.Fatalf("page after %q: %+v", after, page)
+		}
+		got = append(got, page.Rooms...)
+		if page.Next != "" && page.Next != page.Rooms[len(page.Rooms)-1].Name {
+			t.Fatalf("next %q, want the page's last room", page.Next)
+		}
+		after = page.Next
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("listed %d rooms, want %d in name order", len(got), len(want))
+	}
+	// A namespace with sockets and no rooms.
+	c := dial(t, base, nil)
+	t.Cleanup(c.Close)
+	c.Send("40/chat,")
+	c.ExpectPrefix(`40/chat,{"sid":"`)
+	var page adminRoomList
+	adminGet(t, "/socketio/hubs/admin-rooms/rooms?namespace=%2Fchat", &page)
+	if page.Namespace != "/chat" || page.Total != 0 || len(page.Rooms) != 0 || page.Next != "" {
+		t.Fatalf("/chat rooms: %+v", page)
+	}
+	for _, bad := range []string{"0", "1001", "ten"} {
+		adminExpectError(t, http.MethodGet, "/socketio/hubs/admin-rooms/rooms?limit="+bad, http.StatusBadRequest, "want a number from 1 to 1000")
+	}
+	adminExpectError(t, http.MethodGet, "/socketio/hubs/admin-rooms/rooms?namespace=%2Fnone", http.StatusNotFound, `no namespace "/none"`)
+}
+
 func TestAdminDisconnect(t *testing.T) {
 	base, logs := serve(t, adminHandler("admin-disconnect"))
 	a, aID := connectMain(t, base, nil, "")
@@ -332,13 +409,16 @@ func TestAdminErrors(t *testing.T) {
 	adminExpectError(t, http.MethodPost, "/socketio/hubs/nope/sockets/"+id+"/disconnect", http.StatusNotFound, "no running socket.io hub")
 	adminExpectError(t, http.MethodGet, "/socketio/", http.StatusNotFound, "unknown admin route")
 	adminExpectError(t, http.MethodGet, "/socketio/other", http.StatusNotFound, "unknown admin route")
-	adminExpectError(t, http.MethodGet, hubPath+"/rooms", http.StatusNotFound, "unknown admin route")
+	adminExpectError(t, http.MethodGet, "/socketio/hubs/nope/rooms", http.StatusNotFound, "no running socket.io hub")
+	adminExpectError(t, http.MethodGet, hubPath+"/members", http.StatusNotFound, "unknown admin route")
+	adminExpectError(t, http.MethodGet, hubPath+"/rooms/room-1", http.StatusNotFound, "unknown admin route")
 	adminExpectError(t, http.MethodGet, hubPath+"/sockets/"+id, http.StatusNotFound, "unknown admin route")
 
 	for _, c := range []struct{ method, target, allow string }{
 		{http.MethodPost, "/socketio/hubs", "GET"},
 		{http.MethodDelete, hubPath, "GET"},
 		{http.MethodPost, hubPath + "/sockets", "GET"},
+		{http.MethodPost, hubPath + "/rooms", "GET"},
 		{http.MethodGet, hubPath + "/sockets/" + id + "/disconnect", "POST"},
 		{http.MethodDelete, hubPath + "/sockets/" + id + "/disconnect", "POST"},
 	} {

@@ -100,13 +100,18 @@ func TestAdminAPILive(t *testing.T) {
 		t.Fatalf("hubs: %+v", hubs.Hubs)
 	}
 
-	wantDetail := `{"name":"/socket.io/","connections":3,"sockets":3,"namespaces":[{"name":"/","sockets":3,` +
+	wantDetail := `{"name":"/socket.io/","connections":3,"sockets":3,"namespaces":[{"name":"/","sockets":3,"room_count":2,` +
 		`"rooms":[{"name":"room-userId-1","size":2},{"name":"room-userId-2","size":1}]}]}`
 	var detail json.RawMessage
 	for _, p := range []string{hubs.Hubs[0].AdminPath, "/socketio/hubs/default"} {
 		if code := adminITCall(t, c, http.MethodGet, p, &detail); code != http.StatusOK || string(detail) != wantDetail {
 			t.Fatalf("GET %s: %d %s\nwant %s", p, code, detail, wantDetail)
 		}
+	}
+	var rooms json.RawMessage
+	wantRooms := `{"namespace":"/","total":2,"rooms":[{"name":"room-userId-2","size":1}]}`
+	if code := adminITCall(t, c, http.MethodGet, "/socketio/hubs/default/rooms?limit=1&after=room-userId-1", &rooms); code != http.StatusOK || string(rooms) != wantRooms {
+		t.Fatalf("GET rooms: %d %s\nwant %s", code, rooms, wantRooms)
 	}
 
 	listed := func() map[string]adminITSocket {
