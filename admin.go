@@ -134,7 +134,7 @@ func handleAdmin(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		return writeAdminJSON(w, h.adminDetail(name))
-	case len(segs) == 3 && segs[2] == "sockets":
+	case len(segs) == 3 && (segs[2] == "sockets" || segs[2] == "rooms"):
 		if r.Method != http.MethodGet {
 			return methodNotAllowed(w, r, http.MethodGet)
 		}
@@ -142,20 +142,12 @@ func handleAdmin(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		page, err := h.adminSockets(r.URL.Query())
-		if err != nil {
-			return err
+		var page any
+		if segs[2] == "sockets" {
+			page, err = h.adminSockets(r.URL.Query())
+		} else {
+			page, err = h.adminRooms(r.URL.Query())
 		}
-		return writeAdminJSON(w, page)
-	case len(segs) == 3 && segs[2] == "rooms":
-		if r.Method != http.MethodGet {
-			return methodNotAllowed(w, r, http.MethodGet)
-		}
-		h, err := adminHub(name)
-		if err != nil {
-			return err
-		}
-		page, err := h.adminRooms(r.URL.Query())
 		if err != nil {
 			return err
 		}
@@ -323,29 +315,30 @@ func roomPageOf(ns *realtime.Namespace, after string, limit int) *adminRoomPage 
 // adminRooms lists one page of a namespace's rooms, in name order: at
 // most limit of them, those whose name sorts after after.
 func (h *hub) adminRooms(q url.Values) (*adminRoomPage, error) {
-	limit, err := adminLimit(q)
-	if err != nil {
-		return nil, err
-	}
-	ns, err := h.adminNamespaceOf(q)
+	ns, limit, err := h.adminPageOf(q)
 	if err != nil {
 		return nil, err
 	}
 	return roomPageOf(ns, q.Get("after"), limit), nil
 }
 
-// adminLimit is a page's limit query parameter: DefaultAdminPageSize when
-// absent, at most MaxAdminPageSize.
-func adminLimit(q url.Values) (int, error) {
-	v := q.Get("limit")
-	if v == "" {
-		return DefaultAdminPageSize, nil
+// adminPageOf reads what a page request names: the namespace (see
+// adminNamespaceOf) and the limit, DefaultAdminPageSize when absent, at
+// most MaxAdminPageSize.
+func (h *hub) adminPageOf(q url.Values) (*realtime.Namespace, int, error) {
+	limit := DefaultAdminPageSize
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxAdminPageSize {
+			return nil, 0, adminError(http.StatusBadRequest, "limit %q: want a number from 1 to %d", v, MaxAdminPageSize)
+		}
+		limit = n
 	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > MaxAdminPageSize {
-		return 0, adminError(http.StatusBadRequest, "limit %q: want a number from 1 to %d", v, MaxAdminPageSize)
+	ns, err := h.adminNamespaceOf(q)
+	if err != nil {
+		return nil, 0, err
 	}
-	return n, nil
+	return ns, limit, nil
 }
 
 // adminNamespaceOf finds the namespace a query names ("/" when none).
@@ -364,11 +357,7 @@ func (h *hub) adminNamespaceOf(q url.Values) (*realtime.Namespace, error) {
 // adminSockets lists one page of a namespace's connected sockets, in id
 // order: at most limit of them, those whose id sorts after after.
 func (h *hub) adminSockets(q url.Values) (*adminSocketPage, error) {
-	limit, err := adminLimit(q)
-	if err != nil {
-		return nil, err
-	}
-	ns, err := h.adminNamespaceOf(q)
+	ns, limit, err := h.adminPageOf(q)
 	if err != nil {
 		return nil, err
 	}

@@ -277,13 +277,6 @@ func TestAdminSocketsPaging(t *testing.T) {
 	adminExpectError(t, http.MethodGet, "/socketio/hubs/admin-paging/sockets?namespace=%2Fnone", http.StatusNotFound, `no namespace "/none"`)
 }
 
-type adminRoomList struct {
-	Namespace string      `json:"namespace"`
-	Total     int         `json:"total"`
-	Rooms     []adminRoom `json:"rooms"`
-	Next      string      `json:"next"`
-}
-
 // TestAdminRoomsPaging: a namespace with more rooms than a page lists the
 // first DefaultAdminPageSize in the hub's detail, with the count and where
 // the next page starts; GET .../rooms pages through all of them in name
@@ -323,7 +316,7 @@ func TestAdminRoomsPaging(t *testing.T) {
 		if pages > 4 {
 			t.Fatal("more than 4 pages of 10 for the 31 rooms after the detail's 100")
 		}
-		var page adminRoomList
+		var page adminRoomPage
 		adminGet(t, "/socketio/hubs/admin-rooms/rooms?limit=10&after="+url.QueryEscape(after), &page)
 		if page.Namespace != "/" || page.Total != n+1 || len(page.Rooms) > 10 || len(page.Rooms) == 0 {
 			t.Fatalf("page after %q: %+v", after, page)
@@ -342,7 +335,7 @@ func TestAdminRoomsPaging(t *testing.T) {
 	t.Cleanup(c.Close)
 	c.Send("40/chat,")
 	c.ExpectPrefix(`40/chat,{"sid":"`)
-	var page adminRoomList
+	var page adminRoomPage
 	adminGet(t, "/socketio/hubs/admin-rooms/rooms?namespace=%2Fchat", &page)
 	if page.Namespace != "/chat" || page.Total != 0 || len(page.Rooms) != 0 || page.Next != "" {
 		t.Fatalf("/chat rooms: %+v", page)
