@@ -25,6 +25,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -84,8 +85,20 @@ func run(args []string, stdout io.Writer) error {
 	echoArg := fs.String("echo-arg", "", "echo: JSON argument sent instead of the stamp and pad (e.g. '\"e\"' for a room request)")
 	clients := fs.Int("clients", 50, "echo: clients")
 	window := fs.Int("window", 10, "echo: emits with ack outstanding per client")
+	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile to this file (to tell a client-bound run from a server-bound one)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("creating the CPU profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("starting the CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 
 	defaults := map[string]struct {
