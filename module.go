@@ -330,11 +330,18 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("joining socket.io hub %q: %w", h.Name, err)
 	}
 	h.hub, h.entry = hb, entry
-	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(*caddyhttp.Server); ok {
+	if srv, ok := ctx.Value(caddyhttp.ServerCtxKey).(shutdownNotifier); ok {
 		srv.RegisterOnShutdown(hb.onServerShutdown)
 	}
 	return nil
 }
+
+// shutdownNotifier is the part of *caddyhttp.Server that Provision uses.
+// Going through an interface, not the struct's method (which the compiler
+// inlines), keeps the server's whole struct out of this package's compile:
+// its field types instantiate about 1,100 generic functions of Caddy's
+// OpenTelemetry dependencies here, a third of the package's compile time.
+type shutdownNotifier interface{ RegisterOnShutdown(func()) }
 
 // configIdentity tells which config load provisioned a handler: the HTTP
 // app at the root of its module lineage is a new value for every load.

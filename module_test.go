@@ -8,7 +8,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
+
+// Provision registers the hub's shutdown hook on the HTTP server found in
+// its context through shutdownNotifier: Caddy's server must have it, or
+// the hook would silently never run (no live test can tell: on exit the
+// hub drains from Destruct too).
+var _ shutdownNotifier = (*caddyhttp.Server)(nil)
 
 // Tests of module.go: Provision and its errors, the path ServeHTTP
 // answers.
