@@ -129,3 +129,51 @@ func TestCaddyStopDrains(t *testing.T) {
 		t.Fatalf("closes not spread: last %v, %d of %d in the first quarter", at[n-1], early, n)
 	}
 }
+
+// TestReloadReleasesWaitingPolls: a reload answers the long-poll GET that
+// the old HTTP server holds (the hub's shutdown hook on Caddy's server,
+// ReleasePolls), so the reload does not wait out the poll (up to the ping
+// interval, 25 s), and the session goes on under the new config.
+func TestReloadReleasesWaitingPolls(t *testing.T) {
+	t.Parallel()
+	sc := siteConfig{Port: testkit.FreePort(t), AdminPort: testkit.FreePort(t)}
+	cfg := fmt.Sprintf(`{
+%s}
+
+:%d {
+	root * testdata/www
+	socketio
+	file_server
+}
+`, adminOptions(sc.AdminPort), sc.Port)
+	c := startCaddyConfig(t, sc, cfg)
+	p := testkit.OpenPolling(t, c.BaseURL+"/socket.io/", nil, nil)
+	p.MustPost("40")
+	p.ReadUntil("40{", 5*time.Second)
+	sent, result := p.Pending()
+	select {
+	case <-sent:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the long-poll GET was not sent")
+	}
+	start := time.Now()
+	c.command("reload", "--config", c.cfgPath, "--adapter", "caddyfile", "--address", c.admin, "--force")
+	reloaded := time.Since(start)
+	select {
+	case r := <-result:
+		answered := time.Since(start)
+		if r.Err != nil || r.Status != http.StatusOK || r.Body != "6" {
+			t.Fatalf("the waiting poll: %d %q %v, want 200 and a noop", r.Status, r.Body, r.Err)
+		}
+		t.Logf("reload took %v; the waiting poll was answered %v after it began", reloaded, answered)
+		if answered > 5*time.Second {
+			t.Fatalf("the waiting poll was answered %v after the reload began, want within 5 s", answered)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the waiting poll not answered 20 s after the reload began (the reload took %v)", reloaded)
+	}
+	// The session lives on: a CONNECT to an unknown namespace is refused
+	// on it, by the new config's handler.
+	p.MustPost("40/nope,")
+	p.ReadUntil("44/nope,", 5*time.Second)
+}
