@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 )
 
 // goroutinesIn counts goroutines whose stack has fn (a function of this
@@ -249,5 +251,42 @@ func TestParkedWebSocketLendsItsReadBuffer(t *testing.T) {
 	rs[0].s.Close(ReasonForcedClose)
 	if got := rs[0].waitClose(t); got != ReasonForcedClose {
 		t.Errorf("close reason %q, want %q", got, ReasonForcedClose)
+	}
+}
+
+// TestFirstFrameParksAtOnce: after a session's first frame the reader
+// parks at once instead of lingering readLinger in a read (most clients
+// connect and then wait: a connect storm leaves no reader goroutine behind
+// each connection), and a second frame wakes it as usual.
+func TestFirstFrameParksAtOnce(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("readers park on Linux only")
+	}
+	testkit.WaitsOnClock(t) // bounds a real-time wait by readLinger (20 ms under -short)
+	ts := newTServer(t, Options{})
+	c := ts.mustDial("EIO=4&transport=websocket")
+	read(t, c) // open packet
+	r := ts.session()
+	r.s.mu.Lock()
+	bc := r.s.ws.NetConn().(*batchConn)
+	r.s.mu.Unlock()
+	parked := func() bool {
+		bc.pk.mu.Lock()
+		defer bc.pk.mu.Unlock()
+		return bc.pk.state == parkParked
+	}
+	start := time.Now()
+	send(t, c, "4first")
+	expectText(t, c, "4first")
+	for !parked() {
+		if time.Since(start) >= readLinger {
+			t.Fatalf("the reader had not parked %v after the first frame (readLinger %v)", time.Since(start), readLinger)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	send(t, c, "4second")
+	expectText(t, c, "4second")
+	if got := r.messages(); len(got) != 2 || got[1] != "t:second" {
+		t.Fatalf("delivered %q", got)
 	}
 }

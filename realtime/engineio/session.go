@@ -85,7 +85,8 @@ import (
 // or by the "5" that ends an upgrade), its reader goroutine and at most
 // one writer goroutine (writing) use it; wsLive counts them. The reader's
 // first frame is read on the request's goroutine (readFirst), which then
-// hands the reader on to a goroutine of its own or parks it. Until the
+// parks the reader at once, or hands it to a goroutine of its own when
+// more is buffered or the connection cannot park. Until the
 // open packet is written, the handshake's goroutine holds writing. During
 // an upgrade the probe belongs to serveUpgrade's goroutine, which may
 // deliver client packets while polling still does too (hence recvMu).

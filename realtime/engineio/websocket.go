@@ -246,20 +246,28 @@ func (srv *Server) runWebSocket(s *Session, c *websocket.Conn) {
 }
 
 // readFirst reads and handles the connection's first frame on the
-// request's goroutine, then hands the reader to readLoop on a goroutine of
-// its own (or parks it). The request's stack has already grown through
-// the HTTP server's handler chain, and a client's first frame, Socket.IO's
-// CONNECT, takes the deepest path a connection runs (authentication,
-// rules, rooms): on a new goroutine that stack would grow again, copy by
-// copy, for every connect. The wait for that frame is readLoop's own
-// (waitOrPark: readLinger, then parked).
+// request's goroutine, then parks the reader at once when nothing more is
+// buffered, or hands it to readLoop on a goroutine of its own. The
+// request's stack has already grown through the HTTP server's handler
+// chain, and a client's first frame, Socket.IO's CONNECT, takes the
+// deepest path a connection runs (authentication, rules, rooms): on a new
+// goroutine that stack would grow again, copy by copy, for every connect.
+// The wait for that frame is readLoop's own (waitOrPark: readLinger, then
+// parked). After it the reader does not linger: whether the client is a
+// busy one is not known yet, and most connect and then wait, so a connect
+// storm leaves no reader goroutine, deadline timer or peek behind each new
+// connection; a client that goes on sending wakes its reader once.
 func (s *Session) readFirst(c *websocket.Conn) {
 	if s.waitOrPark(c) {
 		return
 	}
-	if s.readOne(c) {
-		go s.readLoop(c, true)
+	if !s.readOne(c) {
+		return
 	}
+	if s.parkRead(c) {
+		return
+	}
+	go s.readLoop(c, true)
 }
 
 // writerLinger is how long an idle writer goroutine waits for more before
