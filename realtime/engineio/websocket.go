@@ -257,7 +257,16 @@ func (srv *Server) runWebSocket(s *Session, c *websocket.Conn) {
 // busy one is not known yet, and most connect and then wait, so a connect
 // storm leaves no reader goroutine, deadline timer or peek behind each new
 // connection; a client that goes on sending wakes its reader once.
+//
+// A connection that cannot park (TLS, a wrapped listener, parking
+// disabled) gets its reader goroutine at once: its wait for the first
+// frame would have no bound, and the request's goroutine, with Caddy's
+// request and its stack, would be held for it.
 func (s *Session) readFirst(c *websocket.Conn) {
+	if bc, ok := c.NetConn().(*batchConn); !ok || bc.pk.br == nil || bc.pk.noPark || s.cfg.DisableParking {
+		go s.readLoop(c, true)
+		return
+	}
 	if s.waitOrPark(c) {
 		return
 	}

@@ -2,6 +2,7 @@ package engineio
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -601,6 +602,9 @@ func TestWebSocketHandshakeOneWrite(t *testing.T) {
 // (whose stack has grown already), the next ones on the reader's own, and
 // the request's handler returns after the first frame while the session
 // lives on.
+//
+// Over TLS (a connection that cannot park) the handler returns before any
+// frame: its wait for one would have no bound.
 func TestWebSocketFirstFrameOnRequestGoroutine(t *testing.T) {
 	type delivery struct {
 		text        string
@@ -649,4 +653,28 @@ func TestWebSocketFirstFrameOnRequestGoroutine(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestWebSocketTLSHandshakeReturnsAtOnce(t *testing.T) {
+	srv := NewServer(Options{PingInterval: time.Minute, OnSession: func(s *Session) { s.SetHandler(newRecorder(s, true)) }})
+	returned := make(chan struct{}, 1)
+	hs := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv.ServeHTTP(w, r)
+		returned <- struct{}{}
+	}))
+	t.Cleanup(func() { srv.Close(); hs.Close() })
+	d := websocket.Dialer{HandshakeTimeout: testTimeout, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // test server
+	c, _, err := d.Dial("wss"+strings.TrimPrefix(hs.URL, "https")+"/engine.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	read(t, c) // open packet
+	select {
+	case <-returned:
+	case <-time.After(testTimeout):
+		t.Fatal("over TLS the handshake's handler waited for the client's first frame")
+	}
+	send(t, c, "4late")
+	expectText(t, c, "4late")
 }
