@@ -2,6 +2,7 @@ package engineio
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -339,4 +340,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// echoServer is a server whose sessions echo what they receive.
+func echoServer() *Server {
+	return NewServer(Options{PingInterval: time.Minute, OnSession: func(s *Session) { s.SetHandler(newRecorder(s, true)) }})
+}
+
+// dialTLS serves h (srv itself when h is nil) over TLS with httptest's
+// certificate and dials a websocket session on it; the connection, srv
+// and the HTTP server are closed at the end of the test.
+func dialTLS(t *testing.T, srv *Server, h http.Handler) *websocket.Conn {
+	t.Helper()
+	if h == nil {
+		h = srv
+	}
+	hs := httptest.NewTLSServer(h)
+	t.Cleanup(func() { srv.Close(); hs.Close() })
+	d := websocket.Dialer{HandshakeTimeout: testTimeout, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // test server
+	c, _, err := d.Dial("wss"+strings.TrimPrefix(hs.URL, "https")+"/engine.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

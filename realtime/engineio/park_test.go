@@ -1,8 +1,6 @@
 package engineio
 
 import (
-	"crypto/tls"
-	"net/http/httptest"
 	"runtime"
 	"strconv"
 	"strings"
@@ -187,17 +185,7 @@ func TestReadersNotParked(t *testing.T) {
 		}
 	})
 	t.Run("tls", func(t *testing.T) {
-		srv := NewServer(Options{PingInterval: time.Minute, OnSession: func(s *Session) {
-			s.SetHandler(newRecorder(s, true))
-		}})
-		hs := httptest.NewTLSServer(srv)
-		t.Cleanup(func() { srv.Close(); hs.Close() })
-		d := websocket.Dialer{HandshakeTimeout: testTimeout, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // test server
-		c, _, err := d.Dial("wss"+strings.TrimPrefix(hs.URL, "https")+"/engine.io/?EIO=4&transport=websocket", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := dialTLS(t, echoServer(), nil)
 		read(t, c)
 		for i := range 3 {
 			send(t, c, "4tls"+strconv.Itoa(i))

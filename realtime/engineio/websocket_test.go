@@ -2,7 +2,6 @@ package engineio
 
 import (
 	"bufio"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -656,19 +655,12 @@ func TestWebSocketFirstFrameOnRequestGoroutine(t *testing.T) {
 }
 
 func TestWebSocketTLSHandshakeReturnsAtOnce(t *testing.T) {
-	srv := NewServer(Options{PingInterval: time.Minute, OnSession: func(s *Session) { s.SetHandler(newRecorder(s, true)) }})
+	srv := echoServer()
 	returned := make(chan struct{}, 1)
-	hs := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c := dialTLS(t, srv, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		srv.ServeHTTP(w, r)
 		returned <- struct{}{}
 	}))
-	t.Cleanup(func() { srv.Close(); hs.Close() })
-	d := websocket.Dialer{HandshakeTimeout: testTimeout, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}} //nolint:gosec // test server
-	c, _, err := d.Dial("wss"+strings.TrimPrefix(hs.URL, "https")+"/engine.io/?EIO=4&transport=websocket", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	read(t, c) // open packet
 	select {
 	case <-returned:
