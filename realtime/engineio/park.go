@@ -265,3 +265,36 @@ func (b *batchConn) Close() error {
 	}
 	return err
 }
+
+// wholeFrame reports whether b starts with one whole final text or binary
+// frame as a client sends it (masked): its header and all of its payload.
+func wholeFrame(b []byte) bool {
+	if len(b) < 2 {
+		return false
+	}
+	fin, opcode := b[0]&0x80 != 0, b[0]&0x0f
+	if !fin || (opcode != 1 && opcode != 2) {
+		return false
+	}
+	size, n := uint64(b[1]&0x7f), 2
+	switch size {
+	case 126:
+		if len(b) < 4 {
+			return false
+		}
+		size, n = uint64(b[2])<<8|uint64(b[3]), 4
+	case 127:
+		if len(b) < 10 {
+			return false
+		}
+		size = 0
+		for _, x := range b[2:10] {
+			size = size<<8 | uint64(x)
+		}
+		n = 10
+	}
+	if b[1]&0x80 != 0 {
+		n += 4 // the mask key
+	}
+	return len(b) >= n && size <= uint64(len(b)-n)
+}

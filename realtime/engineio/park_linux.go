@@ -229,3 +229,30 @@ func waitReadable(c net.Conn, d time.Duration) bool {
 	_ = c.SetReadDeadline(time.Time{})
 	return !errors.Is(err, os.ErrDeadlineExceeded)
 }
+
+// firstFramePeek bounds how much of a first frame frameBuffered looks at:
+// a Socket.IO CONNECT with a token fits; a longer first frame is read by a
+// reader goroutine.
+const firstFramePeek = 4096
+
+// frameBuffered reports whether the socket under c already holds one whole
+// client data frame, so that reading it cannot block: a final text or
+// binary frame (not a fragment, not a control frame, after which gorilla
+// would read on) whose header and payload have arrived. It peeks, taking
+// nothing from the socket.
+func frameBuffered(c net.Conn) bool {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var buf [firstFramePeek]byte
+	n := 0
+	_ = rc.Control(func(fd uintptr) {
+		n, _, _ = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+	})
+	return n > 0 && wholeFrame(buf[:n])
+}

@@ -29,3 +29,6 @@ func (*poller) forget(*batchConn, *parker) {}
 
 // waitReadable: readers do not park here, so they read at once.
 func waitReadable(net.Conn, time.Duration) bool { return true }
+
+// frameBuffered: readers do not park here, so readFirst never asks.
+func frameBuffered(net.Conn) bool { return false }

@@ -1,7 +1,10 @@
 package engineio
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -276,5 +279,107 @@ func TestFirstFrameParksAtOnce(t *testing.T) {
 	expectText(t, c, "4second")
 	if got := r.messages(); len(got) != 2 || got[1] != "t:second" {
 		t.Fatalf("delivered %q", got)
+	}
+}
+
+// TestWholeFrame: the check readFirst makes before it reads a first frame
+// on the request's goroutine accepts a final data frame whose every byte
+// has arrived, and nothing else.
+func TestWholeFrame(t *testing.T) {
+	long := make([]byte, 4+4+300) // 16-bit length, masked
+	long[0], long[1], long[2], long[3] = 0x81, 0x80|126, 300>>8, 300&0xff
+	huge := []byte{0x82, 0x80 | 127, 0, 0, 0, 0, 0, 1, 0, 0} // 65,536 bytes announced
+	cases := []struct {
+		name string
+		b    []byte
+		want bool
+	}{
+		{"empty", nil, false},
+		{"one byte", []byte{0x81}, false},
+		{"a whole text frame", rawFrame("40"), true},
+		{"a whole frame and more", append(rawFrame("40"), rawFrame("42")...), true},
+		{"its payload one byte short", rawFrame("40")[:len(rawFrame("40"))-1], false},
+		{"its mask key short", rawFrame("40")[:4], false},
+		{"a whole binary frame", append([]byte{0x82}, rawFrame("ab")[1:]...), true},
+		{"a fragment (no FIN)", append([]byte{0x01}, rawFrame("40")[1:]...), false},
+		{"a ping", append([]byte{0x89}, rawFrame("")[1:]...), false},
+		{"a close", append([]byte{0x88}, rawFrame("")[1:]...), false},
+		{"a 16-bit length, whole", long, true},
+		{"a 16-bit length, short", long[:len(long)-1], false},
+		{"a 16-bit length, header cut", long[:3], false},
+		{"a 64-bit length, header only", huge, false},
+		{"a 64-bit length, header cut", huge[:9], false},
+		{"unmasked", []byte{0x81, 2, '4', '0'}, true},
+	}
+	for _, c := range cases {
+		if got := wholeFrame(c.b); got != c.want {
+			t.Errorf("%s (% x): %v, want %v", c.name, c.b, got, c.want)
+		}
+	}
+}
+
+// FuzzWholeFrame: wholeFrame never panics, and what it accepts stays
+// accepted with more bytes after it, while every shorter prefix of a
+// frame it accepts is refused unless it is itself a whole frame.
+func FuzzWholeFrame(f *testing.F) {
+	f.Add(rawFrame("40"))
+	f.Add([]byte{0x81, 0x80 | 126, 0, 200})
+	f.Add([]byte{0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3, 4, 5, 6, 7})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if !wholeFrame(b) {
+			return
+		}
+		if !wholeFrame(append(slices.Clone(b), 0x81, 0)) {
+			t.Fatalf("% x accepted, refused with more bytes", b)
+		}
+	})
+}
+
+// TestStalledFirstFrameFreesTheRequest: a client that sends part of its
+// first frame and stalls does not hold the handshake request's goroutine
+// (with Caddy's request and its stack) while it stalls; the frame is
+// delivered once the rest arrives, by a reader goroutine.
+func TestStalledFirstFrameFreesTheRequest(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("readers park on Linux only")
+	}
+	got := make(chan string, 2)
+	srv := NewServer(Options{PingInterval: time.Minute, OnSession: func(s *Session) {
+		r := newRecorder(s, false)
+		r.onMessage = func(_ *recorder, data []byte, _ bool) { got <- string(data) }
+		s.SetHandler(r)
+	}})
+	returned := make(chan struct{}, 1)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv.ServeHTTP(w, r)
+		returned <- struct{}{}
+	}))
+	t.Cleanup(func() { srv.Close(); hs.Close() })
+	c := (&tserver{t: t, hs: hs, url: hs.URL + "/engine.io/"}).mustDial("EIO=4&transport=websocket")
+	read(t, c) // open packet
+	frame := rawFrame("4stalled")
+	if _, err := c.NetConn().Write(frame[:5]); err != nil { // header and part of the mask key
+		t.Fatal(err)
+	}
+	select {
+	case <-returned:
+	case <-time.After(testTimeout):
+		t.Fatal("the handshake's handler waited for the rest of a stalled first frame")
+	}
+	select {
+	case m := <-got:
+		t.Fatalf("%q delivered from part of a frame", m)
+	default:
+	}
+	if _, err := c.NetConn().Write(frame[5:]); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m != "stalled" {
+			t.Fatalf("delivered %q, want stalled", m)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("the first frame was not delivered once whole")
 	}
 }

@@ -261,13 +261,23 @@ func (srv *Server) runWebSocket(s *Session, c *websocket.Conn) {
 // A connection that cannot park (TLS, a wrapped listener, parking
 // disabled) gets its reader goroutine at once: its wait for the first
 // frame would have no bound, and the request's goroutine, with Caddy's
-// request and its stack, would be held for it.
+// request and its stack, would be held for it. For the same reason the
+// first frame is read here only when all of it has arrived
+// (frameBuffered): a client that sends part of one and stalls gets a
+// reader goroutine, not the request's.
 func (s *Session) readFirst(c *websocket.Conn) {
-	if bc, ok := c.NetConn().(*batchConn); !ok || bc.pk.br == nil || bc.pk.noPark || s.cfg.DisableParking {
+	bc, ok := c.NetConn().(*batchConn)
+	if !ok || bc.pk.br == nil || bc.pk.noPark || s.cfg.DisableParking {
 		go s.readLoop(c, true)
 		return
 	}
 	if s.waitOrPark(c) {
+		return
+	}
+	if !frameBuffered(bc.Conn) {
+		// Part of a frame, a long one, a fragment or a control frame:
+		// reading it here could block for as long as the client likes.
+		go s.readLoop(c, false)
 		return
 	}
 	if !s.readOne(c) {
