@@ -84,9 +84,10 @@ import (
 // Websocket: once the session uses one (ws set, by the websocket handshake
 // or by the "5" that ends an upgrade), its reader goroutine and at most
 // one writer goroutine (writing) use it; wsLive counts them. The reader's
-// first frame is read on the request's goroutine (readFirst), which then
-// parks the reader at once, or hands it to a goroutine of its own when
-// more is buffered or the connection cannot park. Until the
+// first frame is read on the request's goroutine (readFirst) when all of
+// it has arrived, and the reader is then parked at once, or handed to a
+// goroutine of its own when more is buffered, the frame is not whole yet
+// or the connection cannot park. Until the
 // open packet is written, the handshake's goroutine holds writing. During
 // an upgrade the probe belongs to serveUpgrade's goroutine, which may
 // deliver client packets while polling still does too (hence recvMu).
