@@ -365,3 +365,25 @@ func dialTLS(t *testing.T, srv *Server, h http.Handler) *websocket.Conn {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// returningHandler is srv behind a handler that signals on the channel
+// each time srv.ServeHTTP has returned (a handshake's handler, say).
+func returningHandler(srv *Server) (http.Handler, <-chan struct{}) {
+	returned := make(chan struct{}, 8)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		srv.ServeHTTP(w, r)
+		select {
+		case returned <- struct{}{}:
+		default:
+		}
+	}), returned
+}
+
+// dialHandler serves h over plain HTTP and dials a websocket session on
+// it; srv and the HTTP server are closed at the end of the test.
+func dialHandler(t *testing.T, srv *Server, h http.Handler) *websocket.Conn {
+	t.Helper()
+	hs := httptest.NewServer(h)
+	t.Cleanup(func() { srv.Close(); hs.Close() })
+	return (&tserver{t: t, hs: hs, url: hs.URL + "/engine.io/"}).mustDial("EIO=4&transport=websocket")
+}

@@ -1,8 +1,6 @@
 package engineio
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"slices"
 	"strconv"
@@ -349,13 +347,8 @@ func TestStalledFirstFrameFreesTheRequest(t *testing.T) {
 		r.onMessage = func(_ *recorder, data []byte, _ bool) { got <- string(data) }
 		s.SetHandler(r)
 	}})
-	returned := make(chan struct{}, 1)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		srv.ServeHTTP(w, r)
-		returned <- struct{}{}
-	}))
-	t.Cleanup(func() { srv.Close(); hs.Close() })
-	c := (&tserver{t: t, hs: hs, url: hs.URL + "/engine.io/"}).mustDial("EIO=4&transport=websocket")
+	h, returned := returningHandler(srv)
+	c := dialHandler(t, srv, h)
 	read(t, c) // open packet
 	frame := rawFrame("4stalled")
 	if _, err := c.NetConn().Write(frame[:5]); err != nil { // header and part of the mask key

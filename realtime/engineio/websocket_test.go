@@ -619,14 +619,8 @@ func TestWebSocketFirstFrameOnRequestGoroutine(t *testing.T) {
 		}
 		s.SetHandler(r)
 	}})
-	returned := make(chan struct{}, 1)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		srv.ServeHTTP(w, r)
-		returned <- struct{}{}
-	}))
-	t.Cleanup(func() { srv.Close(); hs.Close() })
-	ts := &tserver{t: t, hs: hs, url: hs.URL + "/engine.io/"}
-	c := ts.mustDial("EIO=4&transport=websocket")
+	h, returned := returningHandler(srv)
+	c := dialHandler(t, srv, h)
 	if _, frame := read(t, c); !strings.HasPrefix(frame, "0{") {
 		t.Fatalf("first frame %q", frame)
 	}
@@ -656,11 +650,8 @@ func TestWebSocketFirstFrameOnRequestGoroutine(t *testing.T) {
 
 func TestWebSocketTLSHandshakeReturnsAtOnce(t *testing.T) {
 	srv := echoServer()
-	returned := make(chan struct{}, 1)
-	c := dialTLS(t, srv, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		srv.ServeHTTP(w, r)
-		returned <- struct{}{}
-	}))
+	h, returned := returningHandler(srv)
+	c := dialTLS(t, srv, h)
 	read(t, c) // open packet
 	select {
 	case <-returned:
