@@ -93,14 +93,27 @@ func parkable(c net.Conn) bool {
 // to become readable and, if it does not, parks the reader (true: the
 // caller returns, see parkRead). false: read now.
 func (s *Session) waitOrPark(c *websocket.Conn) bool {
-	bc, ok := c.NetConn().(*batchConn)
-	if !ok || bc.pk.br == nil || bc.pk.br.Buffered() > 0 || bc.pk.noPark || s.cfg.DisableParking {
+	bc, ok := s.parking(c)
+	if !ok {
 		return false
 	}
-	if waitReadable(bc.Conn, readLinger) {
+	var b [1]byte
+	if ready, _ := waitReadable(bc.Conn, readLinger, b[:]); ready {
 		return false
 	}
 	return s.parkRead(c)
+}
+
+// parking returns c's connection when its reader may park now: the
+// engine's own (hijackWriter), parkable, parking not turned off, and
+// nothing left in gorilla's buffer (bytes there would never wake the
+// poller). Only the reader sets noPark, so it reads it unlocked.
+func (s *Session) parking(c *websocket.Conn) (*batchConn, bool) {
+	bc, ok := c.NetConn().(*batchConn)
+	if !ok || bc.pk.br == nil || bc.pk.br.Buffered() > 0 || bc.pk.noPark || s.cfg.DisableParking {
+		return nil, false
+	}
+	return bc, true
 }
 
 // parkRead parks the reader of c if it may: the connection is parkable,
@@ -109,14 +122,14 @@ func (s *Session) waitOrPark(c *websocket.Conn) bool {
 // must then return without touching c; a later frame, hang-up or Close
 // runs readLoop again on a new goroutine.
 func (s *Session) parkRead(c *websocket.Conn) bool {
-	bc, ok := c.NetConn().(*batchConn)
-	if !ok || bc.pk.br == nil || bc.pk.br.Buffered() > 0 || s.cfg.DisableParking {
+	bc, ok := s.parking(c)
+	if !ok {
 		return false
 	}
 	pk := &bc.pk
 	pk.mu.Lock()
 	defer pk.mu.Unlock()
-	if pk.state != parkReading || pk.noPark {
+	if pk.state != parkReading {
 		return false
 	}
 	pk.s, pk.c = s, c

@@ -206,53 +206,28 @@ func (p *poller) ctl(bc *batchConn, op int, ev *syscall.EpollEvent) error {
 
 // waitReadable waits up to d, in the runtime's poller, until c has bytes
 // to read (or the peer hung up, or c is closed); false if d passed first.
-// The read deadline it sets is cleared before it returns, so the next read
-// has none (the engine sets no read deadline of its own).
-func waitReadable(c net.Conn, d time.Duration) bool {
+// It peeks into peek, taking nothing from the socket, and returns how many
+// bytes it saw there (the readers pass one byte; readFirst enough for a
+// first frame). The read deadline it sets is cleared before it returns,
+// so the next read has none (the engine sets no read deadline of its own).
+func waitReadable(c net.Conn, d time.Duration, peek []byte) (ready bool, n int) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return true
+		return true, 0
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return true
+		return true, 0
 	}
-	var b [1]byte
-	ready := func(fd uintptr) bool {
+	readable := func(fd uintptr) bool {
 		// A peek, because the runtime may report a socket ready that
 		// gorilla has already drained.
-		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return !errors.Is(err, syscall.EAGAIN)
+		var perr error
+		n, _, perr = syscall.Recvfrom(int(fd), peek, syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		return !errors.Is(perr, syscall.EAGAIN)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(d))
-	err = rc.Read(ready)
+	err = rc.Read(readable)
 	_ = c.SetReadDeadline(time.Time{})
-	return !errors.Is(err, os.ErrDeadlineExceeded)
-}
-
-// firstFramePeek bounds how much of a first frame frameBuffered looks at:
-// a Socket.IO CONNECT with a token fits; a longer first frame is read by a
-// reader goroutine.
-const firstFramePeek = 4096
-
-// frameBuffered reports whether the socket under c already holds one whole
-// client data frame, so that reading it cannot block: a final text or
-// binary frame (not a fragment, not a control frame, after which gorilla
-// would read on) whose header and payload have arrived. It peeks, taking
-// nothing from the socket.
-func frameBuffered(c net.Conn) bool {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var buf [firstFramePeek]byte
-	n := 0
-	_ = rc.Control(func(fd uintptr) {
-		n, _, _ = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-	})
-	return n > 0 && wholeFrame(buf[:n])
+	return !errors.Is(err, os.ErrDeadlineExceeded), max(n, 0)
 }

@@ -27,8 +27,6 @@ var errRetired = errors.New("poller retired")
 
 func (*poller) forget(*batchConn, *parker) {}
 
-// waitReadable: readers do not park here, so they read at once.
-func waitReadable(net.Conn, time.Duration) bool { return true }
-
-// frameBuffered: readers do not park here, so readFirst never asks.
-func frameBuffered(net.Conn) bool { return false }
+// waitReadable: readers do not park here, so they read at once (having
+// peeked at nothing).
+func waitReadable(net.Conn, time.Duration, []byte) (bool, int) { return true, 0 }

@@ -263,20 +263,24 @@ func (srv *Server) runWebSocket(s *Session, c *websocket.Conn) {
 // frame would have no bound, and the request's goroutine, with Caddy's
 // request and its stack, would be held for it. For the same reason the
 // first frame is read here only when all of it has arrived
-// (frameBuffered): a client that sends part of one and stalls gets a
-// reader goroutine, not the request's.
+// (wholeFrame, on what the wait peeked at): a client that sends part of
+// one and stalls gets a reader goroutine, not the request's.
 func (s *Session) readFirst(c *websocket.Conn) {
-	bc, ok := c.NetConn().(*batchConn)
-	if !ok || bc.pk.br == nil || bc.pk.noPark || s.cfg.DisableParking {
+	bc, ok := s.parking(c)
+	if !ok {
 		go s.readLoop(c, true)
 		return
 	}
-	if s.waitOrPark(c) {
+	// The wait peeks at what arrived: a whole first frame is read here.
+	var peek [firstFramePeek]byte
+	ready, n := waitReadable(bc.Conn, readLinger, peek[:])
+	if !ready && s.parkRead(c) {
 		return
 	}
-	if !frameBuffered(bc.Conn) {
-		// Part of a frame, a long one, a fragment or a control frame:
-		// reading it here could block for as long as the client likes.
+	if !ready || !wholeFrame(peek[:n]) {
+		// Not parked, or part of a frame, a long one, a fragment or a
+		// control frame: reading it here could block for as long as the
+		// client likes.
 		go s.readLoop(c, false)
 		return
 	}
@@ -288,6 +292,11 @@ func (s *Session) readFirst(c *websocket.Conn) {
 	}
 	go s.readLoop(c, true)
 }
+
+// firstFramePeek bounds how much of a first frame readFirst peeks at: a
+// Socket.IO CONNECT with a token fits; a longer first frame is read by a
+// reader goroutine.
+const firstFramePeek = 4096
 
 // writerLinger is how long an idle writer goroutine waits for more before
 // it ends; the next packet starts a new one. Under steady traffic (a
