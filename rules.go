@@ -379,7 +379,8 @@ func (h *hub) recheck(p *policy, gen uint64, s *realtime.Socket) {
 // to such a room by anyone once the client is connected reaches it.
 func (h *hub) joinRule(s *realtime.Socket) error {
 	p := h.policy.Load()
-	h.joinByRule(p, s, h.connectView(s, p), false)
+	v, _ := h.connectView(s, p)
+	h.joinByRule(p, s, v, false)
 	return nil
 }
 
@@ -424,9 +425,8 @@ func (h *hub) connected(s *realtime.Socket) {
 	// joinRule joined these already (a no-op here, and what failed there
 	// was logged there), except for a socket recovered without the
 	// middlewares, or after a reload in between.
-	ran := stateOf(s).joinRuleRan(p)
-	v := h.connectView(s, p)
-	for _, room := range h.joinByRule(p, s, v, ran) {
+	v, joined := h.connectView(s, p) // made by joinRule, if it ran
+	for _, room := range h.joinByRule(p, s, v, joined) {
 		h.announce(p, s, v, room)
 	}
 	if m := p.emit; m != nil {

@@ -101,27 +101,21 @@ func (st *socketState) webhookQueue() *webhook.Queue {
 
 // connectView returns the socket's view under p, made once while the
 // socket connects (see socketState.cview); dropConnectView ends that.
-func (h *hub) connectView(s *realtime.Socket, p *policy) *socketView {
+// made says whether an earlier call of this connect made it (joinRule,
+// which runs first).
+func (h *hub) connectView(s *realtime.Socket, p *policy) (v *socketView, made bool) {
 	st := stateOf(s)
 	st.mu.Lock()
 	if c := st.cview; c != nil && c.p == p {
 		st.mu.Unlock()
-		return c.v
+		return c.v, true
 	}
 	st.mu.Unlock()
-	v := view(s, p) // takes st.mu for the claims
+	v = view(s, p) // takes st.mu for the claims
 	st.mu.Lock()
 	st.cview = &cachedView{p: p, v: v}
 	st.mu.Unlock()
-	return v
-}
-
-// joinRuleRan reports whether joinRule ran for this connect under p: it
-// made the connect view (connectView).
-func (st *socketState) joinRuleRan(p *policy) bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.cview != nil && st.cview.p == p
+	return v, false
 }
 
 // dropConnectView forgets the view connectView made.
