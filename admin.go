@@ -237,10 +237,8 @@ type adminNamespace struct {
 	RoomsNext string      `json:"rooms_next,omitempty"`
 }
 
-type adminRoom struct {
-	Name string `json:"name"`
-	Size int    `json:"size"`
-}
+// adminRoom is a room and its size, as the engine pages them.
+type adminRoom = realtime.RoomSize
 
 // adminHubDetail is GET /socketio/hubs/<hub>.
 type adminHubDetail struct {
@@ -303,9 +301,7 @@ func roomPageOf(ns *realtime.Namespace, after string, limit int) *adminRoomPage 
 	// One more than the page tells whether a next page exists.
 	rooms, total := ns.RoomPage(after, limit+1)
 	page := &adminRoomPage{Namespace: ns.Name(), Total: total, Rooms: []adminRoom{}}
-	for _, r := range rooms[:min(limit, len(rooms))] {
-		page.Rooms = append(page.Rooms, adminRoom{Name: r.Name, Size: r.Size})
-	}
+	page.Rooms = append(page.Rooms, rooms[:min(limit, len(rooms))]...)
 	if len(rooms) > limit {
 		page.Next = rooms[limit-1].Name
 	}

@@ -152,8 +152,8 @@ func TestAdminListsHubsNamespacesRoomsAndSockets(t *testing.T) {
 	var detail adminHubDetail
 	adminGet(t, want[0].AdminPath, &detail)
 	wantDetail := adminHubDetail{Name: "admin/list", Connections: 4, Sockets: 5, Namespaces: []adminNamespace{
-		{Name: "/", Sockets: 3, RoomCount: 2, Rooms: []adminRoom{{"room-1", 2}, {"room-2", 1}}},
-		{Name: "/chat", Sockets: 2, RoomCount: 1, Rooms: []adminRoom{{"room-1", 1}}},
+		{Name: "/", Sockets: 3, RoomCount: 2, Rooms: []adminRoom{{Name: "room-1", Size: 2}, {Name: "room-2", Size: 1}}},
+		{Name: "/chat", Sockets: 2, RoomCount: 1, Rooms: []adminRoom{{Name: "room-1", Size: 1}}},
 	}}
 	if got, w := mustJSON(t, detail), mustJSON(t, wantDetail); got != w {
 		t.Fatalf("detail:\n got %s\nwant %s", got, w)
@@ -292,9 +292,9 @@ func TestAdminRoomsPaging(t *testing.T) {
 	const n = DefaultAdminPageSize + 30
 	want := []adminRoom{}
 	for i := range n {
-		want = append(want, adminRoom{fmt.Sprintf("r%03d", i), 1})
+		want = append(want, adminRoom{Name: fmt.Sprintf("r%03d", i), Size: 1})
 	}
-	want = append(want, adminRoom{"room-x", 1}) // the join rule's
+	want = append(want, adminRoom{Name: "room-x", Size: 1}) // the join rule's
 	for _, r := range want[:n] {
 		if err := s.Join(r.Name); err != nil {
 			t.Fatal(err)

@@ -8,8 +8,8 @@ import (
 
 // RoomSize is a room and its number of local sockets.
 type RoomSize struct {
-	Name string
-	Size int
+	Name string `json:"name"`
+	Size int    `json:"size"`
 }
 
 // roomPager is an Adapter that pages through its local rooms without
