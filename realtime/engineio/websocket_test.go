@@ -556,16 +556,10 @@ func TestWebSocketHandshakeOneWrite(t *testing.T) {
 	hs.Listener = countingListener{hs.Listener, conns}
 	hs.Start()
 	t.Cleanup(func() { srv.Close(); hs.Close() })
-	wsURL := "ws" + strings.TrimPrefix(hs.URL, "http") + "/engine.io/?EIO=4&transport=websocket"
-	dialer := websocket.Dialer{HandshakeTimeout: testTimeout}
-	c, _, err := dialer.Dial(wsURL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(testTimeout))
-	if _, p, err := c.ReadMessage(); err != nil || !strings.HasPrefix(string(p), "0{") {
-		t.Fatalf("open packet %q, %v", p, err)
+	ts := &tserver{t: t, hs: hs, url: hs.URL + "/engine.io/"}
+	c := ts.mustDial("EIO=4&transport=websocket")
+	if _, frame := read(t, c); !strings.HasPrefix(frame, "0{") {
+		t.Fatalf("open packet %q", frame)
 	}
 	sc := <-conns
 	if n := sc.writes.Load(); n != 1 {
@@ -573,27 +567,11 @@ func TestWebSocketHandshakeOneWrite(t *testing.T) {
 	}
 
 	// The upgrade of a polling session: the 101 comes at once.
-	code, _, body := (&tserver{t: t, hs: hs, url: hs.URL + "/engine.io/"}).do("GET", "EIO=4&transport=polling", "", nil)
-	if code != http.StatusOK || !strings.HasPrefix(body, "0{") {
-		t.Fatalf("polling handshake %d %q", code, body)
-	}
+	sid := ts.handshake()
 	<-conns // the polling request's connection
-	var open struct{ Sid string }
-	if err := json.Unmarshal([]byte(body[1:]), &open); err != nil {
-		t.Fatal(err)
-	}
-	up, _, err := dialer.Dial(strings.Replace(wsURL, "EIO=4", "EIO=4&sid="+open.Sid, 1), nil)
-	if err != nil {
-		t.Fatalf("upgrade handshake: %v", err)
-	}
-	defer up.Close()
-	if err := up.WriteMessage(websocket.TextMessage, []byte("2probe")); err != nil {
-		t.Fatal(err)
-	}
-	_ = up.SetReadDeadline(time.Now().Add(testTimeout))
-	if _, p, err := up.ReadMessage(); err != nil || string(p) != "3probe" {
-		t.Fatalf("probe answer %q, %v", p, err)
-	}
+	up := ts.mustDial("EIO=4&transport=websocket&sid=" + sid)
+	send(t, up, "2probe")
+	expectText(t, up, "3probe")
 }
 
 // TestWebSocketFirstFrameOnRequestGoroutine: the first frame of a
