@@ -164,7 +164,7 @@ func TestWebhookNeverForwardsToken(t *testing.T) {
 				t.Fatalf("%d connect calls, want 1", len(calls)-before)
 			}
 			body := calls[len(calls)-1].Body
-			if raw := mustJSON(t, body); strings.Contains(raw, tok) || strings.Contains(raw, "eyJ") {
+			if raw := mustJSON(t, body); strings.Contains(raw, tok) || testkit.HasJWT(raw) {
 				t.Fatalf("the connect call carries the token: %s", raw)
 			}
 			if claims, _ := body["claims"].(map[string]any); claims["sub"] != "ann" {

@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -37,3 +38,13 @@ func Unsigned(t testing.TB, claims jwt.MapClaims) string {
 	}
 	return s
 }
+
+// jwtHeader is how every token the tests sign starts: `{"alg` in base64url
+// (the header's keys are marshalled in order, and "alg" sorts first).
+const jwtHeader = "eyJhbGci"
+
+// HasJWT reports whether s holds what looks like one of the tests' tokens:
+// their header's opening. A bare "eyJ" is not enough: random base64 (a
+// WebSocket key, a socket id in a URL) holds it about once in ten thousand
+// strings, and an access log has hundreds of them.
+func HasJWT(s string) bool { return strings.Contains(s, jwtHeader) }

@@ -96,3 +96,15 @@ func TestSyncBufferWaitFor(t *testing.T) {
 		t.Fatal("WaitFor held for a line never written")
 	}
 }
+
+// TestHasJWT: a token the tests sign is seen, in a log line too; random
+// base64 with "eyJ" in it (a WebSocket key CI once logged) is not.
+func TestHasJWT(t *testing.T) {
+	tok := HS256(t, "secret-for-this-test-0123456789abcdef", jwt.MapClaims{"sub": "ann"})
+	if !HasJWT(`{"msg":"x","token":"` + tok + `"}`) {
+		t.Errorf("a signed token %q not seen", tok)
+	}
+	if HasJWT(`"Sec-Websocket-Key":["m/L5J/feyJqK+pnQZGB/Xw=="]`) {
+		t.Error("a WebSocket key taken for a token")
+	}
+}
