@@ -116,12 +116,15 @@ type Cluster struct {
 	closed   bool
 }
 
-// publication is one PUBLISH for the publisher goroutine.
+// publication is one PUBLISH for the publisher goroutine, or, with run,
+// one call of its own (a recorded event's script, recovery.go) that goes
+// out in the same order as the PUBLISHes queued around it.
 type publication struct {
 	channel string
 	payload []byte
-	kind    string
-	done    chan error // nil: fire and forget
+	kind    string                          // for the Observer; "" for a run
+	run     func(ctx context.Context) error // nil: a PUBLISH of payload on channel
+	done    chan error                      // nil: fire and forget
 }
 
 // New starts a Cluster on opts.Client. It does not wait for Redis: a node
@@ -476,19 +479,41 @@ func (c *Cluster) publish() {
 	}
 }
 
-// send publishes one batch and reports each result.
+// send publishes one batch, in order: each run of PUBLISHes in one
+// pipeline, each call of its own alone, and each finished before the next
+// starts, so that Redis applies them in the order they were queued (a
+// broadcast and a recorded event sent after it reach the other nodes in
+// that order).
 func (c *Cluster) send(batch []publication) {
 	ctx, cancel := context.WithTimeout(c.ctx, publishTimeout)
 	defer cancel()
-	pipe := c.client.Pipeline()
-	cmds := make([]*redis.IntCmd, len(batch))
-	for i, p := range batch {
-		cmds[i] = pipe.Publish(ctx, p.channel, p.payload)
+	for len(batch) > 0 {
+		if p := batch[0]; p.run != nil {
+			c.sent(p, p.run(ctx))
+			batch = batch[1:]
+			continue
+		}
+		n := 1
+		for n < len(batch) && batch[n].run == nil {
+			n++
+		}
+		pipe := c.client.Pipeline()
+		cmds := make([]*redis.IntCmd, n)
+		for i, p := range batch[:n] {
+			cmds[i] = pipe.Publish(ctx, p.channel, p.payload)
+		}
+		_, _ = pipe.Exec(ctx)
+		for i, p := range batch[:n] {
+			c.sent(p, cmds[i].Err())
+		}
+		batch = batch[n:]
 	}
-	_, _ = pipe.Exec(ctx)
-	for i, p := range batch {
-		c.queuedBytes.Add(-int64(len(p.payload)))
-		err := cmds[i].Err()
+}
+
+// sent accounts for one publication and reports its result.
+func (c *Cluster) sent(p publication, err error) {
+	c.queuedBytes.Add(-int64(len(p.payload)))
+	if p.kind != "" {
 		if err == nil {
 			if fn := c.opts.Observer.OnPublish; fn != nil {
 				fn(p.kind)
@@ -496,9 +521,9 @@ func (c *Cluster) send(batch []publication) {
 		} else {
 			c.droppedSend("unavailable")
 		}
-		if p.done != nil {
-			p.done <- err
-		}
+	}
+	if p.done != nil {
+		p.done <- err
 	}
 }
 

@@ -304,10 +304,26 @@ func (r *RecoveryStore) record(nsp string, opts realtime.BroadcastOptions, paylo
 	except, _ := json.Marshal(nonNil(opts.Except))
 	o := r.options()
 	window := o.MaxDisconnectionDuration.Milliseconds()
-	ctx, cancel := context.WithTimeout(r.c.ctx, recTimeout)
-	defer cancel()
-	res, err := appendScript.Run(ctx, r.c.client, []string{r.streamKey(nsp), r.streamKey(nsp) + "bytes"},
-		payload, pos, rooms, except, o.BufferBytes, window, channel, recTrimPerEvent, 2*window+1000, recEntryOverhead).Text()
+	// The script runs on the publisher goroutine, in the order of the
+	// broadcasts queued before it (a volatile one, say), as Node's
+	// adapters keep a node's emits in order on their one connection.
+	var res string
+	done := make(chan error, 1)
+	err := r.c.enqueue(publication{payload: payload, done: done, run: func(ctx context.Context) error {
+		var err error
+		res, err = appendScript.Run(ctx, r.c.client, []string{r.streamKey(nsp), r.streamKey(nsp) + "bytes"},
+			payload, pos, rooms, except, o.BufferBytes, window, channel, recTrimPerEvent, 2*window+1000, recEntryOverhead).Text()
+		return err
+	}})
+	if err == nil {
+		wait := time.NewTimer(recTimeout)
+		select {
+		case err = <-done:
+		case <-wait.C:
+			err = errors.New("no answer in time")
+		}
+		wait.Stop()
+	}
 	if err != nil {
 		return streamID{}, fmt.Errorf("recording an event: %w", err)
 	}
