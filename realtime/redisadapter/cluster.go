@@ -116,16 +116,34 @@ type Cluster struct {
 	closed   bool
 }
 
-// publication is one PUBLISH for the publisher goroutine, or, with run,
-// one call of its own (a recorded event's script, recovery.go) that goes
-// out in the same order as the PUBLISHes queued around it.
+// publication is one PUBLISH for the publisher goroutine, or, with
+// script, one script call (a recorded event, recovery.go) that goes out in
+// the same pipeline and order as the PUBLISHes queued around it.
 type publication struct {
 	channel string
 	payload []byte
-	kind    string                          // for the Observer; "" for a run
-	run     func(ctx context.Context) error // nil: a PUBLISH of payload on channel
-	done    chan error                      // nil: fire and forget
+	kind    string      // for the Observer; "" for a script
+	script  *scriptCall // nil: a PUBLISH of payload on channel
+	done    chan error  // nil: fire and forget
 }
+
+// scriptCall is a script the publisher runs for a caller that waits for
+// its result.
+type scriptCall struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+	// state: scriptQueued until the publisher takes it (scriptSent) or
+	// its caller gives up waiting first (scriptWithdrawn: never sent).
+	state  atomic.Int32
+	result string // set before done is answered
+}
+
+const (
+	scriptQueued int32 = iota
+	scriptSent
+	scriptWithdrawn
+)
 
 // New starts a Cluster on opts.Client. It does not wait for Redis: a node
 // whose Redis is down serves its own sockets and joins the cluster when
@@ -479,34 +497,41 @@ func (c *Cluster) publish() {
 	}
 }
 
-// send publishes one batch, in order: each run of PUBLISHes in one
-// pipeline, each call of its own alone, and each finished before the next
-// starts, so that Redis applies them in the order they were queued (a
-// broadcast and a recorded event sent after it reach the other nodes in
-// that order).
+// send publishes one batch in one pipeline, in order, so that Redis
+// applies it in the order it was queued: a broadcast and a recorded event
+// sent after it reach the other nodes in that order. A script Redis has
+// lost (NOSCRIPT, after a restart) is loaded and run again after the
+// pipeline, which is the one case where it can come after the PUBLISHes
+// queued behind it.
 func (c *Cluster) send(batch []publication) {
 	ctx, cancel := context.WithTimeout(c.ctx, publishTimeout)
 	defer cancel()
-	for len(batch) > 0 {
-		if p := batch[0]; p.run != nil {
-			c.sent(p, p.run(ctx))
-			batch = batch[1:]
+	pipe := c.client.Pipeline()
+	cmds := make([]redis.Cmder, len(batch))
+	for i, p := range batch {
+		switch {
+		case p.script == nil:
+			cmds[i] = pipe.Publish(ctx, p.channel, p.payload)
+		case p.script.state.CompareAndSwap(scriptQueued, scriptSent):
+			cmds[i] = p.script.script.EvalSha(ctx, pipe, p.script.keys, p.script.args...)
+		}
+	}
+	_, _ = pipe.Exec(ctx)
+	for i, p := range batch {
+		if cmds[i] == nil { // withdrawn: its caller no longer waits
+			c.queuedBytes.Add(-int64(len(p.payload)))
 			continue
 		}
-		n := 1
-		for n < len(batch) && batch[n].run == nil {
-			n++
+		err := cmds[i].Err()
+		if sc := p.script; sc != nil {
+			if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+				cmds[i] = sc.script.Run(ctx, c.client, sc.keys, sc.args...)
+			}
+			var text string
+			text, err = cmds[i].(*redis.Cmd).Text()
+			sc.result = text
 		}
-		pipe := c.client.Pipeline()
-		cmds := make([]*redis.IntCmd, n)
-		for i, p := range batch[:n] {
-			cmds[i] = pipe.Publish(ctx, p.channel, p.payload)
-		}
-		_, _ = pipe.Exec(ctx)
-		for i, p := range batch[:n] {
-			c.sent(p, cmds[i].Err())
-		}
-		batch = batch[n:]
+		c.sent(p, err)
 	}
 }
 

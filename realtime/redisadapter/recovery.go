@@ -304,29 +304,31 @@ func (r *RecoveryStore) record(nsp string, opts realtime.BroadcastOptions, paylo
 	except, _ := json.Marshal(nonNil(opts.Except))
 	o := r.options()
 	window := o.MaxDisconnectionDuration.Milliseconds()
-	// The script runs on the publisher goroutine, in the order of the
-	// broadcasts queued before it (a volatile one, say), as Node's
+	// The script goes out on the publisher's pipeline, in the order of
+	// the broadcasts queued before it (a volatile one, say), as Node's
 	// adapters keep a node's emits in order on their one connection.
-	var res string
+	call := &scriptCall{script: appendScript, keys: []string{r.streamKey(nsp), r.streamKey(nsp) + "bytes"},
+		args: []any{payload, pos, rooms, except, o.BufferBytes, window, channel, recTrimPerEvent, 2*window + 1000, recEntryOverhead}}
 	done := make(chan error, 1)
-	err := r.c.enqueue(publication{payload: payload, done: done, run: func(ctx context.Context) error {
-		var err error
-		res, err = appendScript.Run(ctx, r.c.client, []string{r.streamKey(nsp), r.streamKey(nsp) + "bytes"},
-			payload, pos, rooms, except, o.BufferBytes, window, channel, recTrimPerEvent, 2*window+1000, recEntryOverhead).Text()
-		return err
-	}})
+	err := r.c.enqueue(publication{payload: payload, script: call, done: done})
 	if err == nil {
 		wait := time.NewTimer(recTimeout)
 		select {
 		case err = <-done:
 		case <-wait.C:
-			err = errors.New("no answer in time")
+			if call.state.CompareAndSwap(scriptQueued, scriptWithdrawn) {
+				// Never sent: the caller may deliver it without an offset.
+				err = errors.New("the publisher did not take it in time")
+			} else {
+				err = <-done // sent: its answer comes within publishTimeout
+			}
 		}
 		wait.Stop()
 	}
 	if err != nil {
 		return streamID{}, fmt.Errorf("recording an event: %w", err)
 	}
+	res := call.result
 	id, ok := parseStreamID(res)
 	if !ok {
 		return streamID{}, fmt.Errorf("recording an event: stream id %q", res)

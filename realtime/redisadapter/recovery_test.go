@@ -407,6 +407,28 @@ func TestRecoveryKeepsANodesOrder(t *testing.T) {
 	}
 }
 
+// TestRecoveryAfterScriptFlush: when Redis has lost the scripts (a
+// restart, SCRIPT FLUSH), a recorded event is still recorded, with its
+// offset, and reaches the other node.
+func TestRecoveryAfterScriptFlush(t *testing.T) {
+	r, a, b := twoRecNodes(t, 0)
+	nsA, _ := a.srv.Namespace("/")
+	watch := &recClient{}
+	watch.connect(t, b, nil)
+	for i := range 3 {
+		if err := r.Client().ScriptFlush(context.Background()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		before := watch.offset
+		if err := nsA.Emit("e", i); err != nil {
+			t.Fatal(err)
+		}
+		if got := watch.next(t); got != fmt.Sprintf(`["e",%d]`, i) || watch.offset == before {
+			t.Fatalf("event %d: got %s, offset %q (before %q)", i, got, watch.offset, before)
+		}
+	}
+}
+
 // TestRecoveryStreamBytes: the stream is bounded in bytes; an event larger
 // than the whole bound is kept as a marker only, and a client whose offset
 // is before it is not recovered, one after it is.
