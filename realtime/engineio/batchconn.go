@@ -22,8 +22,10 @@ var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &
 type batchConn struct {
 	net.Conn
 
+	// mu is held for every write to the socket, so that a direct write
+	// (direct.go), which only tries it, never lands inside another.
 	mu  sync.Mutex
-	buf *[]byte // non-nil while batching
+	buf *[]byte // non-nil while batching, or holding what a direct write left
 
 	pk parker // the read side's parking (park.go)
 
@@ -53,9 +55,10 @@ func (b *batchConn) SetWriteDeadline(t time.Time) error {
 }
 
 // Write implements net.Conn. gorilla/websocket serializes its own writes;
-// mu orders them against begin and flush.
+// mu orders them against begin, flush and direct writes.
 func (b *batchConn) Write(p []byte) (int, error) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.buf != nil {
 		*b.buf = append(*b.buf, p...)
 		var err error
@@ -65,10 +68,8 @@ func (b *batchConn) Write(p []byte) (int, error) {
 			_, err = b.Conn.Write(*b.buf)
 			*b.buf = (*b.buf)[:0]
 		}
-		b.mu.Unlock()
 		return len(p), err
 	}
-	b.mu.Unlock()
 	return b.Conn.Write(p)
 }
 
@@ -85,9 +86,9 @@ func (b *batchConn) begin() {
 // write deadline set by the last frame applies.
 func (b *batchConn) flush() error {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	buf := b.buf
 	b.buf = nil
-	b.mu.Unlock()
 	if buf == nil {
 		return nil
 	}

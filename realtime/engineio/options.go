@@ -71,6 +71,11 @@ type Options struct {
 	// server's poller (Linux; see park.go). For measurements. Default:
 	// false.
 	DisableParking bool
+	// DisableDirectWrites sends every websocket write through the
+	// session's writer goroutine, instead of writing straight to a plain
+	// TCP socket from the goroutine that sends when no writer runs
+	// (direct.go). For measurements and tests. Default: false.
+	DisableDirectWrites bool
 	// UpgradeTimeout bounds a polling to websocket upgrade; a websocket
 	// that has not completed it in time is dropped and the session stays
 	// on polling. Default: 10s.

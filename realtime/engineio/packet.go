@@ -178,6 +178,9 @@ type preparedFrame struct {
 	once sync.Once
 	pm   *websocket.PreparedMessage
 	err  error
+
+	wireOnce sync.Once
+	wire     []byte // the frame as a direct write sends it (direct.go)
 }
 
 // TextMessage builds a text message. The websocket frame "4"+data is built

@@ -70,6 +70,7 @@ type parker struct {
 	state      uint8
 	registered bool          // added to the poller (later parks re-arm it)
 	noPark     bool          // not parkable (see parkable), or the poller refused it
+	plain      bool          // parkable: direct writes may reach the socket (direct.go)
 	id         uint64        // the poller's key, never reused
 	br         *bufio.Reader // gorilla's reader: park only when it is empty
 	s          *Session      // resumed by the poller or by Close

@@ -186,7 +186,7 @@ func (p *poller) forget(bc *batchConn, pk *parker) {
 func (p *poller) ctl(bc *batchConn, op int, ev *syscall.EpollEvent) error {
 	sc, ok := bc.Conn.(syscall.Conn)
 	if !ok {
-		return errors.New("connection has no descriptor")
+		return errNoDescriptor
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {

@@ -33,7 +33,9 @@ import (
 // Session.mu while holding Server.mu: the server snapshots its sessions
 // and acts on them unlocked. No engine lock is held while the handler
 // runs, except recvMu around OnMessage and around an OnClose that deliver
-// runs; network writes happen outside Session.mu.
+// runs. Network writes happen outside Session.mu, except a direct write
+// (direct.go): one non-blocking write system call, under Session.mu and
+// then batchConn.mu, taken only with TryLock so that it never waits.
 //
 // States. Open: closed is false. Closing: closeWith set closed, once, with
 // kind and reason; from then on Send and SendVolatile refuse, no delivery
@@ -187,6 +189,7 @@ type Session struct {
 	// the session after SlowClientGrace.
 	queuedBytes  int64
 	writingBytes int64
+	pendingBytes int64         // of writingBytes: frames a direct write left in the socket's batch (direct.go)
 	slowSince    time.Duration // a stamp (stampOf); 0 while not over
 	slowTimer    timer
 

@@ -52,6 +52,7 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	bc := &batchConn{Conn: c}
+	bc.pk.plain = directWrites && parkable(c)
 	if h.hold {
 		bc.begin()
 	}
@@ -319,6 +320,9 @@ func (s *Session) wakeWriterLocked() {
 	if s.ws == nil {
 		return // not switched yet: runWebSocket starts it
 	}
+	if s.writeDirectLocked() {
+		return
+	}
 	s.writing = true
 	s.wsLive++
 	// The writer's own wake-up channel: an idle session, which has no
@@ -407,7 +411,7 @@ func (s *Session) writeLoop(c *websocket.Conn, notify <-chan struct{}) {
 		if written > 0 {
 			s.wroteLocked(written) // written is set again below, after the next write
 		}
-		for len(s.queue) == 0 && !s.closed {
+		for len(s.queue) == 0 && !s.closed && s.pendingBytes == 0 {
 			s.mu.Unlock()
 			if idle == nil {
 				idle = s.cfg.clock.NewTimer(writerLinger)
@@ -418,7 +422,7 @@ func (s *Session) writeLoop(c *websocket.Conn, notify <-chan struct{}) {
 			case <-notify:
 			case <-idle.Chan():
 				s.mu.Lock()
-				if len(s.queue) == 0 && !s.closed {
+				if len(s.queue) == 0 && !s.closed && s.pendingBytes == 0 {
 					// Idle: end, keeping the connection; the reader
 					// is still running, so wsLive stays above zero.
 					s.writing = false
@@ -434,12 +438,21 @@ func (s *Session) writeLoop(c *websocket.Conn, notify <-chan struct{}) {
 		closed, kind := s.closed, s.kind
 		var n int64
 		batch, n = s.takeQueueLocked(batch[:0])
+		pending := s.pendingBytes
+		s.pendingBytes = 0
+		n += pending
 		s.mu.Unlock()
 		if closed {
+			// What a direct write left is still in the socket's
+			// batch, ahead of what finishWrites writes.
 			s.finishWrites(c, kind, batch)
 			return
 		}
-		if err := s.writeBatch(c, batch); err != nil {
+		err := s.writePending(c, pending)
+		if err == nil {
+			err = s.writeBatch(c, batch)
+		}
+		if err != nil {
 			if ce := s.log().Check(zap.DebugLevel, "websocket write failed"); ce != nil {
 				ce.Write(zap.Error(err))
 			}
@@ -455,6 +468,17 @@ func (s *Session) writeLoop(c *websocket.Conn, notify <-chan struct{}) {
 	}
 }
 
+// writePending writes, under a fresh write deadline, what a direct write
+// left (pending: its bytes in the backlog; 0: nothing): the socket's
+// batch (batchConn.buf) holds it.
+func (s *Session) writePending(c *websocket.Conn, pending int64) error {
+	if pending == 0 {
+		return nil
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+	return flushConn(c)
+}
+
 // finishWrites writes what a closed session still owes its client (see
 // closeKind), then closes the socket, which ends readLoop.
 func (s *Session) finishWrites(c *websocket.Conn, kind closeKind, batch []outPacket) {
@@ -464,7 +488,10 @@ func (s *Session) finishWrites(c *websocket.Conn, kind closeKind, batch []outPac
 	case kindOverflow:
 		return
 	case kindGraceful, kindShutdown:
-		if s.writeBatch(c, batch) != nil {
+		// What a direct write left first, under the write timeout
+		// rather than the close frame's.
+		_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		if flushConn(c) != nil || s.writeBatch(c, batch) != nil {
 			return
 		}
 		_ = c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
@@ -474,6 +501,9 @@ func (s *Session) finishWrites(c *websocket.Conn, kind closeKind, batch []outPac
 	default:
 		_ = c.WriteControl(websocket.CloseMessage, normalClose, time.Now().Add(closeFrameTimeout))
 	}
+	// What a direct write left (kindError: the close frame follows it
+	// into the socket's batch).
+	_ = flushConn(c)
 }
 
 // controlFrames holds the one-byte text frames of data-less packets.

@@ -179,7 +179,8 @@ func TestWebSocketHeartbeatExtendedOnce(t *testing.T) {
 // to write, keeping the connection; the next packet starts a new one.
 func TestWebSocketWriterLinger(t *testing.T) {
 	fc := newFakeClock()
-	ts := newTServer(t, Options{clock: fc})
+	// Direct writes would leave the writer out of it (direct_test.go).
+	ts := newTServer(t, Options{clock: fc, DisableDirectWrites: true})
 	c := ts.mustDial("EIO=4&transport=websocket")
 	read(t, c)
 	r := ts.session()
