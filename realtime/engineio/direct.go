@@ -27,7 +27,10 @@ import (
 //     it for the whole write, so a direct write never lands inside one,
 //     and a client that keeps such a write blocked only sends its
 //     packets back to the writer goroutine, never stalls the caller;
-//   - every frame is uncompressed and is not an Engine.IO v3 binary one.
+//   - every frame is uncompressed and is not an Engine.IO v3 binary one;
+//   - the process is not short of CPU (cpugauge.go): then writers, which
+//     write all that queued while they were behind with one call, carry
+//     more than a call per frame can.
 //
 // What the socket does not take at once (its send buffer is full) is kept
 // in the socket's batch (batchConn.buf), where every later write lands
@@ -54,7 +57,7 @@ func (s *Session) writeDirectLocked() bool {
 		return false
 	}
 	bc, ok := s.ws.NetConn().(*batchConn)
-	if !ok || !bc.pk.plain || s.cfg.DisableDirectWrites {
+	if !ok || !bc.pk.plain || s.cfg.DisableDirectWrites || s.srv.cpu.isBusy(stampOf(time.Now()), processCPU) {
 		return false
 	}
 	wire, pooled, ok := s.directFrames(bc)

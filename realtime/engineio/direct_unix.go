@@ -2,7 +2,10 @@
 
 package engineio
 
-import "syscall"
+import (
+	"syscall"
+	"time"
+)
 
 // directWrites: this platform has the write system call direct.go needs.
 const directWrites = true
@@ -39,4 +42,14 @@ func (b *batchConn) rawWrite(p []byte) (int, error) {
 		return 0, werr
 	}
 	return n, nil
+}
+
+// processCPU is the CPU time the process has used so far, user and
+// system (the cpu gauge's sample); 0 if the system does not say.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

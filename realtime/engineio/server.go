@@ -39,6 +39,7 @@ type Server struct {
 
 	releases atomic.Uint64 // ReleasePolls calls: a waiting GET ends when it changes
 	park     parkState     // the poller of parked websocket readers (park.go)
+	cpu      cpuGauge      // whether direct writes step aside (cpugauge.go)
 
 	fwd forwards // requests the Forwarder is serving (forward.go)
 }

@@ -1,0 +1,88 @@
+package engineio
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// The gauge turns busy at gaugeBusy of the CPUs and back only under
+// gaugeIdle, per window, counting every CPU GOMAXPROCS allows.
+func TestCPUGauge(t *testing.T) {
+	var g cpuGauge
+	ms := time.Millisecond
+	steps := []struct {
+		now, cpu time.Duration
+		procs    int
+		want     bool
+	}{
+		{100 * ms, 0, 1, false},         // the first sample only starts the count
+		{150 * ms, 50 * ms, 1, false},   // not due yet: no sample
+		{200 * ms, 95 * ms, 1, true},    // 95 % of one CPU
+		{300 * ms, 175 * ms, 1, true},   // 80 %: still busy
+		{400 * ms, 245 * ms, 1, false},  // 70 %: below gaugeIdle
+		{500 * ms, 330 * ms, 1, false},  // 85 %: not yet busy again
+		{600 * ms, 480 * ms, 2, false},  // 150 % of one CPU is 75 % of two
+		{700 * ms, 665 * ms, 2, true},   // 185 % of two CPUs: 92.5 %
+		{1700 * ms, 700 * ms, 2, false}, // a long quiet gap counts in full
+		{1800 * ms, 700 * ms, 0, false}, // no CPUs said: no change
+		{1900 * ms, 1700 * ms, 1, true}, // CPU time from a window not sampled counts too
+	}
+	for i, st := range steps {
+		g.mu.Lock()
+		g.sampleLocked(st.now, st.cpu, st.procs)
+		g.mu.Unlock()
+		if got := g.busy.Load(); got != st.want {
+			t.Fatalf("step %d (%v, cpu %v, %d procs): busy %v, want %v", i, st.now, st.cpu, st.procs, got, st.want)
+		}
+	}
+	// isBusy samples only when due, and never waits for a sampler.
+	calls := 0
+	cpu := func() time.Duration { calls++; return 0 }
+	g.next.Store(int64(5 * time.Second))
+	g.isBusy(4*time.Second, cpu)
+	if calls != 0 {
+		t.Fatalf("sampled %d times before the window passed", calls)
+	}
+	g.mu.Lock()
+	g.isBusy(6*time.Second, cpu)
+	g.mu.Unlock()
+	if calls != 0 {
+		t.Fatal("waited for, or sampled beside, a sample in progress")
+	}
+	g.isBusy(6*time.Second, cpu)
+	if calls != 1 {
+		t.Fatalf("%d samples once due, want 1", calls)
+	}
+}
+
+// While the process is short of CPU, a send goes to the writer goroutine,
+// whose batches carry more than a write per frame (cpugauge.go); once it
+// is not, direct writes resume.
+func TestDirectWriteStepsAsideWhenBusy(t *testing.T) {
+	ts, logs := debugServer(t, Options{})
+	c := ts.mustDial("EIO=4&transport=websocket")
+	read(t, c)
+	r := ts.session()
+	idleWriter(t, r.s)
+	g := &ts.srv.cpu
+	g.next.Store(math.MaxInt64) // no sample changes the answer below
+	g.busy.Store(true)
+	if err := r.s.Send(TextMessageString("busy")); err != nil {
+		t.Fatal(err)
+	}
+	expectText(t, c, "4busy")
+	waitFor(t, "the writer's entry", func() bool { _, w := writes(logs); return w == 1 })
+	if d, _ := writes(logs); d != 0 {
+		t.Fatalf("%d direct writes while busy", d)
+	}
+	g.busy.Store(false)
+	idleWriter(t, r.s)
+	if err := r.s.Send(TextMessageString("idle")); err != nil {
+		t.Fatal(err)
+	}
+	expectText(t, c, "4idle")
+	if d, _ := writes(logs); d != 1 {
+		t.Fatalf("%d direct writes once not busy, want 1", d)
+	}
+}
