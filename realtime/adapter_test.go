@@ -4,11 +4,13 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddy-socketio/caddy-socketio/internal/testkit"
 	"github.com/caddy-socketio/caddy-socketio/realtime/parser"
 )
 
@@ -136,5 +138,44 @@ func TestHandshakeJSON(t *testing.T) {
 	err = json.Unmarshal([]byte(`{"headers":{"x":["1","2"]},"time":"Tue Dec 01 2026 11:09:07 GMT+0000 (Coordinated Universal Time)","query":{"q":"v"}}`), &fromNode)
 	if err != nil || len(fromNode.Headers.Values("X")) != 2 || fromNode.Query.Get("q") != "v" {
 		t.Fatalf("node handshake: %+v %v", fromNode, err)
+	}
+}
+
+// TestDeliverLocalSplit: a delivery to many sockets is split between
+// goroutines (DeliverLocal), and still each socket gets one caller's
+// deliveries in order, each once, and the count is every socket's.
+func TestDeliverLocalSplit(t *testing.T) {
+	defer func(c, p int) { deliverChunk = c; runtime.GOMAXPROCS(p) }(deliverChunk, runtime.GOMAXPROCS(4))
+	deliverChunk = 2
+	const clients, rounds = 12, 30
+	got := make(chan *Socket, clients)
+	_, ts := newTestServerWith(t, nil, func(s *Server) {
+		s.Of("/").OnConnection(func(s *Socket) { got <- s })
+	})
+	cs := make([]*testkit.WS, clients)
+	ids := make([]string, clients)
+	var n *Namespace
+	for i := range cs {
+		cs[i] = dialRaw(t, ts, "")
+		cs[i].Send("40")
+		cs[i].ExpectPrefix("40{")
+		s := <-got
+		ids[i], n = s.ID(), s.Namespace()
+	}
+	for r := range rounds {
+		msgs, err := EncodeBroadcast(eventPacket("/", parser.NoID, "r", []any{r}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sent := n.DeliverLocal(ids, Delivery{Messages: msgs}); sent != clients {
+			t.Fatalf("round %d: sent to %d, want %d", r, sent, clients)
+		}
+	}
+	for i, c := range cs {
+		for r := range rounds {
+			if f := c.Next(2 * time.Second); f.Data != `42["r",`+itoa(int64(r))+`]` {
+				t.Fatalf("client %d, round %d: got %q", i, r, f.Data)
+			}
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -229,24 +230,26 @@ type Delivery struct {
 // returns how many it was queued on. It is the primitive every Adapter
 // delivers with, for broadcasts of this node and of others; it takes the
 // namespace's lock for the lookup only, and never calls the adapter.
+//
+// Queueing to an idle WebSocket writes the frame at once, on the caller's
+// goroutine (the engine's direct writes), so a large delivery without
+// acks is split between goroutines, one per deliverChunk sockets and at
+// most GOMAXPROCS, rather than making one goroutine run every system
+// call in turn. It returns once all are done: a socket gets the
+// deliveries of one caller in the order they were made.
 func (n *Namespace) DeliverLocal(ids []string, d Delivery) int {
 	targets := n.LocalSockets(ids)
-	sent := 0
 	var w Watcher
 	if d.Event != nil {
 		w = n.srv.watcher()
 	}
 	if d.OnAck == nil {
-		for _, s := range targets {
-			if s.writeMessages(d.Messages, d.Volatile) {
-				sent++
-				if w != nil {
-					w.EventSent(s, d.Event)
-				}
-			}
+		if parts := min(runtime.GOMAXPROCS(0), len(targets)/deliverChunk); parts > 1 {
+			return deliverSplit(targets, d, w, parts)
 		}
-		return sent
+		return deliverTo(targets, d, w)
 	}
+	sent := 0
 	onAck := d.OnAck
 	acked := targets[:0]
 	for _, s := range targets {
@@ -276,6 +279,45 @@ func (n *Namespace) DeliverLocal(ids []string, d Delivery) int {
 		})
 	}
 	return sent
+}
+
+// deliverChunk is the fewest sockets DeliverLocal hands to a goroutine of
+// their own. A variable only so that tests may lower it.
+var deliverChunk = 512
+
+// deliverTo queues d, which has no ack, on targets; it returns how many
+// took it.
+func deliverTo(targets []*Socket, d Delivery, w Watcher) int {
+	sent := 0
+	for _, s := range targets {
+		if s.writeMessages(d.Messages, d.Volatile) {
+			sent++
+			if w != nil {
+				w.EventSent(s, d.Event)
+			}
+		}
+	}
+	return sent
+}
+
+// deliverSplit is deliverTo over parts slices of targets, all but the last
+// on goroutines of their own, and returns when every part is done.
+func deliverSplit(targets []*Socket, d Delivery, w Watcher, parts int) int {
+	size := (len(targets) + parts - 1) / parts
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	for len(targets) > size {
+		part := targets[:size]
+		targets = targets[size:]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sent.Add(int64(deliverTo(part, d, w)))
+		}()
+	}
+	last := deliverTo(targets, d, w)
+	wg.Wait()
+	return int(sent.Load()) + last
 }
 
 // LocalSockets returns the local sockets among ids, in their order,

@@ -56,8 +56,8 @@ func (s *Session) writeDirectLocked() bool {
 	if s.closed || s.writing || len(s.queue) == 0 || s.ws == nil {
 		return false
 	}
-	bc, ok := s.ws.NetConn().(*batchConn)
-	if !ok || !bc.pk.plain || s.cfg.DisableDirectWrites || s.srv.cpu.isBusy(stampOf(time.Now()), processCPU) {
+	bc, ok := s.directConnLocked()
+	if !ok {
 		return false
 	}
 	wire, pooled, ok := s.directFrames(bc)
@@ -111,6 +111,17 @@ func (s *Session) writeDirectLocked() bool {
 		ce.Write(zap.Int("count", count), zap.Bool("direct", true))
 	}
 	return true
+}
+
+// directConnLocked returns the session's connection when direct writes
+// may reach it now: the engine's own, plain, direct writes not turned off
+// and the process not short of CPU. s.mu is held.
+func (s *Session) directConnLocked() (*batchConn, bool) {
+	bc, ok := s.ws.NetConn().(*batchConn)
+	if !ok || !bc.pk.plain || s.cfg.DisableDirectWrites || s.srv.cpu.isBusy(stampOf(time.Now()), processCPU) {
+		return nil, false
+	}
+	return bc, true
 }
 
 // directFrames returns the websocket frames of the queue as they go on the

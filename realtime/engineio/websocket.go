@@ -412,6 +412,15 @@ func (s *Session) writeLoop(c *websocket.Conn, notify <-chan struct{}) {
 			s.wroteLocked(written) // written is set again below, after the next write
 		}
 		for len(s.queue) == 0 && !s.closed && s.pendingBytes == 0 {
+			if _, direct := s.directConnLocked(); direct {
+				// The next packet is written directly: no linger.
+				// (While the process is short of CPU the writer
+				// lingers, asking the gauge after each batch, and
+				// ends once direct writes are back.)
+				s.endWriterLocked()
+				s.mu.Unlock()
+				return
+			}
 			s.mu.Unlock()
 			if idle == nil {
 				idle = s.cfg.clock.NewTimer(writerLinger)
@@ -423,11 +432,7 @@ func (s *Session) writeLoop(c *websocket.Conn, notify <-chan struct{}) {
 			case <-idle.Chan():
 				s.mu.Lock()
 				if len(s.queue) == 0 && !s.closed && s.pendingBytes == 0 {
-					// Idle: end, keeping the connection; the reader
-					// is still running, so wsLive stays above zero.
-					s.writing = false
-					s.wsNotify = nil
-					s.wsLive--
+					s.endWriterLocked()
 					s.mu.Unlock()
 					return
 				}
@@ -466,6 +471,14 @@ func (s *Session) writeLoop(c *websocket.Conn, notify <-chan struct{}) {
 			batch = nil
 		}
 	}
+}
+
+// endWriterLocked ends an idle writer, keeping the connection: the reader
+// is still running, so wsLive stays above zero. s.mu is held.
+func (s *Session) endWriterLocked() {
+	s.writing = false
+	s.wsNotify = nil
+	s.wsLive--
 }
 
 // writePending writes, under a fresh write deadline, what a direct write
