@@ -2,14 +2,19 @@
 
 package engineio
 
-import "time"
+import (
+	"net"
+	"time"
+)
 
-// directWrites: no direct writes here; every write goes through the writer
-// goroutine.
-const directWrites = false
+// directFD: no direct writes on this platform; every write goes through
+// the writer goroutine.
+type directFD struct{}
 
-// rawWrite is never reached here (directWrites).
-func (b *batchConn) rawWrite([]byte) (int, error) { return 0, errNoDescriptor }
+func (*directFD) open(net.Conn)             {}
+func (*directFD) usable() bool              { return false }
+func (*directFD) write([]byte) (int, error) { return 0, errNoDescriptor }
+func (*directFD) close()                    {}
 
-// processCPU is never sampled here (directWrites).
+// processCPU is never sampled here (no direct writes).
 func processCPU() time.Duration { return 0 }

@@ -52,7 +52,9 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	bc := &batchConn{Conn: c}
-	bc.pk.plain = directWrites && parkable(c)
+	if parkable(c) {
+		bc.pk.direct.open(c)
+	}
 	if h.hold {
 		bc.begin()
 	}
