@@ -2,6 +2,7 @@ package engineio
 
 import (
 	"errors"
+	"os"
 	"time"
 
 	"go.uber.org/zap"
@@ -19,7 +20,7 @@ import (
 // between and the frames need no work a writer would do:
 //   - no writer goroutine runs (Session.writing) and the session is open;
 //   - the connection is the engine's own, over plain TCP or a unix socket
-//     (parker.direct; a *tls.Conn keeps its own buffers), with no batch
+//     (parker.plain; a *tls.Conn keeps its own buffers), with no batch
 //     open (nor what an earlier direct write left, which waits in one);
 //   - batchConn.mu is free: every other write to the socket (gorilla's,
 //     from the writer or from the reader's pong and close replies) holds
@@ -117,7 +118,7 @@ func (s *Session) writeDirectLocked() bool {
 // and the process not short of CPU. s.mu is held.
 func (s *Session) directConnLocked() (*batchConn, bool) {
 	bc, ok := s.ws.NetConn().(*batchConn)
-	if !ok || !bc.pk.direct.usable() || s.cfg.DisableDirectWrites || s.srv.cpu.isBusy(stampOf(time.Now()), processCPU) {
+	if !ok || !bc.pk.plain || s.cfg.DisableDirectWrites || s.srv.cpu.isBusy(stampOf(time.Now()), processCPU) {
 		return nil, false
 	}
 	return bc, true
@@ -224,8 +225,19 @@ func (pf *preparedFrame) wireFrame(m *Message) []byte {
 
 // writeNow makes one non-blocking write of p to the socket and returns
 // how much of it the socket took (0 when its buffer is full). b.mu is
-// held. The write goes around the net package's poller (directFD), so no
-// write deadline applies: it cannot block.
+// held. A write deadline that has passed (the writer set it long ago) is
+// cleared first: this write cannot block, and the writer sets its own
+// before its next write.
 func (b *batchConn) writeNow(p []byte) (int, error) {
-	return b.pk.direct.write(p)
+	for try := 0; ; try++ {
+		n, err := b.rawWrite(p)
+		if try == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			if err := b.Conn.SetWriteDeadline(time.Time{}); err != nil {
+				return 0, err
+			}
+			b.wdl.Store(0)
+			continue
+		}
+		return n, err
+	}
 }

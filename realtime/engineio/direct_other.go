@@ -2,19 +2,14 @@
 
 package engineio
 
-import (
-	"net"
-	"time"
-)
+import "time"
 
-// directFD: no direct writes on this platform; every write goes through
-// the writer goroutine.
-type directFD struct{}
+// directWrites: no direct writes here; every write goes through the writer
+// goroutine.
+const directWrites = false
 
-func (*directFD) open(net.Conn)             {}
-func (*directFD) usable() bool              { return false }
-func (*directFD) write([]byte) (int, error) { return 0, errNoDescriptor }
-func (*directFD) close()                    {}
+// rawWrite is never reached here (directWrites).
+func (b *batchConn) rawWrite([]byte) (int, error) { return 0, errNoDescriptor }
 
-// processCPU is never sampled here (no direct writes).
+// processCPU is never sampled here (directWrites).
 func processCPU() time.Duration { return 0 }

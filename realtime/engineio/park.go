@@ -70,7 +70,7 @@ type parker struct {
 	state      uint8
 	registered bool          // added to the poller (later parks re-arm it)
 	noPark     bool          // not parkable (see parkable), or the poller refused it
-	direct     directFD      // the socket's descriptor for direct writes (direct.go)
+	plain      bool          // parkable: direct writes may reach the socket (direct.go)
 	id         uint64        // the poller's key, never reused
 	br         *bufio.Reader // gorilla's reader: park only when it is empty
 	s          *Session      // resumed by the poller or by Close
@@ -269,7 +269,6 @@ func (b *batchConn) Close() error {
 		pk.poll.forget(b, pk)
 		pk.registered = false
 	}
-	pk.direct.close() // no direct write is left on the descriptor
 	err := b.Conn.Close()
 	if was == parkParked {
 		pk.restoreBuf(b)

@@ -52,9 +52,7 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	bc := &batchConn{Conn: c}
-	if parkable(c) {
-		bc.pk.direct.open(c)
-	}
+	bc.pk.plain = directWrites && parkable(c)
 	if h.hold {
 		bc.begin()
 	}
