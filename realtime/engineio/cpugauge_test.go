@@ -60,12 +60,8 @@ func TestCPUGauge(t *testing.T) {
 // whose batches carry more than a write per frame (cpugauge.go); once it
 // is not, direct writes resume.
 func TestDirectWriteStepsAsideWhenBusy(t *testing.T) {
-	ts, logs := debugServer(t, Options{})
-	c := ts.mustDial("EIO=4&transport=websocket")
-	read(t, c)
-	r := ts.session()
-	idleWriter(t, r.s)
-	g := &ts.srv.cpu
+	logs, c, r := directSession(t)
+	g := &r.s.srv.cpu
 	g.next.Store(math.MaxInt64) // no sample changes the answer below
 	g.busy.Store(true)
 	if err := r.s.Send(TextMessageString("busy")); err != nil {

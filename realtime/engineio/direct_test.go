@@ -69,15 +69,29 @@ func grow(t *testing.T, c *websocket.Conn) {
 	}
 }
 
-// An open websocket session with no writer running gets what is sent
-// written by the sender's own call: the frame is on the wire when Send
-// returns, and no writer goroutine starts.
-func TestDirectWrite(t *testing.T) {
+// directSession opens a websocket session on a server whose debug log is
+// recorded, and waits until its writer is idle, so that what is sent next
+// may be written directly.
+func directSession(t *testing.T) (*observer.ObservedLogs, *websocket.Conn, *recorder) {
+	t.Helper()
 	ts, logs := debugServer(t, Options{})
 	c := ts.mustDial("EIO=4&transport=websocket")
 	read(t, c)
 	r := ts.session()
 	idleWriter(t, r.s)
+	return logs, c, r
+}
+
+// incompleteWrites counts the direct writes the socket took only part of.
+func incompleteWrites(logs *observer.ObservedLogs) int {
+	return logs.FilterMessage("direct write incomplete, the writer finishes it").Len()
+}
+
+// An open websocket session with no writer running gets what is sent
+// written by the sender's own call: the frame is on the wire when Send
+// returns, and no writer goroutine starts.
+func TestDirectWrite(t *testing.T) {
+	logs, c, r := directSession(t)
 	for i := range 20 {
 		msg := fmt.Sprintf("m%d", i)
 		if err := r.s.Send(TextMessageString(msg)); err != nil {
@@ -143,11 +157,7 @@ func TestDirectWriteOff(t *testing.T) {
 // direct write, which would otherwise fail with a timeout: the direct
 // write clears it and goes on.
 func TestDirectWriteAfterDeadline(t *testing.T) {
-	ts, logs := debugServer(t, Options{})
-	c := ts.mustDial("EIO=4&transport=websocket")
-	read(t, c)
-	r := ts.session()
-	idleWriter(t, r.s)
+	logs, c, r := directSession(t)
 	bc := r.s.ws.NetConn().(*batchConn)
 	if err := bc.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
 		t.Fatal(err)
@@ -170,14 +180,8 @@ func TestDirectWriteAfterDeadline(t *testing.T) {
 // a write only now and then (often it takes all or nothing), so the test
 // fills and drains the socket until that happened, at most 20 times.
 func TestDirectWritePartial(t *testing.T) {
-	ts, logs := debugServer(t, Options{})
-	c := ts.mustDial("EIO=4&transport=websocket")
-	read(t, c)
-	r := ts.session()
-	idleWriter(t, r.s)
-	incomplete := func() int {
-		return logs.FilterMessage("direct write incomplete, the writer finishes it").Len()
-	}
+	logs, c, r := directSession(t)
+	incomplete := func() int { return incompleteWrites(logs) }
 	pad := strings.Repeat("x", 3000)
 	next := 0 // the number of the next message sent
 	for round := 0; incomplete() == 0; round++ {
@@ -223,15 +227,11 @@ func TestDirectWritePartial(t *testing.T) {
 // A session closed gracefully while a direct write's rest is waiting
 // still sends that rest first, then the close packet.
 func TestDirectWritePartialThenClose(t *testing.T) {
-	ts, logs := debugServer(t, Options{})
-	c := ts.mustDial("EIO=4&transport=websocket")
-	read(t, c)
-	r := ts.session()
-	idleWriter(t, r.s)
+	logs, c, r := directSession(t)
 	shrink(t, r.s, c)
 	pad := strings.Repeat("y", 3000)
 	sent := 0
-	for ; sent < 200 && logs.FilterMessage("direct write incomplete, the writer finishes it").Len() == 0; sent++ {
+	for ; sent < 200 && incompleteWrites(logs) == 0; sent++ {
 		if err := r.s.Send(TextMessageString(fmt.Sprintf("%04d%s", sent, pad))); err != nil {
 			t.Fatal(err)
 		}
