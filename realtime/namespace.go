@@ -309,11 +309,7 @@ func deliverSplit(targets []*Socket, d Delivery, w Watcher, parts int) int {
 	for len(targets) > size {
 		part := targets[:size]
 		targets = targets[size:]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sent.Add(int64(deliverTo(part, d, w)))
-		}()
+		wg.Go(func() { sent.Add(int64(deliverTo(part, d, w))) })
 	}
 	last := deliverTo(targets, d, w)
 	wg.Wait()

@@ -35,9 +35,10 @@ import (
 // What the socket does not take at once (its send buffer is full) is kept
 // in the socket's batch (batchConn.buf), where every later write lands
 // after it, and the writer goroutine is started to write it, with the
-// usual write deadline: the frame order is the queue's. A socket that takes nothing leaves the packets queued for
-// the writer, and an error does the same, so the writer meets it again and
-// closes the session as it would have. The rest's packets count in the
+// usual write deadline: the frame order is the queue's. A socket that
+// takes nothing leaves the packets queued for the writer, and an error
+// does the same, so the writer meets it again and closes the session as it
+// would have. The rest's packets count in the
 // backlog (writingBytes, pendingBytes) until it is written.
 
 // errNoDescriptor: the connection has no socket to write to directly.
@@ -47,48 +48,30 @@ var errNoDescriptor = errors.New("connection has no descriptor")
 // to the writer goroutine.
 const maxDirectWrite = maxPooledBatch
 
-// writeDirectLocked tries the fast path for everything queued. true: all
-// of it is written. false: the caller starts the writer, either because
-// the fast path does not apply (nothing was written or changed) or to
-// finish what the socket did not take (pendingBytes > 0). s.mu is held;
-// the call never blocks.
+// writeDirectLocked tries the fast path for everything queued; the caller
+// (wakeWriterLocked) has checked that no writer runs and that the session
+// has its websocket. true: all of it is written. false: the caller starts
+// the writer, either because the fast path does not apply (nothing was
+// written or changed) or to finish what the socket did not take
+// (pendingBytes > 0). s.mu is held; the call never blocks.
 func (s *Session) writeDirectLocked() bool {
-	if s.closed || s.writing || len(s.queue) == 0 || s.ws == nil {
+	if s.closed || len(s.queue) == 0 {
 		return false
 	}
 	bc, ok := s.directConnLocked()
 	if !ok {
 		return false
 	}
-	wire, pooled, ok := s.directFrames(bc)
+	wire, pooled, ok := s.directFrames()
 	if !ok {
 		return false
 	}
-	if !bc.mu.TryLock() {
-		releaseDirect(pooled)
-		return false
-	}
-	if bc.buf != nil {
-		bc.mu.Unlock()
-		releaseDirect(pooled)
-		return false
-	}
-	n, err := bc.writeNow(wire)
-	if err != nil || n == 0 {
-		// Nothing went out: the writer writes it, or meets the error.
-		bc.mu.Unlock()
-		releaseDirect(pooled)
-		return false
-	}
-	if n < len(wire) {
-		// The rest waits in the socket's batch: every later write
-		// lands after it, and the writer flushes it (writePending).
-		rest := batchPool.Get().(*[]byte)
-		*rest = append((*rest)[:0], wire[n:]...)
-		bc.buf = rest
-	}
-	bc.mu.Unlock()
+	n := bc.tryWrite(wire)
 	releaseDirect(pooled)
+	if n == 0 {
+		// Nothing went out: the writer writes it, or meets the error.
+		return false
+	}
 
 	count := len(s.queue)
 	clear(s.queue)
@@ -113,6 +96,31 @@ func (s *Session) writeDirectLocked() bool {
 	return true
 }
 
+// tryWrite writes p directly if no other write holds the socket and no
+// batch is open, and returns how much the socket took: 0 when nothing
+// went out (busy, full or an error, which the writer meets again). The
+// rest of a partial write is kept as the socket's batch, so that every
+// later write lands after it and the writer flushes it (writePending).
+func (b *batchConn) tryWrite(p []byte) int {
+	if !b.mu.TryLock() {
+		return 0
+	}
+	defer b.mu.Unlock()
+	if b.buf != nil {
+		return 0
+	}
+	n, err := b.writeNow(p)
+	if err != nil {
+		return 0
+	}
+	if n > 0 && n < len(p) {
+		rest := batchPool.Get().(*[]byte)
+		*rest = append((*rest)[:0], p[n:]...)
+		b.buf = rest
+	}
+	return n
+}
+
 // directConnLocked returns the session's connection when direct writes
 // may reach it now: the engine's own, plain, direct writes not turned off
 // and the process not short of CPU. s.mu is held.
@@ -128,7 +136,7 @@ func (s *Session) directConnLocked() (*batchConn, bool) {
 // wire: a shared message's own frame when it is the only one, otherwise
 // the frames built in a pooled buffer (returned as pooled, for
 // releaseDirect). ok is false when a packet needs the writer.
-func (s *Session) directFrames(bc *batchConn) (wire []byte, pooled *[]byte, ok bool) {
+func (s *Session) directFrames() (wire []byte, pooled *[]byte, ok bool) {
 	size := 0
 	for _, p := range s.queue {
 		if p.msg == nil {
