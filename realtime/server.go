@@ -102,7 +102,7 @@ func (s *Server) logger() *zap.Logger { return s.opts.Load().Logger }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodGet && r.URL.Query().Get("sid") == "" {
+	if r.Method == http.MethodGet && engineio.SessionID(r) == "" {
 		// A handshake (the engine's own test): it carries what it
 		// reserves of the connection limits to its session.
 		var a *admission

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -53,12 +52,12 @@ type eio3 struct {
 
 // isV4 reports whether a request speaks Engine.IO v4; Node takes any
 // other EIO value, or none, for v3.
-func isV4(q url.Values) bool { return q.Get("EIO") == "4" }
+func isV4(q query) bool { return q.Get("EIO") == "4" }
 
 // newEIO3 returns the v3 state of a session opened by handshake request r,
 // or nil if r speaks v4. ServeHTTP has already checked j (jsonpIndex).
 func newEIO3(r *http.Request) *eio3 {
-	q := r.URL.Query()
+	q := queryOf(r)
 	if isV4(q) {
 		return nil
 	}

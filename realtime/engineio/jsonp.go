@@ -29,7 +29,7 @@ const maxJSONPIndexDigits = 9
 // jsonpIndex returns the j parameter and whether the request asks for
 // JSONP. ok is true for any j present; the caller refuses one that is not
 // 1 to maxJSONPIndexDigits digits (validJSONPIndex).
-func jsonpIndex(q url.Values) (string, bool) {
+func jsonpIndex(q query) (string, bool) {
 	if !q.Has("j") {
 		return "", false
 	}

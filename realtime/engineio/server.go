@@ -7,7 +7,6 @@ package engineio
 import (
 	"maps"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -216,7 +215,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer srv.leave()
 	cfg := srv.cfg.Load()
-	q := r.URL.Query()
+	q := queryOf(r)
 	upgrade := websocket.IsWebSocketUpgrade(r)
 	origin := r.Header.Get("Origin")
 	allowed := cfg.originAllowed(r, origin)
@@ -268,7 +267,7 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveSession serves a request for the existing session sid: a polling
 // GET or POST, or a websocket upgrading it. wsMismatch is a transport
 // that does not match the request (see ServeHTTP).
-func (srv *Server) serveSession(w http.ResponseWriter, r *http.Request, cfg *config, sid string, q url.Values, upgrade, wsMismatch bool) {
+func (srv *Server) serveSession(w http.ResponseWriter, r *http.Request, cfg *config, sid string, q query, upgrade, wsMismatch bool) {
 	s := srv.lookup(sid)
 	if s == nil && srv.forward(w, r, cfg, sid) {
 		return
@@ -303,7 +302,7 @@ func (srv *Server) serveSession(w http.ResponseWriter, r *http.Request, cfg *con
 
 // serveHandshake serves a request without a sid: it opens a session over
 // polling or websocket, once AllowRequest accepts it.
-func (srv *Server) serveHandshake(w http.ResponseWriter, r *http.Request, cfg *config, q url.Values, upgrade, wsMismatch bool) {
+func (srv *Server) serveHandshake(w http.ResponseWriter, r *http.Request, cfg *config, q query, upgrade, wsMismatch bool) {
 	if r.Method != http.MethodGet {
 		srv.refuse(w, r, cfg, errBadHandshakeMethod, upgrade)
 		return
@@ -352,7 +351,7 @@ func (srv *Server) refuse(w http.ResponseWriter, r *http.Request, cfg *config, e
 		ce.Write(zap.Int("code", e.code), zap.String("message", e.message),
 			zap.String("method", r.Method), zap.String("remote", r.RemoteAddr))
 	}
-	if fn := cfg.Observer.OnRefused; fn != nil && r.URL.Query().Get("sid") == "" {
+	if fn := cfg.Observer.OnRefused; fn != nil && SessionID(r) == "" {
 		fn(e.code)
 	}
 	e.write(w, upgrade)

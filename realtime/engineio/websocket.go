@@ -61,7 +61,11 @@ func (h hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	// gorilla reads through this reader, so the engine knows when it is
 	// empty (park.go).
-	bc.pk.br = bufio.NewReaderSize(bc, readBufferSize)
+	// Its buffer comes from the parked connections' pool (restoreBuf; no
+	// one else sees the connection yet), where a connection that parks
+	// gives it back: a connect storm reuses the same few buffers.
+	bc.pk.br = new(bufio.Reader)
+	bc.pk.restoreBuf(bc)
 	bc.pk.noPark = !parkable(c)
 	return bc, bufio.NewReadWriter(bc.pk.br, brw.Writer), nil
 }
@@ -273,12 +277,14 @@ func (s *Session) readFirst(c *websocket.Conn) {
 		return
 	}
 	// The wait peeks at what arrived: a whole first frame is read here.
-	var peek [firstFramePeek]byte
+	peek := peekPool.Get().(*[firstFramePeek]byte)
 	ready, n := waitReadable(bc.Conn, readLinger, peek[:])
+	whole := ready && wholeFrame(peek[:n])
+	peekPool.Put(peek)
 	if !ready && s.parkRead(c) {
 		return
 	}
-	if !ready || !wholeFrame(peek[:n]) {
+	if !whole {
 		// Not parked, or part of a frame, a long one, a fragment or a
 		// control frame: reading it here could block for as long as the
 		// client likes.
@@ -298,6 +304,12 @@ func (s *Session) readFirst(c *websocket.Conn) {
 // Socket.IO CONNECT with a token fits; a longer first frame is read by a
 // reader goroutine.
 const firstFramePeek = 4096
+
+// peekPool holds readFirst's peek buffers. The peek escapes to the heap
+// (the system call takes it), and at 4 KiB it was the largest allocation
+// of a connect: a sixth of all a connect storm allocated, and so of the
+// collector's work in one.
+var peekPool = sync.Pool{New: func() any { return new([firstFramePeek]byte) }}
 
 // writerLinger is how long an idle writer goroutine waits for more before
 // it ends; the next packet starts a new one. Under steady traffic (a
