@@ -22,8 +22,15 @@ import (
 // coalescing writers a saturated server may use a little less CPU than it
 // did with direct writes, and must not switch back for that.
 
-// gaugeWindow is how often the gauge samples the process's CPU time.
-const gaugeWindow = 100 * time.Millisecond
+// gaugeWindow is how often the gauge samples the process's CPU time. It
+// spans many broadcasts: a room broadcast is a burst (5,000 writes take
+// 50-70 ms of a core), and a window of 100 ms, as the first gauge had,
+// caught one burst and a part of the next often enough to read a server
+// at 70 % of its core as busy, which then stayed busy on the writers'
+// dearer deliveries (the bench's 5000 x 10 msg/s: 14.2-14.6 us a delivery
+// in such runs against 11-12 us). A second is still short next to an
+// overload, which is what the gauge is for.
+const gaugeWindow = time.Second
 
 // The gauge's thresholds, in CPU time per wall time per GOMAXPROCS.
 const (

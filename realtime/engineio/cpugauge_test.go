@@ -10,23 +10,24 @@ import (
 // gaugeIdle, per window, counting every CPU GOMAXPROCS allows.
 func TestCPUGauge(t *testing.T) {
 	var g cpuGauge
-	ms := time.Millisecond
+	// Times in windows: w(1.5) is one and a half gaugeWindows.
+	w := func(k float64) time.Duration { return time.Duration(k * float64(gaugeWindow)) }
 	steps := []struct {
 		now, cpu time.Duration
 		procs    int
 		want     bool
 	}{
-		{100 * ms, 0, 1, false},         // the first sample only starts the count
-		{150 * ms, 50 * ms, 1, false},   // not due yet: no sample
-		{200 * ms, 95 * ms, 1, true},    // 95 % of one CPU
-		{300 * ms, 175 * ms, 1, true},   // 80 %: still busy
-		{400 * ms, 245 * ms, 1, false},  // 70 %: below gaugeIdle
-		{500 * ms, 330 * ms, 1, false},  // 85 %: not yet busy again
-		{600 * ms, 480 * ms, 2, false},  // 150 % of one CPU is 75 % of two
-		{700 * ms, 665 * ms, 2, true},   // 185 % of two CPUs: 92.5 %
-		{1700 * ms, 700 * ms, 2, false}, // a long quiet gap counts in full
-		{1800 * ms, 700 * ms, 0, false}, // no CPUs said: no change
-		{1900 * ms, 1700 * ms, 1, true}, // CPU time from a window not sampled counts too
+		{w(1), 0, 1, false},        // the first sample only starts the count
+		{w(1.5), w(0.5), 1, false}, // not due yet: no sample
+		{w(2), w(0.95), 1, true},   // 95 % of one CPU
+		{w(3), w(1.75), 1, true},   // 80 %: still busy
+		{w(4), w(2.45), 1, false},  // 70 %: below gaugeIdle
+		{w(5), w(3.30), 1, false},  // 85 %: not yet busy again
+		{w(6), w(4.80), 2, false},  // 150 % of one CPU is 75 % of two
+		{w(7), w(6.65), 2, true},   // 185 % of two CPUs: 92.5 %
+		{w(17), w(7), 2, false},    // a long quiet gap counts in full
+		{w(18), w(7), 0, false},    // no CPUs said: no change
+		{w(19), w(17), 1, true},    // CPU time from a window not sampled counts too
 	}
 	for i, st := range steps {
 		g.mu.Lock()
@@ -39,18 +40,18 @@ func TestCPUGauge(t *testing.T) {
 	// isBusy samples only when due, and never waits for a sampler.
 	calls := 0
 	cpu := func() time.Duration { calls++; return 0 }
-	g.next.Store(int64(5 * time.Second))
-	g.isBusy(4*time.Second, cpu)
+	g.next.Store(int64(w(50)))
+	g.isBusy(w(49), cpu)
 	if calls != 0 {
 		t.Fatalf("sampled %d times before the window passed", calls)
 	}
 	g.mu.Lock()
-	g.isBusy(6*time.Second, cpu)
+	g.isBusy(w(51), cpu)
 	g.mu.Unlock()
 	if calls != 0 {
 		t.Fatal("waited for, or sampled beside, a sample in progress")
 	}
-	g.isBusy(6*time.Second, cpu)
+	g.isBusy(w(51), cpu)
 	if calls != 1 {
 		t.Fatalf("%d samples once due, want 1", calls)
 	}
