@@ -73,6 +73,9 @@ func (s *Session) writeDirectLocked() bool {
 		return false
 	}
 
+	if s.directs < gaugeExempt {
+		s.directs++
+	}
 	count := len(s.queue)
 	clear(s.queue)
 	s.queue = s.queue[:0]
@@ -126,11 +129,24 @@ func (b *batchConn) tryWrite(p []byte) int {
 // and the process not short of CPU. s.mu is held.
 func (s *Session) directConnLocked() (*batchConn, bool) {
 	bc, ok := s.ws.NetConn().(*batchConn)
-	if !ok || !bc.pk.plain || s.cfg.DisableDirectWrites || s.srv.cpu.isBusy(stampOf(time.Now()), processCPU) {
+	if !ok || !bc.pk.plain || s.cfg.DisableDirectWrites {
+		return nil, false
+	}
+	if s.directs >= gaugeExempt && s.srv.cpu.isBusy(stampOf(time.Now()), processCPU) {
 		return nil, false
 	}
 	return bc, true
 }
+
+// gaugeExempt is how many direct writes a session makes before the CPU
+// gauge applies to it. A writer's coalescing pays only where frames queue
+// faster than they are written; a new session's first frames (the
+// CONNECT answer, what the application sends on connection) meet an
+// empty queue. In a connect storm the gauge reads busy, and a writer
+// goroutine per connect for that one answer, lingering with its stack,
+// cost more than the write: 5 % of a storm's CPU, and stacks that stayed
+// in the process's memory after it.
+const gaugeExempt = 2
 
 // directFrames returns the websocket frames of the queue as they go on the
 // wire: a shared message's own frame when it is the only one, otherwise

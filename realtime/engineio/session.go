@@ -202,6 +202,9 @@ type Session struct {
 	onWS    bool            // the transport is websocket (it starts as polling unless the handshake is one)
 	writing bool            // a writer goroutine is running (wakeWriterLocked)
 	probed  bool            // "2probe" answered: GETs return at once
+	// directs counts the session's direct writes up to gaugeExempt: its
+	// first ones go out directly whatever the CPU gauge says (direct.go).
+	directs uint8
 
 	getActive, postActive bool
 
