@@ -99,6 +99,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzJSON -fuzztime 60s ./realtime/parser/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePayload$$' -fuzztime 60s ./realtime/engineio/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePayloadMany$$' -fuzztime 60s -fuzzminimizetime 2s ./realtime/engineio/
+	$(GO) test -run '^$$' -fuzz FuzzQuery -fuzztime 60s ./realtime/engineio/
 	$(GO) test -run '^$$' -fuzz FuzzNames -fuzztime 60s ./realtime/
 	$(GO) test -run '^$$' -fuzz FuzzRecoveryLookup -fuzztime 60s ./realtime/
 	$(GO) test -run '^$$' -fuzz FuzzRecoveryOffset -fuzztime 60s ./realtime/redisadapter/
