@@ -39,11 +39,13 @@ type conn struct {
 	// goroutine only); nil when the event limit is off.
 	connects *eventLimiter
 
-	mu           sync.Mutex
-	sockets      []*Socket       // one per namespace (socketIn); a connection is in a few at most
-	connecting   map[string]bool // namespaces whose CONNECT is in a middleware
-	connectTimer *time.Timer
-	closed       bool
+	mu         sync.Mutex
+	sockets    []*Socket       // one per namespace (socketIn); a connection is in a few at most
+	connecting map[string]bool // namespaces whose CONNECT is in a middleware
+	closed     bool
+	// wait is the connection's place in the server's connect timeout
+	// queue (connectwait.go) until it joins a namespace or closes.
+	wait waitTicket
 	// releaseLimits gives back the counts of the connection limits that
 	// the handshake reserved (see admission); nil when it took none.
 	releaseLimits func()
@@ -64,9 +66,13 @@ func newConn(srv *Server, sess session, opts *Options) *conn {
 	if opts.rateLimited() {
 		c.connects = newEventLimiter(connectRate, connectBurst, time.Now())
 	}
-	c.connectTimer = time.AfterFunc(opts.ConnectTimeout, c.onConnectTimeout)
+	srv.connectWait.add(c, opts.ConnectTimeout)
 	return c
 }
+
+func (c *conn) waitTicket() *waitTicket { return &c.wait }
+
+func (c *conn) connectTimedOut() { c.onConnectTimeout() }
 
 // onConnectTimeout closes a connection that joined no namespace in time
 // (Socket.IO v5: the server closes it when connectTimeout passes).
@@ -194,10 +200,8 @@ func (c *conn) refuseLongNamespace(name string) {
 func (c *conn) OnClose(reason string) {
 	c.mu.Lock()
 	c.closed = true
-	if c.connectTimer != nil {
-		c.connectTimer.Stop()
-	}
 	c.mu.Unlock()
+	c.srv.connectWait.remove(c)
 	c.attMu.Lock()
 	c.attSeq++
 	if c.attTimer != nil {
@@ -268,14 +272,12 @@ func (c *conn) connect(p *parser.Packet) {
 		if c.sess.Transport() == engineio.TransportWebSocket {
 			s.countWebSocketLocked()
 		}
-		if c.connectTimer != nil {
-			// Joined in time: drop the timer rather than keep it for the
-			// life of the connection.
-			c.connectTimer.Stop()
-			c.connectTimer = nil
-		}
 	}
+	joined := err == nil && !closed
 	c.mu.Unlock()
+	if joined {
+		c.srv.connectWait.remove(c) // joined in time
+	}
 	if closed || err != nil {
 		s.refuse()
 		c.srv.releaseNamespace(n)

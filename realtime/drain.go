@@ -32,6 +32,7 @@ func (s *Server) Drain(d time.Duration) {
 	s.mu.Unlock()
 	defer close(s.closeDone)
 	defer s.limits.addrs.Close()
+	defer s.connectWait.stop()
 	if d > 0 && len(conns) > 0 {
 		spreadClose(conns, d)
 	}

@@ -52,6 +52,8 @@ type Server struct {
 	closeDone chan struct{} // closed when Close has finished
 
 	limits *connLimits // the connection limits' counts, kept across SetOptions
+
+	connectWait connectWait // Options.ConnectTimeout's queue (connectwait.go)
 }
 
 type dynamicNamespace struct {
