@@ -72,8 +72,6 @@ func newConn(srv *Server, sess session, opts *Options) *conn {
 
 func (c *conn) waitTicket() *waitTicket { return &c.wait }
 
-func (c *conn) connectTimedOut() { c.onConnectTimeout() }
-
 // onConnectTimeout closes a connection that joined no namespace in time
 // (Socket.IO v5: the server closes it when connectTimeout passes).
 func (c *conn) onConnectTimeout() {

@@ -45,9 +45,9 @@ type connectWaiter interface {
 	// waitTicket is where the waiter's place in a queue is kept; only
 	// connectWait touches it, under its mutex.
 	waitTicket() *waitTicket
-	// connectTimedOut runs when the timeout passed with the waiter still
+	// onConnectTimeout runs when the timeout passed with the waiter still
 	// in the queue, without connectWait's mutex.
-	connectTimedOut()
+	onConnectTimeout()
 }
 
 // waitTicket is a waiter's place: its queue (nil when it waits in none)
@@ -115,9 +115,7 @@ func (cw *connectWait) trimLocked(q *waitQueue) {
 	}
 	switch {
 	case q.head == len(q.entries):
-		delete(cw.queues, q.timeout)
-		q.base += uint64(len(q.entries))
-		q.entries, q.head = nil, 0
+		delete(cw.queues, q.timeout) // no ticket names it any more
 	case q.head >= 64 && q.head >= len(q.entries)/2:
 		n := copy(q.entries, q.entries[q.head:])
 		clear(q.entries[n:])
@@ -173,7 +171,7 @@ func (cw *connectWait) fire() {
 	}
 	cw.mu.Unlock()
 	for _, w := range due {
-		w.connectTimedOut()
+		w.onConnectTimeout()
 	}
 }
 

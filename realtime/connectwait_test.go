@@ -1,7 +1,6 @@
 package realtime
 
 import (
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,18 +13,7 @@ type fakeWaiter struct {
 }
 
 func (f *fakeWaiter) waitTicket() *waitTicket { return &f.ticket }
-func (f *fakeWaiter) connectTimedOut()       { f.timedOut.Store(int64(waitStamp())) }
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+func (f *fakeWaiter) onConnectTimeout()       { f.timedOut.Store(int64(waitStamp())) }
 
 // Waiters time out when their own timeout has passed, in due order across
 // timeouts (a reload that shortens the timeout does not make new
@@ -37,14 +25,14 @@ func TestConnectWaitOrder(t *testing.T) {
 	long, short := &fakeWaiter{}, &fakeWaiter{}
 	cw.add(long, 600*time.Millisecond)
 	cw.add(short, 150*time.Millisecond)
-	waitUntil(t, "the short timeout", func() bool { return short.timedOut.Load() != 0 })
+	waitFor(t, "the short timeout", func() bool { return short.timedOut.Load() != 0 })
 	if long.timedOut.Load() != 0 {
 		t.Fatal("the long timeout fired with the short one")
 	}
 	if got := time.Duration(short.timedOut.Load()) - start; got < 150*time.Millisecond {
 		t.Fatalf("short timed out after %v, before its 150ms", got)
 	}
-	waitUntil(t, "the long timeout", func() bool { return long.timedOut.Load() != 0 })
+	waitFor(t, "the long timeout", func() bool { return long.timedOut.Load() != 0 })
 	if got := time.Duration(long.timedOut.Load()) - start; got < 600*time.Millisecond {
 		t.Fatalf("long timed out after %v, before its 600ms", got)
 	}
@@ -90,7 +78,7 @@ func TestConnectWaitRemove(t *testing.T) {
 	// The queue starts over cleanly, and a waiter added now still times out.
 	w := &fakeWaiter{}
 	cw.add(w, 20*time.Millisecond)
-	waitUntil(t, "a time-out after the queue emptied", func() bool { return w.timedOut.Load() != 0 })
+	waitFor(t, "a time-out after the queue emptied", func() bool { return w.timedOut.Load() != 0 })
 }
 
 // Leaving in the order of arrival keeps the queue compact while others
@@ -134,30 +122,6 @@ func TestConnectWaitStop(t *testing.T) {
 		t.Fatal("a waiter timed out after stop")
 	}
 	cw.remove(w) // harmless after stop
-}
-
-// Through the server: a client that joins stays past the timeout and
-// leaves the queue; one that never sends CONNECT is closed.
-func TestConnectTimeoutQueue(t *testing.T) {
-	t.Parallel()
-	srv := NewServer(Options{ConnectTimeout: 300 * time.Millisecond})
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	defer srv.Close()
-	joined := dialRaw(t, ts, "")
-	joined.Send("40")
-	joined.ExpectPrefix("40{")
-	idle := dialRaw(t, ts, "")
-	waitUntil(t, "the joined connection to leave the queue", func() bool { return srv.connectWait.waiting() == 1 })
-	idle.ExpectClosed(3 * time.Second)
-	time.Sleep(100 * time.Millisecond)
-	joined.Send(`42["still here"]`)
-	if srv.ConnCount() != 1 {
-		t.Fatalf("%d connections, want the joined one", srv.ConnCount())
-	}
-	if n := srv.connectWait.waiting(); n != 0 {
-		t.Fatalf("%d waiting after the idle one was closed", n)
-	}
 }
 
 // waiting is how many waiters are queued (tests).

@@ -339,17 +339,32 @@ func TestClientDisconnectKeepsConnection(t *testing.T) {
 	c.Expect(`42["message-back",1]`)
 }
 
+// TestConnectTimeout: a client that never sends CONNECT is closed once the
+// connect timeout passes, not before; one that joined stays, and the
+// server's queue of waiting connections (connectwait.go) is left empty.
 func TestConnectTimeout(t *testing.T) {
 	t.Parallel()
 	srv := NewServer(Options{ConnectTimeout: 300 * time.Millisecond})
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
 	defer srv.Close()
+	joined := dialRaw(t, ts, "")
+	joined.Send("40")
+	joined.ExpectPrefix("40{")
 	c := dialRaw(t, ts, "")
 	start := time.Now()
+	waitFor(t, "the joined connection to leave the queue", func() bool { return srv.connectWait.waiting() == 1 })
 	c.ExpectClosed(3 * time.Second)
 	if d := time.Since(start); d < 200*time.Millisecond {
 		t.Fatalf("closed after %v, before the connect timeout", d)
+	}
+	time.Sleep(100 * time.Millisecond)
+	joined.Send(`42["still here"]`)
+	if srv.ConnCount() != 1 {
+		t.Fatalf("%d connections, want the joined one", srv.ConnCount())
+	}
+	if n := srv.connectWait.waiting(); n != 0 {
+		t.Fatalf("%d waiting after the idle one was closed", n)
 	}
 }
 

@@ -126,7 +126,8 @@ func (b *batchConn) tryWrite(p []byte) int {
 
 // directConnLocked returns the session's connection when direct writes
 // may reach it now: the engine's own, plain, direct writes not turned off
-// and the process not short of CPU. s.mu is held.
+// and, past the session's first gaugeExempt direct writes, the process not
+// short of CPU. s.mu is held.
 func (s *Session) directConnLocked() (*batchConn, bool) {
 	bc, ok := s.ws.NetConn().(*batchConn)
 	if !ok || !bc.pk.plain || s.cfg.DisableDirectWrites {
