@@ -240,15 +240,21 @@ func awaitingPong(s *Session) bool {
 	return s.awaitingPong
 }
 
-// closedNow returns the reason of an OnClose that has already run: after
-// a fake clock's advance, one that a timer caused has.
+// closedNow returns the reason of a session that is closed already: after
+// a fake clock's advance, one that a timer closed. Its OnClose has run, or
+// runs on a goroutine of its own (a ping timeout's), which this waits for.
 func closedNow(t *testing.T, r *recorder) string {
 	t.Helper()
-	select {
-	case reason := <-r.closeReason:
-		return reason
-	default:
-		t.Fatal("OnClose has not run")
-		return ""
+	if !closedYet(r.s) {
+		t.Fatal("the session is still open")
 	}
+	return r.waitClose(t)
+}
+
+// closedYet reports whether the session has started closing: closeWith
+// sets closed on its caller's goroutine, before any OnClose runs.
+func closedYet(s *Session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }

@@ -156,7 +156,8 @@ func (h *blockingHandler) OnClose(reason string) {
 // An OnClose that runs off any request counts in Close's wait, which
 // returns only after it did: a slow client's, on a goroutine of its own
 // (hard limit: Send's caller may hold locks; soft limit: the grace
-// timer's), and a ping timeout's, on the heartbeat timer's.
+// timer's), and a ping timeout's, also on a goroutine of its own (the
+// heartbeat heap's pass goes on to the sessions due after it).
 func TestServerCloseWaitsForOnCloseOffRequests(t *testing.T) {
 	payload := strings.Repeat("x", 900)
 	for _, tc := range []struct {

@@ -244,7 +244,7 @@ func TestEIO3Heartbeat(t *testing.T) {
 	ts.v3Post(sid, "2:4a", "text/plain")
 	r.waitMessages(t, 1)
 	fc.advance(timeout - time.Nanosecond)
-	if r.closes.Load() != 0 {
+	if closedYet(r.s) {
 		t.Fatal("closed before pingInterval+pingTimeout")
 	}
 	fc.advance(time.Nanosecond)

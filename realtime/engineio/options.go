@@ -188,6 +188,8 @@ type config struct {
 	// rendered once per config.
 	openPolling   []byte
 	openWebSocket []byte
+	// beats runs the heartbeat of this config's sessions (heartbeat.go).
+	beats *beats
 }
 
 func newConfig(o Options) *config {
@@ -230,6 +232,7 @@ func newConfig(o Options) *config {
 	if c.clock == nil {
 		c.clock = realClock{}
 	}
+	c.beats = &beats{clock: c.clock}
 	c.Logger = c.Logger.Named("engineio")
 	if len(c.Transports) == 0 {
 		c.polling, c.websocket = true, true

@@ -259,7 +259,7 @@ func TestPollingHeartbeat(t *testing.T) {
 		t.Fatalf("GET %d %q", code, body)
 	}
 	fc.advance(timeout - time.Nanosecond)
-	if n := r.closes.Load(); n != 0 {
+	if closedYet(r.s) {
 		t.Fatal("closed before the pong deadline")
 	}
 	fc.advance(time.Nanosecond)

@@ -24,7 +24,8 @@ import (
 // (onWS, ws, probe, probed), the queue and backlog (queue,
 // queuedBytes, writingBytes, slowSince, slowTimer), who is using the
 // session (getActive, postActive, wsLive, writing, delivering), the
-// heartbeat (hbTimer, hbDeadline, awaitingPong, extended) and the close
+// heartbeat (hbDeadline, awaitingPong, extended; hbSlot is the heap's,
+// under beats.mu: heartbeat.go) and the close
 // (closed, kind, reason, onClose, lingering, lingerTimer, finalized).
 // kind and reason are written once, with closed, and not changed after.
 //
@@ -78,8 +79,9 @@ import (
 // delivery is running). The goroutine is closeWith's caller's
 // (onCloseHere: a request, a websocket reader or writer, the
 // application's Session.Close or Server.Close), a timer's (onCloseTimer:
-// ping timeout, slow-client grace), a new one (onCloseAsync: Send over the
-// hard limit, whose caller may hold locks OnClose needs) or the
+// slow-client grace), a new one (onCloseAsync: Send over the hard limit,
+// whose caller may hold locks OnClose needs; a ping timeout, which the
+// heartbeat heap finds among other sessions that are due) or the
 // delivering goroutine (a websocket reader or a POST). Those off a
 // request are counted in Server.active, so Server.Close waits for them.
 //
@@ -208,8 +210,8 @@ type Session struct {
 
 	getActive, postActive bool
 
-	hbTimer      timer
 	hbDeadline   time.Duration // a stamp (stampOf)
+	hbSlot       int32         // the session's place in cfg.beats, plus one; 0: not there (under beats.mu)
 	awaitingPong bool
 	extended     bool // a non-pong packet already extended this pong deadline
 
@@ -588,8 +590,9 @@ func (s *Session) dropQueueLocked() {
 	s.queuedBytes = 0
 }
 
-// startHeartbeat arms the ping timer (Engine.IO v4: the server pings).
-// One timer per session serves both the interval and the pong deadline.
+// startHeartbeat sets the first heartbeat deadline (Engine.IO v4: the
+// server pings). One deadline per session serves both the interval and
+// the pong; the config's heap (heartbeat.go) runs it out.
 func (s *Session) startHeartbeat() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -603,33 +606,37 @@ func (s *Session) startHeartbeat() {
 		d = s.cfg.heartbeatV3()
 		s.awaitingPong, s.extended = true, true
 	}
-	s.hbDeadline = stampOf(s.cfg.clock.Now()) + d
-	s.hbTimer = s.cfg.clock.AfterFunc(d, s.onHeartbeatTimer)
+	s.armLocked(d)
 }
 
-// armLocked moves the heartbeat deadline. A timer that fires early (it
-// was already running when reset) sees the later deadline and re-arms.
+// armLocked moves the heartbeat deadline to d from now.
 func (s *Session) armLocked(d time.Duration) {
-	s.hbDeadline = stampOf(s.cfg.clock.Now()) + d
-	if s.hbTimer != nil {
-		s.hbTimer.Reset(d)
+	if s.closed {
+		return
 	}
+	s.hbDeadline = stampOf(s.cfg.clock.Now()) + d
+	s.cfg.beats.set(s, s.hbDeadline)
 }
 
-func (s *Session) onHeartbeatTimer() {
+// onHeartbeat runs when the heap found the session due: it pings, or
+// closes a session whose pong is overdue. A deadline that moved since the
+// heap took the session out puts it back. A ping timeout's OnClose runs
+// on a goroutine of its own, so that a slow one does not hold back the
+// pings of the sessions due after it.
+func (s *Session) onHeartbeat() {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return
 	}
-	if d := s.hbDeadline - stampOf(s.cfg.clock.Now()); d > 0 {
-		s.hbTimer.Reset(d)
+	if s.hbDeadline > stampOf(s.cfg.clock.Now()) {
+		s.cfg.beats.set(s, s.hbDeadline)
 		s.mu.Unlock()
 		return
 	}
 	if s.awaitingPong {
 		s.mu.Unlock()
-		s.closeWith(ReasonPingTimeout, kindError, onCloseTimer)
+		s.closeWith(ReasonPingTimeout, kindError, onCloseAsync)
 		return
 	}
 	s.awaitingPong = true
@@ -775,9 +782,7 @@ func (s *Session) closeWith(reason string, kind closeKind, mode onCloseMode) {
 	s.closed = true
 	s.kind = kind
 	s.reason = reason
-	if s.hbTimer != nil {
-		s.hbTimer.Stop()
-	}
+	s.cfg.beats.remove(s)
 	if s.slowTimer != nil {
 		s.slowTimer.Stop()
 	}
@@ -879,9 +884,6 @@ func (s *Session) unlockAndFinalize() {
 	}
 	s.finalized = true
 	done := s.done
-	if s.hbTimer != nil {
-		s.hbTimer.Stop()
-	}
 	if s.lingerTimer != nil {
 		s.lingerTimer.Stop()
 	}

@@ -120,7 +120,7 @@ func TestWebSocketHeartbeat(t *testing.T) {
 	fc.advance(interval)
 	expectText(t, c, "2")
 	fc.advance(timeout - time.Nanosecond)
-	if n := r.closes.Load(); n != 0 {
+	if closedYet(r.s) {
 		t.Fatal("closed before the pong deadline")
 	}
 	fc.advance(time.Nanosecond)
@@ -147,13 +147,13 @@ func TestWebSocketHeartbeatExtendedOnce(t *testing.T) {
 	send(t, c, "4x")
 	expectText(t, c, "4x") // echoed: the reader extended the deadline before delivering it
 	fc.advance(timeout / 2)
-	if n := r.closes.Load(); n != 0 {
+	if closedYet(r.s) {
 		t.Fatal("closed at the ping's own deadline: the message did not extend it")
 	}
 	send(t, c, "4y")
 	r.waitMessages(t, 2) // delivered: past the point where it would have extended
 	fc.advance(timeout/2 - time.Nanosecond)
-	if n := r.closes.Load(); n != 0 {
+	if closedYet(r.s) {
 		t.Fatal("closed before the extended deadline")
 	}
 	fc.advance(time.Nanosecond) // PingTimeout after "4x"
