@@ -3,6 +3,7 @@
 package engineio
 
 import (
+	"sync"
 	"syscall"
 	"time"
 )
@@ -21,17 +22,12 @@ func (b *batchConn) rawWrite(p []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var n int
-	var werr error
-	err = rc.Write(func(fd uintptr) bool {
-		for {
-			n, werr = syscall.Write(int(fd), p)
-			if werr != syscall.EINTR {
-				break
-			}
-		}
-		return true // never wait for the socket: the writer does that
-	})
+	c := rawWriteCalls.Get().(*rawWriteCall)
+	c.p = p
+	err = rc.Write(c.fn)
+	n, werr := c.n, c.err
+	*c = rawWriteCall{fn: c.fn}
+	rawWriteCalls.Put(c)
 	if err != nil {
 		return 0, err
 	}
@@ -42,6 +38,32 @@ func (b *batchConn) rawWrite(p []byte) (int, error) {
 		return 0, werr
 	}
 	return n, nil
+}
+
+// rawWriteCall is one rawWrite's callback and what it found, pooled: a
+// closure handed to RawConn.Write escapes, and with it the variables it
+// sets, three allocations on every direct write.
+type rawWriteCall struct {
+	p   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool // write, bound once
+}
+
+var rawWriteCalls = sync.Pool{New: func() any {
+	c := new(rawWriteCall)
+	c.fn = c.write
+	return c
+}}
+
+func (c *rawWriteCall) write(fd uintptr) bool {
+	for {
+		c.n, c.err = syscall.Write(int(fd), c.p)
+		if c.err != syscall.EINTR {
+			break
+		}
+	}
+	return true // never wait for the socket: the writer does that
 }
 
 // processCPU is the CPU time the process has used so far, user and
