@@ -619,18 +619,14 @@ func (s *Session) armLocked(d time.Duration) {
 }
 
 // onHeartbeat runs when the heap found the session due: it pings, or
-// closes a session whose pong is overdue. A deadline that moved since the
-// heap took the session out puts it back. A ping timeout's OnClose runs
-// on a goroutine of its own, so that a slow one does not hold back the
-// pings of the sessions due after it.
+// closes a session whose pong is overdue. A deadline that moved after the
+// heap took the session out was set by armLocked, which put the session
+// back in the heap: nothing is due then. A ping timeout's OnClose runs on
+// a goroutine of its own, so that a slow one does not hold back the pings
+// of the sessions due after it.
 func (s *Session) onHeartbeat() {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	if s.hbDeadline > stampOf(s.cfg.clock.Now()) {
-		s.cfg.beats.set(s, s.hbDeadline)
+	if s.closed || s.hbDeadline > stampOf(s.cfg.clock.Now()) {
 		s.mu.Unlock()
 		return
 	}
