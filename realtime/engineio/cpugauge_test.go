@@ -58,6 +58,35 @@ func TestCPUGauge(t *testing.T) {
 	}
 }
 
+// busyNow reads the clock on about one call in gaugeStride: a sample that
+// is due is taken after that many calls on average, never on every call,
+// and always eventually.
+func TestCPUGaugeStride(t *testing.T) {
+	var g cpuGauge
+	samples := 0
+	cpu := func() time.Duration { samples++; return 0 }
+	const trials = 1000
+	total := 0
+	for range trials {
+		g.next.Store(0) // due
+		before := samples
+		calls := 0
+		for samples == before {
+			if calls == 100*gaugeStride {
+				t.Fatalf("no sample in %d calls while one was due", calls)
+			}
+			g.busyNow(cpu)
+			calls++
+		}
+		total += calls
+	}
+	// Calls until a sample are geometric with mean gaugeStride; the mean
+	// of 1000 trials is within 8 standard deviations of it here.
+	if mean := float64(total) / trials; mean < 0.75*gaugeStride || mean > 1.25*gaugeStride {
+		t.Fatalf("a due sample took %.1f calls on average, want about %d", mean, gaugeStride)
+	}
+}
+
 // While the process is short of CPU, a send goes to the writer goroutine,
 // whose batches carry more than a write per frame (cpugauge.go); once it
 // is not, direct writes resume. A session's first gaugeExempt direct

@@ -2,9 +2,8 @@ package engineio
 
 import (
 	"errors"
-	"os"
-	"time"
 
+	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
 )
 
@@ -124,16 +123,29 @@ func (b *batchConn) tryWrite(p []byte) int {
 	return n
 }
 
+// setWS makes c the session's websocket, and its connection the target of
+// direct writes when they may reach it: the engine's own, plain, and
+// direct writes not turned off. A broadcast asks this of every member, so
+// the answer is kept where the session's lock already is (a websocket's
+// and a parker's fields are memory a delivery would otherwise touch for
+// it). s.mu is held, or no one else sees s yet.
+func (s *Session) setWS(c *websocket.Conn) {
+	s.ws = c
+	s.direct = nil
+	if bc, ok := c.NetConn().(*batchConn); ok && bc.pk.plain && !s.cfg.DisableDirectWrites {
+		s.direct = bc
+	}
+}
+
 // directConnLocked returns the session's connection when direct writes
-// may reach it now: the engine's own, plain, direct writes not turned off
-// and, past the session's first gaugeExempt direct writes, the process not
-// short of CPU. s.mu is held.
+// may reach it now (setWS) and, past the session's first gaugeExempt
+// direct writes, the process is not short of CPU. s.mu is held.
 func (s *Session) directConnLocked() (*batchConn, bool) {
-	bc, ok := s.ws.NetConn().(*batchConn)
-	if !ok || !bc.pk.plain || s.cfg.DisableDirectWrites {
+	bc := s.direct
+	if bc == nil {
 		return nil, false
 	}
-	if s.directs >= gaugeExempt && s.srv.cpu.isBusy(stampOf(time.Now()), processCPU) {
+	if s.directs >= gaugeExempt && s.srv.cpu.busyNow(processCPU) {
 		return nil, false
 	}
 	return bc, true
@@ -250,19 +262,8 @@ func (pf *preparedFrame) wireFrame(m *Message) []byte {
 
 // writeNow makes one non-blocking write of p to the socket and returns
 // how much of it the socket took (0 when its buffer is full). b.mu is
-// held. A write deadline that has passed (the writer set it long ago) is
-// cleared first: this write cannot block, and the writer sets its own
-// before its next write.
+// held. The write deadline plays no part: this write cannot block, and
+// the writer sets its own before its next write.
 func (b *batchConn) writeNow(p []byte) (int, error) {
-	for try := 0; ; try++ {
-		n, err := b.rawWrite(p)
-		if try == 0 && errors.Is(err, os.ErrDeadlineExceeded) {
-			if err := b.Conn.SetWriteDeadline(time.Time{}); err != nil {
-				return 0, err
-			}
-			b.wdl.Store(0)
-			continue
-		}
-		return n, err
-	}
+	return b.rawWrite(p)
 }

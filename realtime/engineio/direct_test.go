@@ -2,6 +2,7 @@ package engineio
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"strings"
 	"testing"
@@ -154,20 +155,35 @@ func TestDirectWriteOff(t *testing.T) {
 }
 
 // A write deadline the writer set long ago has passed by the time of a
-// direct write, which would otherwise fail with a timeout: the direct
-// write clears it and goes on.
+// direct write, which does not look at it (it cannot block); the writer,
+// when it next runs, sets its own and writes.
 func TestDirectWriteAfterDeadline(t *testing.T) {
 	logs, c, r := directSession(t)
 	bc := r.s.ws.NetConn().(*batchConn)
 	if err := bc.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.s.Send(TextMessageString("late")); err != nil {
+	for _, msg := range []string{"late", "late2"} {
+		if err := r.s.Send(TextMessageString(msg)); err != nil {
+			t.Fatal(err)
+		}
+		expectText(t, c, "4"+msg)
+	}
+	if direct, writer := writes(logs); direct != 2 || writer != 0 {
+		t.Fatalf("%d direct writes and %d by the writer, want 2 and 0", direct, writer)
+	}
+	// Past its first gaugeExempt direct writes, a busy gauge sends the
+	// session's frames to the writer, which must not meet the old
+	// deadline.
+	g := &r.s.srv.cpu
+	g.next.Store(math.MaxInt64)
+	g.busy.Store(true)
+	if err := r.s.Send(TextMessageString("writer")); err != nil {
 		t.Fatal(err)
 	}
-	expectText(t, c, "4late")
-	if direct, writer := writes(logs); direct != 1 || writer != 0 {
-		t.Fatalf("%d direct writes and %d by the writer, want 1 and 0", direct, writer)
+	expectText(t, c, "4writer")
+	if direct, writer := writes(logs); direct != 2 || writer != 1 {
+		t.Fatalf("%d direct writes and %d by the writer, want 2 and 1", direct, writer)
 	}
 }
 

@@ -11,8 +11,12 @@ import (
 // directWrites: this platform has the write system call direct.go needs.
 const directWrites = true
 
-// rawWrite is one write(2) of p on the socket, through the net package so
-// that the descriptor stays open (and is not reused) meanwhile.
+// rawWrite is one write(2) of p on the socket, inside RawConn.Control so
+// that the descriptor stays open (and is not reused) meanwhile. Control,
+// not RawConn.Write: the write never waits for the socket, so it needs
+// neither the poller's state (Write resets it first, memory a broadcast
+// would touch once per member) nor the net package's write lock, which
+// b.mu already stands for (every write to the socket holds it).
 func (b *batchConn) rawWrite(p []byte) (int, error) {
 	sc, ok := b.Conn.(syscall.Conn)
 	if !ok {
@@ -24,7 +28,7 @@ func (b *batchConn) rawWrite(p []byte) (int, error) {
 	}
 	c := rawWriteCalls.Get().(*rawWriteCall)
 	c.p = p
-	err = rc.Write(c.fn)
+	err = rc.Control(c.fn)
 	n, werr := c.n, c.err
 	*c = rawWriteCall{fn: c.fn}
 	rawWriteCalls.Put(c)
@@ -47,7 +51,7 @@ type rawWriteCall struct {
 	p   []byte
 	n   int
 	err error
-	fn  func(fd uintptr) bool // write, bound once
+	fn  func(fd uintptr) // write, bound once
 }
 
 var rawWriteCalls = sync.Pool{New: func() any {
@@ -56,14 +60,13 @@ var rawWriteCalls = sync.Pool{New: func() any {
 	return c
 }}
 
-func (c *rawWriteCall) write(fd uintptr) bool {
+func (c *rawWriteCall) write(fd uintptr) {
 	for {
 		c.n, c.err = syscall.Write(int(fd), c.p)
 		if c.err != syscall.EINTR {
 			break
 		}
 	}
-	return true // never wait for the socket: the writer does that
 }
 
 // processCPU is the CPU time the process has used so far, user and

@@ -198,7 +198,8 @@ type Session struct {
 	wsNotify   chan struct{} // wakes the websocket writer (1-buffered)
 	pollNotify chan struct{} // wakes a pending polling GET (1-buffered)
 
-	ws      *websocket.Conn // active websocket, once the transport is websocket
+	ws      *websocket.Conn // active websocket, once the transport is websocket (setWS)
+	direct  *batchConn      // ws's connection when direct writes may reach it (direct.go); nil otherwise
 	probe   *websocket.Conn // websocket being upgraded to
 	wsLive  int32           // reader and writer goroutines still using ws
 	onWS    bool            // the transport is websocket (it starts as polling unless the handshake is one)
@@ -255,7 +256,7 @@ func newSession(srv *Server, cfg *config, r *http.Request, ws *websocket.Conn) *
 		s.pollNotify = make(chan struct{}, 1)
 	} else {
 		s.onWS = true
-		s.ws = ws
+		s.setWS(ws)
 		s.wsLive = 1 // the reader, started by runWebSocket
 		s.writing = true
 	}

@@ -222,7 +222,7 @@ func (s *Session) probeLoop(c *websocket.Conn) bool {
 			s.probe = nil
 			s.probed = false
 			s.onWS = true
-			s.ws = c
+			s.setWS(c)
 			s.wsLive = 1
 			signal(s.pollNotify) // a pending GET ends with a noop
 			s.mu.Unlock()
