@@ -18,6 +18,9 @@ const directWrites = true
 // would touch once per member) nor the net package's write lock, which
 // b.mu already stands for (every write to the socket holds it).
 func (b *batchConn) rawWrite(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
 	sc, ok := b.Conn.(syscall.Conn)
 	if !ok {
 		return 0, errNoDescriptor
@@ -62,7 +65,7 @@ var rawWriteCalls = sync.Pool{New: func() any {
 
 func (c *rawWriteCall) write(fd uintptr) {
 	for {
-		c.n, c.err = syscall.Write(int(fd), c.p)
+		c.n, c.err = sockWrite(int(fd), c.p)
 		if c.err != syscall.EINTR {
 			break
 		}
