@@ -81,6 +81,11 @@ func startCPUProfile(path string) (func(), error) {
 func run(addr, redisURL string, noPark bool) error {
 	opts := realtime.Options{
 		Engine: engineio.Options{PingInterval: pingInterval, PingTimeout: pingTimeout, DisableParking: noPark},
+		// No event rate limit, as the other bench servers have none
+		// (caddy.Caddyfile turns it off): the echo scenario sends over
+		// 500 events a second per client on a fast machine, and the
+		// default limit then disconnects every client.
+		EventRate: -1,
 	}
 	if redisURL != "" {
 		ro, err := redis.ParseURL(redisURL)
