@@ -40,14 +40,16 @@ const deadlineSlack = time.Second
 // deadline before every frame it writes, and moving the runtime's timer
 // that often is a measurable part of a delivery: a deadline later than the
 // current one by less than deadlineSlack keeps the current one (a write
-// may time out up to that much sooner than asked). Earlier deadlines, and
-// clearing it, always apply.
+// may time out up to that much sooner than asked), as long as the current
+// one has not passed: with a write timeout under deadlineSlack a kept
+// deadline could otherwise already be over when the next frame is
+// written. Earlier deadlines, and clearing it, always apply.
 func (b *batchConn) SetWriteDeadline(t time.Time) error {
 	var n int64
 	if !t.IsZero() {
 		n = t.UnixNano()
 	}
-	if cur := b.wdl.Load(); cur != 0 && n >= cur && n-cur < int64(deadlineSlack) {
+	if cur := b.wdl.Load(); cur != 0 && n >= cur && n-cur < int64(deadlineSlack) && cur > time.Now().UnixNano() {
 		return nil
 	}
 	b.wdl.Store(n)

@@ -133,3 +133,26 @@ func TestBatchConnWriteDeadline(t *testing.T) {
 		}
 	}
 }
+
+// A deadline that has passed is never kept, however close the new one is:
+// with a write timeout under deadlineSlack (frames 300 ms apart, a 200 ms
+// timeout) the next frame's deadline is less than deadlineSlack after the
+// last one, which is already over, and a kept one would fail a write that
+// has its full timeout.
+func TestBatchConnWriteDeadlinePassed(t *testing.T) {
+	a, peer := tcpPair(t)
+	go func() { _, _ = io.Copy(io.Discard, peer) }()
+	bc := &batchConn{Conn: a}
+	const timeout = 200 * time.Millisecond
+	for i := range 3 {
+		if i > 0 {
+			time.Sleep(timeout + 100*time.Millisecond)
+		}
+		if err := bc.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bc.Write([]byte("frame")); err != nil {
+			t.Fatalf("write %d, 300 ms after the last: %v", i, err)
+		}
+	}
+}
