@@ -182,6 +182,9 @@ func TestDirectWriteAfterDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectText(t, c, "4writer")
+	// The writer logs its write after the frame is out, so the client
+	// may read the frame first.
+	waitFor(t, "the writer's entry", func() bool { _, w := writes(logs); return w >= 1 })
 	if direct, writer := writes(logs); direct != 2 || writer != 1 {
 		t.Fatalf("%d direct writes and %d by the writer, want 2 and 1", direct, writer)
 	}
